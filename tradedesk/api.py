@@ -1,0 +1,47 @@
+"""Project-wide API plumbing: one error shape, and JSON 404s under /api/."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tradedesk.broker.errors import BrokerUnavailable, RateLimited
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus broker outages as 503 and rate limits as 429 with Retry-After."""
+    if isinstance(exc, BrokerUnavailable):
+        return Response(
+            {"detail": f"The broker is unreachable right now: {exc.message}", "code": "broker_unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, RateLimited):
+        return Response(
+            {"detail": "The broker is rate limiting requests; retry later.", "code": "broker_rate_limited"},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(max(1, round(exc.retry_after)))},
+        )
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, ParseError):
+        response.data = {"detail": str(exc.detail), "code": "malformed_request"}
+    return response
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+    from django.views.defaults import server_error as default_server_error
+
+    return default_server_error(request)

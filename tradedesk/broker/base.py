@@ -1,0 +1,126 @@
+"""The one interface every broker implements (the paper exchange and Alpaca)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+
+from .types import (
+    Account,
+    Asset,
+    Bar,
+    BrokerOrder,
+    Clock,
+    OrderRequest,
+    OrderUpdate,
+    Position,
+    Quote,
+    ReplaceRequest,
+    Trade,
+)
+
+
+class Broker(abc.ABC):
+    """A broker account's trading and market-data operations.
+
+    Every method raises only the errors in `tradedesk.broker.errors`.
+    """
+
+    provider: str
+
+    # --- account -------------------------------------------------------
+    @abc.abstractmethod
+    def get_account(self) -> Account: ...
+
+    @abc.abstractmethod
+    def get_clock(self) -> Clock: ...
+
+    @abc.abstractmethod
+    def get_asset(self, symbol: str) -> Asset:
+        """Raises OrderRejected (code 40410000-like, http 404) for an unknown symbol."""
+
+    @abc.abstractmethod
+    def list_positions(self) -> list[Position]: ...
+
+    # --- orders --------------------------------------------------------
+    @abc.abstractmethod
+    def submit_order(self, request: OrderRequest) -> BrokerOrder: ...
+
+    @abc.abstractmethod
+    def get_order(self, order_id: str) -> BrokerOrder: ...
+
+    @abc.abstractmethod
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder: ...
+
+    @abc.abstractmethod
+    def list_orders(
+        self,
+        *,
+        status: str = "all",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 500,
+        direction: str = "asc",
+        symbols: Iterable[str] | None = None,
+    ) -> list[BrokerOrder]:
+        """One page of orders (by submission time), legs nested in their parent."""
+
+    @abc.abstractmethod
+    def cancel_order(self, order_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
+        """Returns the NEW order; the old one becomes `replaced`."""
+
+    # --- market data ---------------------------------------------------
+    @abc.abstractmethod
+    def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]: ...
+
+    @abc.abstractmethod
+    def get_latest_trades(self, symbols: Iterable[str]) -> dict[str, Trade]: ...
+
+    @abc.abstractmethod
+    def get_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime | None = None
+    ) -> list[Bar]: ...
+
+
+MarketDataHandler = Callable[[Quote | Trade | Bar], Awaitable[None]]
+OrderUpdateHandler = Callable[[OrderUpdate], Awaitable[None]]
+# (state, detail): state is "up", "down" or "lagging".
+FeedStatusHandler = Callable[[str, str], Awaitable[None]]
+
+
+class MarketDataStream(abc.ABC):
+    """The one upstream market-data connection (trades, quotes, minute bars)."""
+
+    def __init__(self, on_data: MarketDataHandler, on_status: FeedStatusHandler):
+        self.on_data = on_data
+        self.on_status = on_status
+
+    @abc.abstractmethod
+    async def run(self) -> None:
+        """Connect and deliver until stop(); reconnect with backoff, resubscribe, report status."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def set_symbols(self, symbols: set[str]) -> None:
+        """Subscribe to trades, quotes and bars for exactly these symbols."""
+
+
+class OrderUpdateStream(abc.ABC):
+    """A broker account's order updates (Alpaca's trade_updates)."""
+
+    def __init__(self, on_update: OrderUpdateHandler, on_status: FeedStatusHandler):
+        self.on_update = on_update
+        self.on_status = on_status
+
+    @abc.abstractmethod
+    async def run(self) -> None:
+        """Connect and deliver until stop(); reconnect with backoff, report status."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...

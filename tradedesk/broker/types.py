@@ -1,0 +1,218 @@
+"""Plain data classes that cross the broker interface.
+
+Money and quantities are Decimal, times are aware UTC datetimes, and status,
+side, type and time-in-force values keep Alpaca's names so both brokers speak
+the same vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+ORDER_SIDES = ("buy", "sell")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
+ORDER_STATUSES = (
+    "new",
+    "partially_filled",
+    "filled",
+    "done_for_day",
+    "canceled",
+    "expired",
+    "replaced",
+    "pending_cancel",
+    "pending_replace",
+    "pending_new",
+    "accepted",
+    "accepted_for_bidding",
+    "stopped",
+    "rejected",
+    "suspended",
+    "calculated",
+    "held",
+)
+# Statuses after which an order never changes again.
+TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+OPEN_STATUSES = frozenset(ORDER_STATUSES) - TERMINAL_STATUSES
+TIMEFRAMES = ("1Min", "1Hour", "1Day")
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    status: str
+    currency: str
+    cash: Decimal
+    buying_power: Decimal
+    equity: Decimal
+    last_equity: Decimal
+    portfolio_value: Decimal
+    long_market_value: Decimal = Decimal("0")
+    short_market_value: Decimal = Decimal("0")
+    multiplier: Decimal = Decimal("1")
+    shorting_enabled: bool = False
+    trading_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class Clock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str
+    symbol: str
+    name: str
+    exchange: str
+    asset_class: str = "us_equity"
+    status: str = "active"
+    tradable: bool = True
+    marginable: bool = True
+    shortable: bool = True
+    easy_to_borrow: bool = True
+    fractionable: bool = True
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    bid_price: Decimal
+    bid_size: Decimal
+    ask_price: Decimal
+    ask_size: Decimal
+    timestamp: datetime
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid_price + self.ask_price) / 2
+
+
+@dataclass(frozen=True)
+class Trade:
+    symbol: str
+    price: Decimal
+    size: Decimal
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class Bar:
+    symbol: str
+    timestamp: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    asset_id: str
+    qty: Decimal
+    side: str  # long | short
+    avg_entry_price: Decimal
+    current_price: Decimal
+    market_value: Decimal
+    cost_basis: Decimal
+    unrealized_pl: Decimal
+    unrealized_plpc: Decimal
+    asset_class: str = "us_equity"
+
+
+@dataclass(frozen=True)
+class LegRequest:
+    """A bracket/oco/oto leg: take_profit has limit_price; stop_loss has stop_price (+ limit)."""
+
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    client_order_id: str
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    extended_hours: bool = False
+    order_class: str = "simple"
+    take_profit: LegRequest | None = None
+    stop_loss: LegRequest | None = None
+
+
+@dataclass(frozen=True)
+class ReplaceRequest:
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail: Decimal | None = None
+    time_in_force: str | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker reports it (Alpaca's order object, typed)."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    asset_id: str = ""
+    asset_class: str = "us_equity"
+    order_class: str = "simple"
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    filled_qty: Decimal = Decimal("0")
+    filled_avg_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    hwm: Decimal | None = None
+    extended_hours: bool = False
+    submitted_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    failed_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    legs: tuple[BrokerOrder, ...] = field(default_factory=tuple)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """One trade-update event (Alpaca's trade_updates stream, or the paper exchange's)."""
+
+    event: str
+    order: BrokerOrder
+    timestamp: datetime
+    price: Decimal | None = None
+    qty: Decimal | None = None
+    position_qty: Decimal | None = None

@@ -1,0 +1,303 @@
+"""TradeDesk settings: everything comes from the environment, with safe embedded defaults.
+
+Unset, the desk runs embedded: a SQLite file under var/, an in-memory channel layer,
+the paper exchange, and Celery on a filesystem broker. DATABASE_URL and REDIS_URL switch
+to PostgreSQL and Redis; TRADEDESK_ENV=production turns on the deployment hardening.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("TRADEDESK_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_decimal(name: str, default: str) -> Decimal:
+    return Decimal(os.environ.get(name) or default)
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+TRADEDESK_ENV = os.environ.get("TRADEDESK_ENV", "development")
+PRODUCTION = TRADEDESK_ENV == "production"
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when TRADEDESK_ENV=production")
+    # Embedded default: generated once and kept, so sessions and encrypted secrets survive restarts.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+# Salt for the key that encrypts broker secrets at rest (derived with SECRET_KEY).
+SALT_KEY = env_list("FIELD_ENCRYPTION_SALT", "tradedesk-broker-secrets")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+HOST = os.environ.get("HOST", "127.0.0.1")
+PORT = env_int("PORT", 8000)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "channels",
+    "tradedesk.broker.sim",
+    "accounts",
+    "orders",
+    "market",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradedesk.urls"
+WSGI_APPLICATION = "tradedesk.wsgi.application"
+ASGI_APPLICATION = "tradedesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL or f"sqlite:///{DATA_DIR / 'tradedesk.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60 if DATABASE_URL else 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, beat) share the file: wait for locks, write-ahead log.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # redis-py caps a pool at 100 connections; hundreds of consumers need more.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tradedesk",
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+MARKET_TIME_ZONE = "America/New_York"
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- API --------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "tradedesk.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "orders": os.environ.get("ORDER_RATE_LIMIT", "120/min"),
+        "token": os.environ.get("TOKEN_RATE_LIMIT", "20/min"),
+    },
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TradeDesk API",
+    "DESCRIPTION": "Orders, positions, market data and the broker stream of the TradeDesk.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery -----------------------------------------------------------------
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+else:
+    # A broker that needs no server: messages are files under var/celery.
+    CELERY_BROKER_URL = "filesystem://"
+    _celery_dir = DATA_DIR / "celery"
+    for _sub in ("queue", "processed"):
+        (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_celery_dir / "queue"),
+        "data_folder_out": str(_celery_dir / "queue"),
+        "processed_folder": str(_celery_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# --- Brokers ----------------------------------------------------------------
+TRADEDESK_SIM_ALWAYS_OPEN = env_bool("TRADEDESK_SIM_ALWAYS_OPEN", True)
+TRADEDESK_SIM_SEED = env_int("TRADEDESK_SIM_SEED", 20261125)
+SIM_STARTING_CASH = env_decimal("SIM_STARTING_CASH", "100000")
+ALPACA_TRADING_URL = os.environ.get("ALPACA_TRADING_URL", "")  # "" → alpaca-py's paper/live URL
+ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
+ALPACA_DATA_STREAM_URL = os.environ.get("ALPACA_DATA_STREAM_URL", "")
+ALPACA_TRADING_STREAM_URL = os.environ.get("ALPACA_TRADING_STREAM_URL", "")
+ALPACA_DATA_FEED = os.environ.get("ALPACA_DATA_FEED", "iex")
+ALPACA_TIMEOUT_SECONDS = float(os.environ.get("ALPACA_TIMEOUT_SECONDS", "10"))
+ALPACA_REQUESTS_PER_MINUTE = env_int("ALPACA_REQUESTS_PER_MINUTE", 190)
+# Market data for the stream hub and the quote endpoints: "sim" or an Alpaca key pair.
+MARKET_DATA_PROVIDER = os.environ.get("MARKET_DATA_PROVIDER", "sim")
+ALPACA_MARKET_DATA_KEY_ID = os.environ.get("ALPACA_MARKET_DATA_KEY_ID", "")
+ALPACA_MARKET_DATA_SECRET = os.environ.get("ALPACA_MARKET_DATA_SECRET", "")
+
+# --- Order validation and risk thresholds (DESIGN.md "Order validation") -------
+MAX_ORDER_QUANTITY = env_decimal("MAX_ORDER_QUANTITY", "100000")
+MAX_POSITION_SIZE = env_decimal("MAX_POSITION_SIZE", "1000000")  # dollars per symbol
+MAX_DAILY_TRADES = env_int("MAX_DAILY_TRADES", 200)
+BUYING_POWER_WARNING_PCT = env_decimal("BUYING_POWER_WARNING_PCT", "80")
+PRICE_WARNING_PCT = env_decimal("PRICE_WARNING_PCT", "5")
+PDT_RULE = env_bool("PDT_RULE", False)
+VALIDATION_CACHE_SECONDS = env_int("VALIDATION_CACHE_SECONDS", 5)
+
+# --- Sync and snapshots -----------------------------------------------------
+ORDER_SYNC_INTERVAL = env_int("ORDER_SYNC_INTERVAL", 60)
+POSITION_SNAPSHOT_INTERVAL = env_int("POSITION_SNAPSHOT_INTERVAL", 300)
+ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 500)
+
+# --- Stream -----------------------------------------------------------------
+STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 100)
+STREAM_MAX_SYMBOLS = env_int("STREAM_MAX_SYMBOLS", 50)
+STREAM_QUEUE_LIMIT = env_int("STREAM_QUEUE_LIMIT", 1000)
+STREAM_SLOW_CLOSE_S = env_int("STREAM_SLOW_CLOSE_S", 10)
+
+# --- Demo users for the embedded run ----------------------------------------
+DEMO_TRADER_USERNAME = os.environ.get("DEMO_TRADER_USERNAME", "trader")
+DEMO_TRADER_PASSWORD = os.environ.get("DEMO_TRADER_PASSWORD", "trader-demo-1")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+if PRODUCTION:
+    DEBUG = False
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set when TRADEDESK_ENV=production")

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tradedesk import health
+
+handler404 = "tradedesk.api.not_found"
+handler500 = "tradedesk.api.server_error"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("orders.api_urls")),
+    path("api/v1/", include("market.api_urls")),
+    path("accounts/", include("accounts.urls")),
+    path("", include("orders.urls")),
+]
