@@ -15,13 +15,19 @@ def exception_handler(exc, context):
     """DRF's handler, plus broker outages as 503 and rate limits as 429 with Retry-After."""
     if isinstance(exc, BrokerUnavailable):
         return Response(
-            {"detail": f"The broker is unreachable right now: {exc.message}", "code": "broker_unavailable"},
+            {
+                "detail": f"The broker is unreachable right now: {exc.message}",
+                "code": "broker_unavailable",
+            },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
     if isinstance(exc, RateLimited):
         return Response(
-            {"detail": "The broker is rate limiting requests; retry later.", "code": "broker_rate_limited"},
+            {
+                "detail": "The broker is rate limiting requests; retry later.",
+                "code": "broker_rate_limited",
+            },
             status=status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(max(1, round(exc.retry_after)))},
         )
@@ -41,7 +47,9 @@ def not_found(request, exception=None):
 
 def server_error(request):
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+        return JsonResponse(
+            {"detail": "Internal server error.", "code": "server_error"}, status=500
+        )
     from django.views.defaults import server_error as default_server_error
 
     return default_server_error(request)

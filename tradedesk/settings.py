@@ -245,6 +245,8 @@ CELERY_TIMEZONE = "UTC"
 TRADEDESK_SIM_ALWAYS_OPEN = env_bool("TRADEDESK_SIM_ALWAYS_OPEN", True)
 TRADEDESK_SIM_SEED = env_int("TRADEDESK_SIM_SEED", 20261125)
 SIM_STARTING_CASH = env_decimal("SIM_STARTING_CASH", "100000")
+# Reg T margin like an Alpaca paper account: buying power is 2x equity, shorting allowed.
+SIM_MARGIN_MULTIPLIER = env_decimal("SIM_MARGIN_MULTIPLIER", "2")
 ALPACA_TRADING_URL = os.environ.get("ALPACA_TRADING_URL", "")  # "" → alpaca-py's paper/live URL
 ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
 ALPACA_DATA_STREAM_URL = os.environ.get("ALPACA_DATA_STREAM_URL", "")

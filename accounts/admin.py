@@ -1,0 +1,50 @@
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+
+from .models import BrokerAccount, User
+
+admin.site.register(User, UserAdmin)
+
+
+class BrokerAccountForm(forms.ModelForm):
+    # Write-only: an operator may set a new secret but never sees the stored one.
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored secret.",
+    )
+
+    class Meta:
+        model = BrokerAccount
+        fields = [
+            "user",
+            "provider",
+            "paper",
+            "label",
+            "key_id",
+            "secret",
+            "is_default",
+            "is_active",
+        ]
+
+    def clean_secret(self):
+        return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
+
+
+@admin.register(BrokerAccount)
+class BrokerAccountAdmin(admin.ModelAdmin):
+    form = BrokerAccountForm
+    list_display = [
+        "label",
+        "user",
+        "provider",
+        "paper",
+        "key_id_last4",
+        "is_default",
+        "is_active",
+        "created_at",
+    ]
+    list_filter = ["provider", "paper", "is_active"]
+    search_fields = ["label", "user__username"]
+    raw_id_fields = ["user"]

@@ -1,0 +1,74 @@
+"""JWT token endpoints and broker-account management (thin: logic is in services)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from . import selectors, services
+from .models import BrokerAccount
+
+
+class TokenThrottle(AnonRateThrottle):
+    scope = "token"
+
+
+class TokenView(TokenObtainPairView):
+    throttle_classes = [TokenThrottle]
+
+
+class TokenRefresh(TokenRefreshView):
+    throttle_classes = [TokenThrottle]
+
+
+class BrokerAccountSerializer(serializers.ModelSerializer):
+    key_id_last4 = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = BrokerAccount
+        fields = ["id", "provider", "paper", "label", "key_id_last4", "is_default", "created_at"]
+        read_only_fields = fields
+
+
+class LinkBrokerAccountSerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=[c for c, _ in BrokerAccount.PROVIDERS])
+    label = serializers.CharField(max_length=100)
+    paper = serializers.BooleanField(default=True)
+    key_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    secret = serializers.CharField(
+        max_length=256, required=False, allow_blank=True, default="", write_only=True
+    )
+    is_default = serializers.BooleanField(default=False)
+    confirm_live = serializers.BooleanField(default=False)
+
+
+class BrokerAccountListView(APIView):
+    @extend_schema(responses=BrokerAccountSerializer(many=True))
+    def get(self, request):
+        accounts = selectors.active_broker_accounts(request.user)
+        return Response(BrokerAccountSerializer(accounts, many=True).data)
+
+    @extend_schema(request=LinkBrokerAccountSerializer, responses={201: BrokerAccountSerializer})
+    def post(self, request):
+        parsed = LinkBrokerAccountSerializer(data=request.data)
+        parsed.is_valid(raise_exception=True)
+        try:
+            account = services.link_broker_account(user=request.user, **parsed.validated_data)
+        except services.LinkError as error:
+            return Response(
+                {"errors": [{"code": error.code, "field": error.field, "message": error.message}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(BrokerAccountSerializer(account).data, status=status.HTTP_201_CREATED)
+
+
+class BrokerAccountDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, account_id: str):
+        account = selectors.broker_account_for(request.user, account_id)
+        services.unlink_broker_account(account)
+        return Response(status=status.HTTP_204_NO_CONTENT)

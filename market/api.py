@@ -1,0 +1,95 @@
+"""Market-data endpoints (thin: market.services does the work)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tradedesk.broker.types import TIMEFRAMES
+
+from . import services
+
+MAX_BARS_SPAN = {
+    "1Min": timedelta(days=7),
+    "1Hour": timedelta(days=90),
+    "1Day": timedelta(days=3650),
+}
+
+
+def quote_json(quote) -> dict:
+    return {
+        "symbol": quote.symbol,
+        "bid_price": str(quote.bid_price),
+        "bid_size": str(quote.bid_size),
+        "ask_price": str(quote.ask_price),
+        "ask_size": str(quote.ask_size),
+        "timestamp": quote.timestamp.isoformat(),
+    }
+
+
+def bar_json(bar) -> dict:
+    return {
+        "timestamp": bar.timestamp.isoformat(),
+        "open": str(bar.open),
+        "high": str(bar.high),
+        "low": str(bar.low),
+        "close": str(bar.close),
+        "volume": str(bar.volume),
+    }
+
+
+class LatestQuotesView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("symbols", str, required=True)])
+    def get(self, request):
+        try:
+            symbols = services.parse_symbols(request.query_params.get("symbols", ""))
+        except ValueError as error:
+            raise ValidationError({"symbols": [str(error)]}) from None
+        quotes = services.latest_quotes(symbols)
+        return Response({"quotes": {symbol: quote_json(q) for symbol, q in quotes.items()}})
+
+
+class BarsQuery(serializers.Serializer):
+    symbol = serializers.CharField(max_length=16)
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES, default="1Min")
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate_symbol(self, value: str) -> str:
+        try:
+            return services.parse_symbols(value, limit=1)[0]
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, attrs):
+        end = attrs.get("end") or timezone.now()
+        start = attrs.get("start") or end - timedelta(hours=6)
+        if start >= end:
+            raise serializers.ValidationError({"start": "start must be before end."})
+        if end - start > MAX_BARS_SPAN[attrs["timeframe"]]:
+            raise serializers.ValidationError(
+                {"start": "That range is too long for the timeframe."}
+            )
+        return attrs | {"start": start, "end": end}
+
+
+class BarsView(APIView):
+    @extend_schema(parameters=[BarsQuery])
+    def get(self, request):
+        query = BarsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        bars = services.bars(data["symbol"], data["timeframe"], data["start"], data["end"])
+        return Response(
+            {
+                "symbol": data["symbol"],
+                "timeframe": data["timeframe"],
+                "bars": [bar_json(bar) for bar in bars],
+            }
+        )

@@ -1,0 +1,71 @@
+from django.contrib import admin
+
+from .models import Order, OrderEvent, PositionSnapshot
+
+
+class OrderEventInline(admin.TabularInline):
+    model = OrderEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "event", "status", "filled_qty", "price", "source", "actor", "detail"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "user",
+        "symbol",
+        "side",
+        "type",
+        "qty",
+        "notional",
+        "filled_qty",
+        "status",
+        "broker_account",
+    ]
+    list_filter = ["status", "side", "type", "time_in_force", "placed_via", "created_at"]
+    search_fields = ["symbol", "client_order_id", "broker_order_id", "user__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user", "broker_account"]
+    inlines = [OrderEventInline]
+    # The broker owns these fields: the desk mirrors them, operators don't edit them.
+    readonly_fields = [f.name for f in Order._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "order", "event", "status", "filled_qty", "price", "source", "actor"]
+    list_filter = ["source", "event", "status", "at"]
+    search_fields = ["order__symbol", "order__client_order_id", "order__broker_order_id"]
+    list_select_related = ["order", "actor"]
+    readonly_fields = [f.name for f in OrderEvent._meta.fields]
+
+
+@admin.register(PositionSnapshot)
+class PositionSnapshotAdmin(admin.ModelAdmin):
+    list_display = [
+        "snapshot_at",
+        "user",
+        "symbol",
+        "qty",
+        "side",
+        "avg_entry_price",
+        "current_price",
+        "market_value",
+        "unrealized_pl",
+        "unrealized_plpc",
+    ]
+    list_filter = ["side", "snapshot_at"]
+    search_fields = ["symbol", "user__username"]
+    date_hierarchy = "snapshot_at"
+    list_select_related = ["user"]
+    readonly_fields = [f.name for f in PositionSnapshot._meta.fields]

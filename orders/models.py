@@ -1,0 +1,166 @@
+"""The desk's own record of every order, every status change and position snapshots."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from tradedesk.broker import types
+
+DECIMAL = {"max_digits": 24, "decimal_places": 9}
+SOURCES = ("api", "page", "admin", "sync", "stream", "system")
+
+
+def _choices(values):
+    return [(value, value) for value in values]
+
+
+def _one_of(field: str, values) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=models.Q(**{f"{field}__in": list(values)}), name=f"%(class)s_{field}_valid"
+    )
+
+
+class Order(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders"
+    )
+    broker_account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.PROTECT, related_name="orders"
+    )
+    # Empty until the broker has confirmed the order (a submission that timed out is
+    # reconciled by client_order_id).
+    broker_order_id = models.CharField(max_length=64, blank=True, default="")
+    client_order_id = models.CharField(max_length=128)
+    symbol = models.CharField(max_length=16)
+    asset_class = models.CharField(max_length=16, default="us_equity")
+    asset_id = models.CharField(max_length=64, blank=True, default="")
+    side = models.CharField(max_length=8, choices=_choices(types.ORDER_SIDES))
+    type = models.CharField(max_length=16, choices=_choices(types.ORDER_TYPES))
+    order_class = models.CharField(
+        max_length=8, choices=_choices(types.ORDER_CLASSES), default="simple"
+    )
+    time_in_force = models.CharField(max_length=8, choices=_choices(types.TIME_IN_FORCE))
+    qty = models.DecimalField(**DECIMAL, null=True, blank=True)
+    notional = models.DecimalField(**DECIMAL, null=True, blank=True)
+    filled_qty = models.DecimalField(**DECIMAL, default=0)
+    filled_avg_price = models.DecimalField(**DECIMAL, null=True, blank=True)
+    limit_price = models.DecimalField(**DECIMAL, null=True, blank=True)
+    stop_price = models.DecimalField(**DECIMAL, null=True, blank=True)
+    trail_price = models.DecimalField(**DECIMAL, null=True, blank=True)
+    trail_percent = models.DecimalField(**DECIMAL, null=True, blank=True)
+    hwm = models.DecimalField(**DECIMAL, null=True, blank=True)
+    status = models.CharField(max_length=24, choices=_choices(types.ORDER_STATUSES))
+    extended_hours = models.BooleanField(default=False)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    replaced_at = models.DateTimeField(null=True, blank=True)
+    # Broker order ids of the replacement chain (the other order may not be synced yet).
+    replaced_by = models.CharField(max_length=64, blank=True, default="")
+    replaces = models.CharField(max_length=64, blank=True, default="")
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="legs"
+    )
+    # The broker's updated_at for the snapshot stored here: older snapshots never overwrite it.
+    broker_updated_at = models.DateTimeField(null=True, blank=True)
+    placed_via = models.CharField(max_length=8, choices=_choices(SOURCES), default="api")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker_account", "broker_order_id"],
+                condition=~models.Q(broker_order_id=""),
+                name="order_broker_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["broker_account", "client_order_id"], name="order_client_id_unique"
+            ),
+            _one_of("side", types.ORDER_SIDES),
+            _one_of("type", types.ORDER_TYPES),
+            _one_of("order_class", types.ORDER_CLASSES),
+            _one_of("time_in_force", types.TIME_IN_FORCE),
+            _one_of("status", types.ORDER_STATUSES),
+            _one_of("placed_via", SOURCES),
+            models.CheckConstraint(
+                condition=models.Q(qty__isnull=False) | models.Q(notional__isnull=False),
+                name="order_qty_or_notional",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="order_user_created"),
+            models.Index(fields=["symbol", "-created_at"], name="order_symbol_created"),
+            models.Index(fields=["status", "-created_at"], name="order_status_created"),
+            models.Index(fields=["user", "symbol"], name="order_user_symbol"),
+        ]
+
+    def __str__(self) -> str:
+        amount = self.qty if self.qty is not None else f"${self.notional}"
+        return f"{self.side} {amount} {self.symbol} {self.type} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in types.OPEN_STATUSES
+
+
+class OrderEvent(models.Model):
+    """One row per status change or action: the order's history and the audit trail."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    event = models.CharField(max_length=32)
+    status = models.CharField(max_length=24, choices=_choices(types.ORDER_STATUSES))
+    filled_qty = models.DecimalField(**DECIMAL, default=0)
+    price = models.DecimalField(**DECIMAL, null=True, blank=True)
+    qty = models.DecimalField(**DECIMAL, null=True, blank=True)
+    source = models.CharField(max_length=8, choices=_choices(SOURCES))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who acted; empty when the system (sync, stream) did.",
+    )
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [_one_of("source", SOURCES), _one_of("status", types.ORDER_STATUSES)]
+        indexes = [models.Index(fields=["order", "at"], name="order_event_order_at")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.status} ({self.source})"
+
+
+class PositionSnapshot(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="position_snapshots"
+    )
+    broker_account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="position_snapshots"
+    )
+    symbol = models.CharField(max_length=16)
+    qty = models.DecimalField(**DECIMAL)
+    side = models.CharField(max_length=8, choices=[("long", "long"), ("short", "short")])
+    avg_entry_price = models.DecimalField(**DECIMAL)
+    current_price = models.DecimalField(**DECIMAL)
+    market_value = models.DecimalField(**DECIMAL)
+    cost_basis = models.DecimalField(**DECIMAL)
+    unrealized_pl = models.DecimalField(**DECIMAL)
+    unrealized_plpc = models.DecimalField(**DECIMAL)
+    snapshot_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [_one_of("side", ("long", "short"))]
+        indexes = [
+            models.Index(fields=["user", "-snapshot_at"], name="snapshot_user_time"),
+            models.Index(fields=["symbol", "-snapshot_at"], name="snapshot_symbol_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.qty} @ {self.snapshot_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,75 @@
+"""The embedded run: daphne (pages, admin, API, stream), a Celery worker and Celery beat.
+
+`make run` execs this after migrating; Ctrl-C (or SIGTERM) stops all three.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+
+
+def commands(host: str, port: int) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "tradedesk.asgi:application"],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "tradedesk",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+        ],
+        "beat": [python, "-m", "celery", "-A", "tradedesk", "beat", "--loglevel", "INFO"],
+    }
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradedesk.settings")
+    import django
+
+    django.setup()
+    host, port = settings.HOST, settings.PORT
+    processes = {name: subprocess.Popen(argv) for name, argv in commands(host, port).items()}
+    print(f"TradeDesk is serving on http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
+
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                print(f"{name} exited with {process.returncode}; stopping the rest", flush=True)
+                exit_code = process.returncode or 1
+                stopping = True
+        time.sleep(0.5)
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
