@@ -170,6 +170,8 @@ class AlpacaBroker(Broker):
         page brings nothing new. (More than `page_size` orders inside one microsecond would
         end it early; Alpaca can't accept orders that fast.)
         """
+        if page_size < 2:
+            raise ValueError("page_size must leave room past the overlap (>= 2)")
         symbols = list(symbols) if symbols else None
         cursor, overlap = after, set[str]()
         while True:

@@ -152,7 +152,10 @@ class FakeAlpacaREST:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, at every test's teardown.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -203,6 +206,12 @@ class FakeAlpacaREST:
             order = self._create(body, submitted_ns=submitted_ns)
             order["status"] = status
             return self._view(order, nested=True)
+
+    def put_order(self, order: dict, submitted_ns: int = 0) -> None:
+        """Seed an order exactly as given (a fixture), legs included."""
+        with self.lock:
+            self.orders[order["id"]] = order
+            self._submitted_ns[order["id"]] = submitted_ns
 
     def fill(self, order_id: str, price: str) -> dict:
         """Fill an order completely at `price`; returns it as Alpaca would."""
@@ -306,7 +315,9 @@ class FakeAlpacaREST:
     def _view(self, order: dict, *, nested: bool) -> dict:
         view = dict(order)
         legs = self._legs_of(order["id"]) if nested else []
-        view["legs"] = [self._view(leg, nested=False) for leg in legs] or None
+        # An order seeded from a fixture keeps the legs it came with.
+        own_legs = order.get("legs") if nested else None
+        view["legs"] = [self._view(leg, nested=False) for leg in legs] or own_legs
         return view
 
     def _order(self, order_id: str) -> dict:
@@ -483,7 +494,12 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake: FakeAlpacaREST = self.server.fake  # type: ignore[attr-defined]
         status, payload, extra_headers = fake.dispatch(self.command, self.path, body, headers)
-        data = b"" if payload is None else json.dumps(payload).encode()
+        if payload is None:
+            data = b""
+        elif isinstance(payload, str):  # a scripted non-JSON body (a proxy's HTML page)
+            data = payload.encode()
+        else:
+            data = json.dumps(payload).encode()
         try:
             self.send_response(status)
             for name, value in extra_headers.items():

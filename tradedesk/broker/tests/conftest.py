@@ -29,6 +29,8 @@ if not django_settings.configured:
     )
     django.setup()
 
+from django.core.cache import cache  # noqa: E402
+
 from tradedesk.broker import BrokerCredentials  # noqa: E402
 from tradedesk.broker.alpaca import AlpacaBroker  # noqa: E402
 
@@ -61,6 +63,7 @@ def alpaca_settings(settings, fake_alpaca: FakeAlpacaREST):
     settings.ALPACA_TIMEOUT_SECONDS = 2.0
     settings.ALPACA_REQUESTS_PER_MINUTE = 1_000_000
     settings.ALPACA_DATA_FEED = "iex"
+    cache.clear()  # the pacing counters of earlier tests share the key id
     return settings
 
 
