@@ -70,9 +70,9 @@ class _StatusHooks:
 
     _ws: Any
 
-    def __init__(self, feed: _FeedState, reconnect_min_backoff: float, **kwargs: Any):
+    def __init__(self, feed_state: _FeedState, reconnect_min_backoff: float, **kwargs: Any):
         super().__init__(**kwargs)
-        self._feed = feed
+        self._feed = feed_state
         self._reconnect_min_backoff = reconnect_min_backoff
 
     async def _start_ws(self) -> None:

@@ -395,9 +395,7 @@ class FakeAlpacaREST:
             if method == "PATCH":
                 return ok(self._view(self._replace(order, body), nested=True))
         if method == "GET" and path in ("/v2/stocks/quotes/latest", "/v2/stocks/trades/latest"):
-            book, key = (
-                (self.quotes, "quotes") if "quotes" in path else (self.trades, "trades")
-            )
+            book, key = (self.quotes, "quotes") if "quotes" in path else (self.trades, "trades")
             symbols = q.get("symbols", "").split(",")
             return ok({key: {s: book[s] for s in symbols if s in book}})
         if method == "GET" and path == "/v2/stocks/bars":
@@ -545,7 +543,11 @@ class _WebSocketFake:
 
     def start(self) -> _WebSocketFake:
         self._thread.start()
-        self._server = self._call(serve(self._accept, "127.0.0.1", 0))
+
+        async def listen() -> Server:
+            return await serve(self._accept, "127.0.0.1", 0)
+
+        self._server = self._call(listen())
         return self
 
     def stop(self) -> None:
@@ -560,13 +562,14 @@ class _WebSocketFake:
         self._loop.close()
 
     def drop(self) -> None:
-        """Close every client connection, as a network failure or server restart would."""
+        """Cut every client connection without a closing handshake, as a network failure
+        would (and without waiting on the client, whose loop may be the caller's)."""
 
-        async def close_all() -> None:
+        async def abort_all() -> None:
             for session in list(self.connections):
-                await session.ws.close(code=1011, reason="dropped by test")
+                session.ws.transport.abort()
 
-        self._call(close_all())
+        self._call(abort_all())
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=5)

@@ -29,12 +29,12 @@ if not django_settings.configured:
     )
     django.setup()
 
-from django.core.cache import cache  # noqa: E402
+from django.core.cache import cache
 
-from tradedesk.broker import BrokerCredentials  # noqa: E402
-from tradedesk.broker.alpaca import AlpacaBroker  # noqa: E402
+from tradedesk.broker import BrokerCredentials
+from tradedesk.broker.alpaca import AlpacaBroker
 
-from .alpaca_fakes import (  # noqa: E402
+from .alpaca_fakes import (
     KEY_ID,
     SECRET,
     FakeAlpacaREST,

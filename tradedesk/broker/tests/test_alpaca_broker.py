@@ -377,7 +377,9 @@ def test_bars_follow_next_page_token(broker, fake_alpaca):
     bars = broker.get_bars(
         "AAPL", "1Min", datetime(2022, 1, 3, tzinfo=UTC), datetime(2022, 1, 4, tzinfo=UTC)
     )
-    assert [b.close for b in bars] == [Decimal(f"178.0{m}") if m else Decimal("178") for m in range(5)]
+    assert [b.close for b in bars] == [
+        Decimal(f"178.0{m}") if m else Decimal("178") for m in range(5)
+    ]
     assert bars[0].timestamp == datetime(2022, 1, 3, 9, 0, tzinfo=UTC)
     assert (bars[0].open, bars[0].volume) == (Decimal("178.26"), Decimal("1118"))
     requests = fake_alpaca.requests_to("GET", "/v2/stocks/bars")

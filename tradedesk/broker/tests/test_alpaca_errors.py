@@ -73,7 +73,10 @@ def test_404_is_order_not_found(broker, fake_alpaca):
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(401, {"code": 40110000, "message": "request is not authorized"}), (403, {"message": "forbidden"})],
+    [
+        (401, {"code": 40110000, "message": "request is not authorized"}),
+        (403, {"message": "forbidden"}),
+    ],
 )
 def test_refused_credentials(broker, fake_alpaca, status, body):
     fake_alpaca.fail_next(status, body)
