@@ -58,7 +58,6 @@ class AlpacaBroker(Broker):
     provider = "alpaca"
 
     def __init__(self, credentials: BrokerCredentials):
-        self.paper = credentials.paper
         self._requests_per_minute = settings.ALPACA_REQUESTS_PER_MINUTE
         pacer = Pacer(credentials.key_id, self._requests_per_minute)
         timeout = settings.ALPACA_TIMEOUT_SECONDS

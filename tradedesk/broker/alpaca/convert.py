@@ -121,6 +121,7 @@ def account_from_alpaca(a: alpaca_models.TradeAccount) -> Account:
         short_market_value=dec0(a.short_market_value),
         multiplier=dec(a.multiplier) or Decimal("1"),
         shorting_enabled=bool(a.shorting_enabled),
+        # A blocked account can't trade either.
         trading_blocked=bool(a.trading_blocked or a.account_blocked),
     )
 

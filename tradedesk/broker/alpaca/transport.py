@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from ..errors import (
     OrderRejected,
     RateLimited,
 )
+
+log = logging.getLogger(__name__)
 
 # Pacing windows are short so a burst (a page load asking for account, positions and
 # quotes) goes out at once, and long enough that the per-window budget is a whole number.
@@ -61,6 +64,13 @@ class Pacer:
         self._sleep = sleep
 
     def acquire(self) -> None:
+        try:
+            self._wait_for_budget()
+        except Exception:
+            # Best effort: with the cache down, send anyway; Alpaca's 429 is the backstop.
+            log.warning("Alpaca request pacing unavailable", exc_info=True)
+
+    def _wait_for_budget(self) -> None:
         while True:
             now = self._clock()
             window = math.floor(now / PACING_WINDOW_SECONDS)

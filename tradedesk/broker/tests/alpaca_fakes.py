@@ -89,6 +89,8 @@ def wire_number(value: Any) -> str | None:
 
 # --- the REST fake -----------------------------------------------------------
 
+Answer = tuple[int, Any, dict[str, str]]  # status, JSON body (or None), extra headers
+
 
 @dataclass
 class RecordedRequest:
@@ -327,9 +329,7 @@ class FakeAlpacaREST:
         return order
 
     # --- routing ------------------------------------------------------------
-    def dispatch(
-        self, method: str, target: str, body: Any, headers: dict[str, str]
-    ) -> tuple[int, Any, dict[str, str]]:
+    def dispatch(self, method: str, target: str, body: Any, headers: dict[str, str]) -> Answer:
         parts = urlsplit(target)
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -356,10 +356,7 @@ class FakeAlpacaREST:
             raise ApiError(403, "forbidden")  # the data host answers without a code
         raise ApiError(401, "request is not authorized", 40110000)
 
-    def _route(
-        self, method: str, path: str, q: dict[str, str], body: Any
-    ) -> tuple[int, Any, dict[str, str]]:
-        ok: Callable[[Any], tuple[int, Any, dict[str, str]]] = lambda data: (200, data, {})  # noqa: E731
+    def _route(self, method: str, path: str, q: dict[str, str], body: Any) -> Answer:
         if method == "GET" and path == "/v2/account":
             return ok(self.account)
         if method == "GET" and path == "/v2/clock":
@@ -475,6 +472,10 @@ class FakeAlpacaREST:
             grouped.setdefault(symbol, []).append(bar)
         token = base64.b64encode(str(offset + size).encode()).decode() if rest else None
         return {"bars": grouped, "next_page_token": token}
+
+
+def ok(data: Any) -> Answer:
+    return 200, data, {}
 
 
 def _truthy(value: str | None) -> bool:

@@ -193,3 +193,11 @@ def test_every_http_request_is_paced(broker, fake_alpaca, monkeypatch):
     broker.get_account()
     broker.get_latest_quotes(["AAPL"])
     assert len(calls) == 2
+
+
+def test_pacing_fails_open_when_the_cache_is_down(broker, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(cache, "add", broken)
+    assert broker.get_clock().is_open is False
