@@ -600,6 +600,8 @@ class _MarketDataSession:
 
 
 MD_CHANNELS = ("trades", "quotes", "bars")
+MD_CONTROL = load_fixture("stream_md_control_frames.json")
+TRADING_CONTROL = load_fixture("stream_trading_control_messages.json")
 MD_TYPE_CHANNEL = {"t": "trades", "q": "quotes", "b": "bars"}
 
 
@@ -618,7 +620,7 @@ class FakeMarketDataStream(_WebSocketFake):
     path = "/v2/iex"
 
     async def _session(self, ws: ServerConnection) -> None:
-        await ws.send(_pack([{"T": "success", "msg": "connected"}]))
+        await ws.send(_pack(MD_CONTROL["success_connected"]))
         auth = msgpack.unpackb(await ws.recv())
         self.received.append(auth)
         if self.auth_mode == "silent":
@@ -627,10 +629,10 @@ class FakeMarketDataStream(_WebSocketFake):
         if auth.get("action") != "auth" or not self._credentials_ok(
             auth.get("key"), auth.get("secret")
         ):
-            await ws.send(_pack([{"T": "error", "code": 402, "msg": "auth failed"}]))
+            await ws.send(_pack(MD_CONTROL["error_auth_failed_402"]))
             await ws.close()
             return
-        await ws.send(_pack([{"T": "success", "msg": "authenticated"}]))
+        await ws.send(_pack(MD_CONTROL["success_authenticated"]))
         session = _MarketDataSession(ws)
         self.connections.append(session)
         async for raw in ws:
@@ -695,9 +697,8 @@ class FakeTradingStream(_WebSocketFake):
         ok = auth.get("action") == "authenticate" and self._credentials_ok(
             data.get("key_id"), data.get("secret_key")
         )
-        status = "authorized" if ok else "unauthorized"
-        reply = {"stream": "authorization", "data": {"status": status, "action": "authenticate"}}
-        await self._send(ws, reply)
+        reply = "server_authorized_authenticate" if ok else "server_unauthorized_authenticate"
+        await self._send(ws, TRADING_CONTROL[reply])
         if not ok:
             await ws.close()
             return
