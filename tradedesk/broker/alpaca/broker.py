@@ -1,0 +1,242 @@
+"""AlpacaBroker: the Broker interface over alpaca-py's TradingClient and data client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID
+
+from alpaca.common.enums import Sort
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.requests import GetCalendarRequest, GetOrderByIdRequest, GetOrdersRequest
+from django.conf import settings
+
+from ..base import Broker
+from ..errors import OrderNotFound
+from ..types import (
+    Account,
+    Asset,
+    Bar,
+    BrokerOrder,
+    Clock,
+    OrderRequest,
+    Position,
+    Quote,
+    ReplaceRequest,
+    Trade,
+)
+from . import convert
+from .transport import SDK_ERRORS, Pacer, harden, translate_error
+
+if TYPE_CHECKING:
+    from .. import BrokerCredentials
+
+T = TypeVar("T")
+
+# Alpaca's most orders per GET /v2/orders.
+MAX_ORDERS_PAGE = 500
+ORDER_QUERY_STATUSES = {"open", "closed", "all"}
+
+
+def rest_host(url: str) -> str | None:
+    """A URL setting as alpaca-py's REST url_override wants it: scheme and host only.
+
+    alpaca-py appends "/v2/..." itself, so a configured ".../v2" would double it; "" means
+    alpaca-py's own default (None, since the data client would take "" literally).
+    """
+    url = url.rstrip("/")
+    url = url.removesuffix("/v2")
+    return url or None
+
+
+class AlpacaBroker(Broker):
+    provider = "alpaca"
+
+    def __init__(self, credentials: BrokerCredentials):
+        self._requests_per_minute = settings.ALPACA_REQUESTS_PER_MINUTE
+        pacer = Pacer(credentials.key_id, self._requests_per_minute)
+        timeout = settings.ALPACA_TIMEOUT_SECONDS
+        self._trading = TradingClient(
+            api_key=credentials.key_id,
+            secret_key=credentials.secret,
+            paper=credentials.paper,
+            url_override=rest_host(settings.ALPACA_TRADING_URL),
+        )
+        self._data = StockHistoricalDataClient(
+            api_key=credentials.key_id,
+            secret_key=credentials.secret,
+            url_override=rest_host(settings.ALPACA_DATA_URL),
+        )
+        for client in (self._trading, self._data):
+            harden(client, pacer, timeout)
+        self._feed = DataFeed(settings.ALPACA_DATA_FEED)
+
+    def _call(
+        self,
+        fn: Callable[..., T],
+        *args: object,
+        modifying_order: bool = False,
+        missing_is_rejection: bool = False,
+    ) -> T:
+        try:
+            return fn(*args)
+        except SDK_ERRORS as exc:
+            raise translate_error(
+                exc,
+                requests_per_minute=self._requests_per_minute,
+                modifying_order=modifying_order,
+                missing_is_rejection=missing_is_rejection,
+            ) from exc
+
+    # --- account -------------------------------------------------------
+    def get_account(self) -> Account:
+        return convert.account_from_alpaca(self._call(self._trading.get_account))
+
+    def get_clock(self) -> Clock:
+        return convert.clock_from_alpaca(self._call(self._trading.get_clock))
+
+    def get_calendar(self, start: date, end: date) -> list[convert.MarketDay]:
+        days = self._call(self._trading.get_calendar, GetCalendarRequest(start=start, end=end))
+        return [convert.market_day_from_alpaca(day) for day in days]
+
+    def get_asset(self, symbol: str) -> Asset:
+        asset = self._call(self._trading.get_asset, symbol, missing_is_rejection=True)
+        return convert.asset_from_alpaca(asset)
+
+    def list_positions(self) -> list[Position]:
+        return [
+            convert.position_from_alpaca(p) for p in self._call(self._trading.get_all_positions)
+        ]
+
+    # --- orders --------------------------------------------------------
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        order = self._call(self._trading.submit_order, convert.order_request_to_alpaca(request))
+        return convert.order_from_alpaca(order)
+
+    def get_order(self, order_id: str) -> BrokerOrder:
+        order = self._call(
+            self._trading.get_order_by_id, _order_uuid(order_id), GetOrderByIdRequest(nested=True)
+        )
+        return convert.order_from_alpaca(order)
+
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder:
+        order = self._call(self._trading.get_order_by_client_id, client_order_id)
+        return convert.order_from_alpaca(order)
+
+    def list_orders(
+        self,
+        *,
+        status: str = "all",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = MAX_ORDERS_PAGE,
+        direction: str = "asc",
+        symbols: Iterable[str] | None = None,
+    ) -> list[BrokerOrder]:
+        if status not in ORDER_QUERY_STATUSES:
+            raise convert.invalid_request(f"status must be one of {sorted(ORDER_QUERY_STATUSES)}")
+        query = GetOrdersRequest(
+            status=QueryOrderStatus(status),
+            after=after,
+            until=until,
+            limit=min(limit, MAX_ORDERS_PAGE),
+            direction=Sort(direction),
+            nested=True,
+            symbols=list(symbols) if symbols else None,
+        )
+        return [convert.order_from_alpaca(o) for o in self._call(self._trading.get_orders, query)]
+
+    def iter_all_orders(
+        self,
+        *,
+        status: str = "all",
+        after: datetime | None = None,
+        symbols: Iterable[str] | None = None,
+        page_size: int = MAX_ORDERS_PAGE,
+    ) -> Iterator[BrokerOrder]:
+        """Every order submitted after `after`, oldest first, each once, paging past 500.
+
+        Alpaca compares `after` with nanosecond submission times but alpaca-py hands back
+        microseconds, truncated: asking for "after the last order's time" returns that order
+        again (forever, for a naive pager), and a strict cut would skip orders that share
+        the boundary microsecond. So each page asks from one microsecond before the last
+        order, drops the ids it has already yielded from that overlap, and stops when a
+        page brings nothing new. (More than `page_size` orders inside one microsecond would
+        end it early; Alpaca can't accept orders that fast.)
+        """
+        if page_size < 2:
+            raise ValueError("page_size must leave room past the overlap (>= 2)")
+        symbols = list(symbols) if symbols else None
+        cursor, overlap = after, set[str]()
+        while True:
+            page = self.list_orders(
+                status=status, after=cursor, limit=page_size, direction="asc", symbols=symbols
+            )
+            fresh = [order for order in page if order.id not in overlap]
+            yield from fresh
+            if not fresh or len(page) < page_size:
+                return
+            cursor = _submitted(page[-1]) - timedelta(microseconds=1)
+            overlap = {order.id for order in page if _submitted(order) >= cursor}
+
+    def cancel_order(self, order_id: str) -> None:
+        self._call(self._trading.cancel_order_by_id, _order_uuid(order_id), modifying_order=True)
+
+    def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
+        order = self._call(
+            self._trading.replace_order_by_id,
+            _order_uuid(order_id),
+            convert.replace_request_to_alpaca(request),
+            modifying_order=True,
+        )
+        return convert.order_from_alpaca(order)
+
+    # --- market data ---------------------------------------------------
+    def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        symbols = sorted(set(symbols))
+        if not symbols:
+            return {}
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbols, feed=self._feed)
+        quotes = self._call(self._data.get_stock_latest_quote, request)
+        return {symbol: convert.quote_from_alpaca(q) for symbol, q in quotes.items()}
+
+    def get_latest_trades(self, symbols: Iterable[str]) -> dict[str, Trade]:
+        symbols = sorted(set(symbols))
+        if not symbols:
+            return {}
+        request = StockLatestTradeRequest(symbol_or_symbols=symbols, feed=self._feed)
+        trades = self._call(self._data.get_stock_latest_trade, request)
+        return {symbol: convert.trade_from_alpaca(t) for symbol, t in trades.items()}
+
+    def get_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime | None = None
+    ) -> list[Bar]:
+        if timeframe not in convert.TIMEFRAMES:
+            raise convert.invalid_request(f"timeframe must be one of {list(convert.TIMEFRAMES)}")
+        request = StockBarsRequest(
+            symbol_or_symbols=symbol,
+            timeframe=convert.TIMEFRAMES[timeframe],
+            start=start,
+            end=end,
+            feed=self._feed,
+        )
+        # alpaca-py follows next_page_token itself; every page goes through our transport.
+        bar_set = self._call(self._data.get_stock_bars, request)
+        return [convert.bar_from_alpaca(b) for b in bar_set.data.get(symbol, [])]
+
+
+def _order_uuid(order_id: str) -> UUID:
+    # alpaca-py refuses a non-UUID id with ValueError before any request; Alpaca would 404.
+    try:
+        return UUID(str(order_id))
+    except ValueError:
+        raise OrderNotFound(f"order not found for {order_id}") from None
+
+
+def _submitted(order: BrokerOrder) -> datetime:
+    return order.submitted_at or order.created_at

@@ -1,0 +1,243 @@
+"""Market-data and order-update streams over alpaca-py's StockDataStream and TradingStream.
+
+alpaca-py's streams reconnect with backoff and resubscribe on their own, but report their
+state only to their log: a refused or unanswered authentication is retried forever in the
+background. The adapter subclasses them to hook the two moments that matter, connection
+(auth) and disconnection, reports "up"/"down" through the desk's status handler, and bounds
+connect + auth by `auth_timeout` so a silent server is reported down and retried.
+
+Both run inside the caller's event loop: run() awaits the SDK's `_run_forever` coroutine
+(its public run() would start a loop of its own with asyncio.run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import websockets
+from alpaca.data.enums import DataFeed
+from alpaca.data.live.stock import StockDataStream
+from alpaca.trading.stream import TradingStream
+from django.conf import settings
+
+from ..base import (
+    FeedStatusHandler,
+    MarketDataHandler,
+    MarketDataStream,
+    OrderUpdateHandler,
+    OrderUpdateStream,
+)
+from . import convert
+
+if TYPE_CHECKING:
+    from .. import BrokerCredentials
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUTH_TIMEOUT_SECONDS = 10.0  # Alpaca itself drops a connection not authed in 10 s
+# How long stop() lets the SDK wind down on its own before cancelling it.
+STOP_GRACE_SECONDS = 1.0
+MARKET_DATA_CHANNELS = ("trades", "quotes", "bars")
+
+
+class _FeedState:
+    """One stream's reported state: only changes reach the status handler."""
+
+    def __init__(self, name: str, on_status: FeedStatusHandler, auth_timeout: float):
+        self.name = name
+        self.on_status = on_status
+        self.auth_timeout = auth_timeout
+        self.state: str | None = None
+        self.stopping = False
+
+    async def report(self, state: str, detail: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        log.info("%s stream %s: %s", self.name, state, detail)
+        try:
+            await self.on_status(state, detail)
+        except Exception:
+            # A failing status handler must not take the SDK's connection loop down with it.
+            log.exception("%s stream status handler failed", self.name)
+
+
+class _StatusHooks:
+    """Mixed into an alpaca-py stream class (first in the MRO) to report its state."""
+
+    _ws: Any
+
+    def __init__(self, feed_state: _FeedState, reconnect_min_backoff: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._feed = feed_state
+        self._reconnect_min_backoff = reconnect_min_backoff
+
+    async def _start_ws(self) -> None:
+        try:
+            # The SDK waits on connect and auth replies without a timeout.
+            await asyncio.wait_for(super()._start_ws(), self._feed.auth_timeout)  # type: ignore[misc]
+        except TimeoutError:
+            detail = f"not authenticated within {self._feed.auth_timeout:g} s"
+            await self._feed.report("down", detail)
+            raise
+        except Exception as exc:  # refused auth, refused connection: the SDK retries
+            await self._feed.report("down", f"connect or auth failed: {exc}")
+            raise
+        await self._feed.report("up", "authenticated")
+
+    async def close(self) -> None:
+        was_open = self._ws is not None
+        await super().close()  # type: ignore[misc]
+        if was_open:
+            await self._feed.report("down", "stopped" if self._feed.stopping else "disconnected")
+
+
+class _StockStream(_StatusHooks, StockDataStream):
+    pass
+
+
+class _TradingStream(_StatusHooks, TradingStream):
+    pass
+
+
+class _SdkStreamRunner:
+    """run()/stop() around an alpaca-py stream's `_run_forever` in the caller's loop."""
+
+    _sdk: _StockStream | _TradingStream
+    _feed: _FeedState
+    _task: asyncio.Future | None = None
+
+    async def _run_sdk(self) -> None:
+        self._task = asyncio.ensure_future(self._sdk._run_forever())
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            if not self._feed.stopping:
+                raise
+
+    async def stop(self) -> None:
+        self._feed.stopping = True
+        await self._sdk.stop_ws()
+        # Closing the socket wakes a pending receive now rather than at the SDK's 5 s poll.
+        await self._sdk.close()
+        if self._task is not None and not self._task.done():
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE_SECONDS)
+            if not done:
+                self._task.cancel()
+        await self._feed.report("down", "stopped")
+
+
+def _relay(
+    name: str, deliver: Callable[[Any], Awaitable[None]], converter: Callable[[Any], Any]
+) -> Callable[[Any], Awaitable[None]]:
+    """An SDK handler that converts and delivers one message; a failure costs that message
+    only (raised into the SDK, it would drop the rest of the frame)."""
+
+    async def relay(item: Any) -> None:
+        try:
+            await deliver(converter(item))
+        except Exception:
+            log.exception("%s stream: cannot deliver %r", name, item)
+
+    return relay
+
+
+class AlpacaMarketDataStream(_SdkStreamRunner, MarketDataStream):
+    """Trades, quotes and minute bars from Alpaca's stock stream (msgpack, one per account)."""
+
+    def __init__(
+        self,
+        on_data: MarketDataHandler,
+        on_status: FeedStatusHandler,
+        credentials: BrokerCredentials,
+        *,
+        auth_timeout: float = DEFAULT_AUTH_TIMEOUT_SECONDS,
+        reconnect_min_backoff: float = 1.0,
+    ):
+        super().__init__(on_data, on_status)
+        self._feed = _FeedState("market-data", on_status, auth_timeout)
+        self._sdk = _StockStream(
+            self._feed,
+            reconnect_min_backoff,
+            api_key=credentials.key_id,
+            secret_key=credentials.secret,
+            feed=DataFeed(settings.ALPACA_DATA_FEED),
+            url_override=settings.ALPACA_DATA_STREAM_URL or None,
+        )
+        self._relays = {
+            "trades": _relay("market-data", self.on_data, convert.trade_from_alpaca),
+            "quotes": _relay("market-data", self.on_data, convert.quote_from_alpaca),
+            "bars": _relay("market-data", self.on_data, convert.bar_from_alpaca),
+        }
+        self._symbols: set[str] = set()
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        # The SDK spins (sleep(0) in a loop) until it has a subscription: wait here instead.
+        await self._wake.wait()
+        if not self._feed.stopping:
+            await self._run_sdk()
+
+    async def stop(self) -> None:
+        self._wake.set()
+        await super().stop()
+
+    async def set_symbols(self, symbols: set[str]) -> None:
+        added, removed = symbols - self._symbols, self._symbols - symbols
+        self._symbols = set(symbols)
+        # alpaca-py's subscribe_*/unsubscribe_* block on a cross-thread future while
+        # connected, which deadlocks when called from the stream's own loop. So the adapter
+        # edits the SDK's handler table (what a reconnect resubscribes from) and sends the
+        # change with the SDK's own message builders.
+        handlers = self._sdk._handlers
+        for channel in MARKET_DATA_CHANNELS:
+            for symbol in removed:
+                handlers[channel].pop(symbol, None)
+            for symbol in added:
+                handlers[channel][symbol] = self._relays[channel]
+        if self._symbols:
+            self._wake.set()
+        if not (self._sdk._running and self._sdk._ws is not None):
+            return  # the (re)connect subscribes to the whole table
+        try:
+            if removed:
+                for channel in MARKET_DATA_CHANNELS:
+                    await self._sdk._send_unsubscribe_msg(channel, sorted(removed))
+            if added:
+                await self._sdk._send_subscribe_msg()
+        except websockets.ConnectionClosed:
+            pass  # the reconnect resubscribes from the table
+
+
+class AlpacaOrderUpdateStream(_SdkStreamRunner, OrderUpdateStream):
+    """An account's trade_updates (JSON) as OrderUpdate events."""
+
+    def __init__(
+        self,
+        on_update: OrderUpdateHandler,
+        on_status: FeedStatusHandler,
+        credentials: BrokerCredentials,
+        *,
+        auth_timeout: float = DEFAULT_AUTH_TIMEOUT_SECONDS,
+        reconnect_min_backoff: float = 1.0,
+    ):
+        super().__init__(on_update, on_status)
+        self._feed = _FeedState("order-update", on_status, auth_timeout)
+        self._sdk = _TradingStream(
+            self._feed,
+            reconnect_min_backoff,
+            api_key=credentials.key_id,
+            secret_key=credentials.secret,
+            paper=credentials.paper,
+            url_override=settings.ALPACA_TRADING_STREAM_URL or None,
+        )
+        # Not connected yet, so the SDK's public subscribe doesn't block.
+        self._sdk.subscribe_trade_updates(
+            _relay("order-update", self.on_update, convert.order_update_from_alpaca)
+        )
+
+    async def run(self) -> None:
+        await self._run_sdk()

@@ -1,0 +1,288 @@
+"""The market-data and order-update streams against loopback WebSocket fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from tradedesk.broker import BrokerCredentials
+from tradedesk.broker.alpaca import AlpacaMarketDataStream, AlpacaOrderUpdateStream
+from tradedesk.broker.types import Bar, OrderUpdate, Quote, Trade
+
+from .alpaca_fakes import (
+    FakeAlpacaREST,
+    FakeMarketDataStream,
+    FakeTradingStream,
+    eventually,
+    load_fixture,
+)
+
+QUOTE = {**load_fixture("stream_md_quote.json"), "S": "AAPL"}
+TRADE = load_fixture("stream_md_trade.json")  # AAPL
+# Alpaca's live bars carry n and vw (see Alpaca's documented test-stream session); the docs'
+# entity example lacks them, and alpaca-py refuses a bar without them.
+BAR = {**load_fixture("stream_md_bar.json"), "S": "AAPL", "n": 16, "vw": 389.05}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.items: list = []
+        self.statuses: list[tuple[str, str]] = []
+
+    async def on_item(self, item) -> None:
+        self.items.append(item)
+
+    async def on_status(self, state: str, detail: str) -> None:
+        self.statuses.append((state, detail))
+
+    def states(self) -> list[str]:
+        return [state for state, _ in self.statuses]
+
+
+@contextlib.asynccontextmanager
+async def running(stream) -> AsyncIterator[asyncio.Task]:
+    task = asyncio.create_task(stream.run())
+    try:
+        yield task
+    finally:
+        await stream.stop()
+        await asyncio.wait_for(task, 3)
+
+
+def market_data_stream(recorder: Recorder, credentials: BrokerCredentials, **options):
+    return AlpacaMarketDataStream(
+        recorder.on_item,
+        recorder.on_status,
+        credentials,
+        reconnect_min_backoff=0.05,
+        **options,
+    )
+
+
+def subscribed(fake: FakeMarketDataStream, symbols: set[str]) -> bool:
+    subs = fake.subscriptions()
+    return len(subs) == 1 and all(subs[0][c] == symbols for c in ("trades", "quotes", "bars"))
+
+
+@pytest.mark.asyncio
+async def test_market_data_arrives_as_decimal_data_classes(fake_md_stream, alpaca_credentials):
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await stream.set_symbols({"AAPL", "MSFT"})
+        await eventually(lambda: subscribed(fake_md_stream, {"AAPL", "MSFT"}))
+        assert recorder.statuses == [("up", "authenticated")]
+        auth = fake_md_stream.received[0]
+        assert auth == {
+            "action": "auth",
+            "key": alpaca_credentials.key_id,
+            "secret": alpaca_credentials.secret,
+        }
+        fake_md_stream.push(QUOTE, TRADE, BAR)
+        await eventually(lambda: len(recorder.items) == 3)
+    quote, trade, bar = recorder.items
+    assert quote == Quote(
+        symbol="AAPL",
+        bid_price=Decimal("87.66"),
+        bid_size=Decimal("1"),
+        ask_price=Decimal("87.68"),
+        ask_size=Decimal("4"),
+        timestamp=datetime(2021, 2, 22, 15, 51, 45, 335689, tzinfo=UTC),
+    )
+    assert trade == Trade(
+        symbol="AAPL",
+        price=Decimal("126.55"),
+        size=Decimal("1"),
+        timestamp=datetime(2021, 2, 22, 15, 51, 44, 208000, tzinfo=UTC),
+    )
+    assert bar == Bar(
+        symbol="AAPL",
+        timestamp=datetime(2021, 2, 22, 19, 15, tzinfo=UTC),
+        open=Decimal("388.985"),
+        high=Decimal("389.13"),
+        low=Decimal("388.975"),
+        close=Decimal("389.12"),
+        volume=Decimal("49378"),
+    )
+    assert recorder.states() == ["up", "down"]  # down: stopped
+
+
+@pytest.mark.asyncio
+async def test_set_symbols_subscribes_exactly_the_given_set(fake_md_stream, alpaca_credentials):
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await stream.set_symbols({"AAPL", "MSFT"})
+        await eventually(lambda: subscribed(fake_md_stream, {"AAPL", "MSFT"}))
+        await stream.set_symbols({"MSFT", "TSLA"})
+        await eventually(lambda: subscribed(fake_md_stream, {"MSFT", "TSLA"}))
+        unsubscribes = [m for m in fake_md_stream.received if m.get("action") == "unsubscribe"]
+        assert {c for m in unsubscribes for c in m if c != "action"} == {
+            "trades",
+            "quotes",
+            "bars",
+        }
+        fake_md_stream.push(QUOTE)  # AAPL: no longer wanted
+        fake_md_stream.push({**TRADE, "S": "TSLA"})
+        await eventually(lambda: recorder.items)
+        await asyncio.sleep(0.05)
+    assert [(type(i), i.symbol) for i in recorder.items] == [(Trade, "TSLA")]
+
+
+@pytest.mark.asyncio
+async def test_stream_waits_for_symbols_before_connecting(fake_md_stream, alpaca_credentials):
+    stream = market_data_stream(Recorder(), alpaca_credentials)
+    async with running(stream):
+        await asyncio.sleep(0.1)
+        assert fake_md_stream.connects == 0
+
+
+@pytest.mark.asyncio
+async def test_refused_auth_is_reported_down(fake_md_stream, alpaca_credentials):
+    fake_md_stream.auth_mode = "refuse"
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await stream.set_symbols({"AAPL"})
+        await eventually(lambda: recorder.statuses)
+        # alpaca-py keeps retrying in the background; the desk is told once.
+        await eventually(lambda: fake_md_stream.connects >= 2)
+    state, detail = recorder.statuses[0]
+    assert state == "down" and "auth failed" in detail
+    assert "up" not in recorder.states()
+
+
+@pytest.mark.asyncio
+async def test_unanswered_auth_is_reported_down_after_the_timeout(
+    fake_md_stream, alpaca_credentials
+):
+    fake_md_stream.auth_mode = "silent"
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials, auth_timeout=0.2)
+    async with running(stream):
+        await stream.set_symbols({"AAPL"})
+        await eventually(lambda: recorder.statuses)
+        assert recorder.statuses == [("down", "not authenticated within 0.2 s")]
+        fake_md_stream.auth_mode = "ok"  # the server recovers: the retry gets through
+        await eventually(lambda: recorder.states() == ["down", "up"])
+        await eventually(lambda: subscribed(fake_md_stream, {"AAPL"}))
+
+
+@pytest.mark.asyncio
+async def test_reconnects_and_resubscribes_after_a_drop(fake_md_stream, alpaca_credentials):
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await stream.set_symbols({"AAPL"})
+        await eventually(lambda: subscribed(fake_md_stream, {"AAPL"}))
+        fake_md_stream.drop()
+        await eventually(lambda: recorder.states() == ["up", "down", "up"])
+        assert recorder.statuses[1] == ("down", "disconnected")
+        await eventually(lambda: subscribed(fake_md_stream, {"AAPL"}))
+        assert fake_md_stream.connects == 2
+        fake_md_stream.push(TRADE)
+        await eventually(lambda: recorder.items)
+    assert recorder.items[0].price == Decimal("126.55")
+
+
+@pytest.mark.asyncio
+async def test_stop_before_any_symbols_returns(fake_md_stream, alpaca_credentials):
+    stream = market_data_stream(Recorder(), alpaca_credentials)
+    task = asyncio.create_task(stream.run())
+    await asyncio.sleep(0)
+    await stream.stop()
+    await asyncio.wait_for(task, 1)
+
+
+def order_update_stream(recorder: Recorder, credentials: BrokerCredentials, **options):
+    return AlpacaOrderUpdateStream(
+        recorder.on_item, recorder.on_status, credentials, reconnect_min_backoff=0.05, **options
+    )
+
+
+@pytest.mark.asyncio
+async def test_fill_arrives_as_an_order_update(
+    fake_trading_stream: FakeTradingStream, fake_alpaca: FakeAlpacaREST, alpaca_credentials
+):
+    placed = fake_alpaca.add_order(qty=3, type="limit", limit_price=150, time_in_force="gtc")
+    filled = fake_alpaca.fill(placed["id"], "149.97")
+    recorder = Recorder()
+    stream = order_update_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await eventually(lambda: any(s.listening for s in fake_trading_stream.connections))
+        assert fake_trading_stream.received == [
+            {
+                "action": "authenticate",
+                "data": {
+                    "key_id": alpaca_credentials.key_id,
+                    "secret_key": alpaca_credentials.secret,
+                },
+            },
+            {"action": "listen", "data": {"streams": ["trade_updates"]}},
+        ]
+        fake_trading_stream.push_trade_update(
+            "fill", filled, price="149.97", qty="3", position_qty="3"
+        )
+        await eventually(lambda: recorder.items)
+    (update,) = recorder.items
+    assert isinstance(update, OrderUpdate)
+    assert (update.event, update.price, update.qty, update.position_qty) == (
+        "fill",
+        Decimal("149.97"),
+        Decimal("3"),
+        Decimal("3"),
+    )
+    assert update.order.id == placed["id"]
+    assert (update.order.status, update.order.filled_qty) == ("filled", Decimal("3"))
+    assert update.order.filled_avg_price == Decimal("149.97")
+    assert update.timestamp.tzinfo == UTC
+    assert recorder.states() == ["up", "down"]
+
+
+@pytest.mark.asyncio
+async def test_documented_fill_frame(fake_trading_stream, alpaca_credentials):
+    documented = load_fixture("trade_update_fill.json")["data"]
+    recorder = Recorder()
+    stream = order_update_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await eventually(lambda: any(s.listening for s in fake_trading_stream.connections))
+        extra = {k: documented[k] for k in ("price", "qty", "position_qty", "timestamp")}
+        fake_trading_stream.push_trade_update("fill", documented["order"], **extra)
+        await eventually(lambda: recorder.items)
+    update = recorder.items[0]
+    assert update.order.order_class == "simple"  # Alpaca sent ""
+    assert update.qty == Decimal("1790.86") and update.position_qty == Decimal("0")
+    assert update.price == Decimal("105.8988475")
+    assert update.timestamp == datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)
+    assert update.order.created_at == datetime(2022, 4, 19, 17, 45, 4, 981350, tzinfo=UTC)
+
+
+@pytest.mark.asyncio
+async def test_trading_stream_refused_auth_is_down(fake_trading_stream, alpaca_credentials):
+    fake_trading_stream.auth_mode = "refuse"
+    recorder = Recorder()
+    stream = order_update_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await eventually(lambda: recorder.statuses)
+    assert recorder.states() == ["down"]
+    assert "failed to authenticate" in recorder.statuses[0][1]
+
+
+@pytest.mark.asyncio
+async def test_trading_stream_reconnects(fake_trading_stream, fake_alpaca, alpaca_credentials):
+    recorder = Recorder()
+    stream = order_update_stream(recorder, alpaca_credentials, auth_timeout=1)
+    async with running(stream):
+        await eventually(lambda: any(s.listening for s in fake_trading_stream.connections))
+        fake_trading_stream.drop()
+        await eventually(lambda: recorder.states() == ["up", "down", "up"])
+        await eventually(lambda: any(s.listening for s in fake_trading_stream.connections))
+        order = fake_alpaca.add_order()
+        fake_trading_stream.push_trade_update("new", order)
+        await eventually(lambda: recorder.items)
+    assert recorder.items[0].event == "new" and recorder.items[0].price is None
