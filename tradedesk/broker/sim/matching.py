@@ -10,6 +10,7 @@ live quote: one fill per quote second, no larger than the quoted size.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -30,8 +31,12 @@ _IMMEDIATE_TIFS = ("ioc", "fok")
 
 @dataclass(frozen=True)
 class Observation:
-    """What an order could trade against: its touch price over an interval, and the size."""
+    """What an order could trade against: its touch price over [start, at], and the size.
 
+    A fill happens at `at` (for a span: by the end of the minute the price crossed in).
+    """
+
+    start: datetime
     at: datetime
     open: Decimal
     high: Decimal
@@ -45,6 +50,7 @@ def live_observation(order: SimOrder, at: datetime) -> Observation:
     buy = order.side == "buy"
     touch = quote.ask_price if buy else quote.bid_price
     return Observation(
+        start=at,
         at=at,
         open=touch,
         high=touch,
@@ -56,7 +62,7 @@ def live_observation(order: SimOrder, at: datetime) -> Observation:
 
 def _span_observation(order: SimOrder, start: datetime, end: datetime) -> Observation:
     open_, high, low = market.span(order.symbol, start, end)
-    return Observation(at=start, open=open_, high=high, low=low, size=None)
+    return Observation(start=start, at=end, open=open_, high=high, low=low, size=None)
 
 
 # --- events and state changes -------------------------------------------------
@@ -232,7 +238,7 @@ def execution_price(order: SimOrder, seen: Observation) -> Decimal | None:
         order.triggered_at = seen.at
         order.save(update_fields=["triggered_at"])
         # From the trigger on, the order works from the trigger price.
-        seen = Observation(seen.at, triggered, seen.high, seen.low, seen.size, seen.quote_at)
+        seen = dataclasses.replace(seen, open=triggered)
         if order.type != "stop_limit":
             return triggered
     if order.type in ("limit", "stop_limit"):
@@ -270,10 +276,10 @@ def step(account: SimAccount, order: SimOrder, seen: Observation) -> bool:
         _auction(account, order, seen.at)
         return order.status not in types.OPEN_STATUSES
     deadline = expiry(order)
-    if deadline is not None and seen.at >= deadline:
+    if deadline is not None and seen.start >= deadline:
         close(order, "expired", deadline)
         return True
-    if not _trading(order, seen.at):
+    if not _trading(order, seen.start):
         return False
     if order.status == "accepted":
         order.status = "new"
@@ -281,7 +287,7 @@ def step(account: SimAccount, order: SimOrder, seen: Observation) -> bool:
     immediate = order.time_in_force in _IMMEDIATE_TIFS
     if immediate and seen.size is None:
         # ioc/fok get one look, at the quote when they first can trade.
-        seen = live_observation(order, seen.at)
+        seen = live_observation(order, seen.start)
     if seen.quote_at is not None and order.last_fill_quote_at == seen.quote_at:
         return False
     price = execution_price(order, seen)
