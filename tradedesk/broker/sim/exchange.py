@@ -544,7 +544,8 @@ def _check_shape(request: OrderRequest) -> None:
         "stop": ("stop_price",),
         "stop_limit": ("limit_price", "stop_price"),
     }
-    for field in needs.get(request.type, ()):
+    # An OCO's limit price is its take-profit's.
+    for field in needs.get(request.type, ()) if request.order_class != "oco" else ():
         if getattr(request, field) is None:
             _reject(f"{field} is required for {request.type} orders")
     if request.type == "trailing_stop":
