@@ -9,7 +9,7 @@ import pytest
 
 from tradedesk.broker.errors import OrderRejected
 from tradedesk.broker.sim import market
-from tradedesk.broker.types import LegRequest
+from tradedesk.broker.types import LegRequest, ReplaceRequest
 
 from .conftest import OPEN, request
 
@@ -18,10 +18,8 @@ def _span(minutes: int):
     return market.span("AAPL", OPEN + timedelta(seconds=1), OPEN + timedelta(minutes=minutes))
 
 
-def test_bracket_legs_are_held_until_the_entry_fills_then_one_exit_cancels_the_other(
-    broker, clock
-):
-    _open, high, low = _span(10)
+def test_bracket_legs_are_held_until_the_entry_fills_then_one_exit_cancels_the_other(broker, clock):
+    _open, _high, low = _span(10)
     entry = low + Decimal("0.01")
     order = broker.submit_order(
         request(
@@ -46,18 +44,12 @@ def test_bracket_legs_are_held_until_the_entry_fills_then_one_exit_cancels_the_o
     assert order.status == "filled"
     assert [leg.status for leg in order.legs] == ["new", "new"]
 
-    broker.replace_order(take_profit.id, _replace(limit_price=low))  # now marketable
+    broker.replace_order(take_profit.id, ReplaceRequest(limit_price=low))  # now marketable
     clock.advance(seconds=1)
     order = broker.get_order(order.id)
     statuses = {leg.type: leg.status for leg in order.legs}
     assert statuses == {"limit": "filled", "stop": "canceled"}
     assert broker.list_positions() == []
-
-
-def _replace(**fields):
-    from tradedesk.broker.types import ReplaceRequest
-
-    return ReplaceRequest(**fields)
 
 
 def test_bracket_with_market_entry_activates_its_legs_at_once(broker):
