@@ -247,6 +247,10 @@ TRADEDESK_SIM_SEED = env_int("TRADEDESK_SIM_SEED", 20261125)
 SIM_STARTING_CASH = env_decimal("SIM_STARTING_CASH", "100000")
 # Reg T margin like an Alpaca paper account: buying power is 2x equity, shorting allowed.
 SIM_MARGIN_MULTIPLIER = env_decimal("SIM_MARGIN_MULTIPLIER", "2")
+# How far back lazy matching looks for prices that crossed a resting order (a session and more).
+SIM_MATCH_LOOKBACK_MINUTES = env_int("SIM_MATCH_LOOKBACK_MINUTES", 480)
+# A paper GTC order expires this many days after submission (Alpaca's 90).
+SIM_GTC_DAYS = env_int("SIM_GTC_DAYS", 90)
 ALPACA_TRADING_URL = os.environ.get("ALPACA_TRADING_URL", "")  # "" → alpaca-py's paper/live URL
 ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
 ALPACA_DATA_STREAM_URL = os.environ.get("ALPACA_DATA_STREAM_URL", "")

@@ -67,3 +67,21 @@ def clock(at: datetime) -> Clock:
         next_open=next_open(at),
         next_close=next_close(at),
     )
+
+
+def session_on_date_of(at: datetime) -> tuple[datetime, datetime] | None:
+    """Open and close of the session on `at`'s New York calendar date, if it is a trading day."""
+    calendar = nyse()
+    day = pd.Timestamp(at).tz_convert(settings.MARKET_TIME_ZONE).normalize().tz_localize(None)
+    if not calendar.is_session(day):
+        return None
+    return (
+        calendar.session_open(day).to_pydatetime(),
+        calendar.session_close(day).to_pydatetime(),
+    )
+
+
+def new_york_minutes(at: datetime) -> int:
+    """Minutes since midnight, New York time."""
+    local = pd.Timestamp(at).tz_convert(settings.MARKET_TIME_ZONE)
+    return local.hour * 60 + local.minute

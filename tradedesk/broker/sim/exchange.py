@@ -7,10 +7,11 @@ process touches the account next, and the stream process touches every account e
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,15 +31,18 @@ from tradedesk.broker.types import (
     Bar,
     BrokerOrder,
     Clock,
+    LegRequest,
     OrderRequest,
+    OrderUpdate,
     Position,
     Quote,
     ReplaceRequest,
     Trade,
 )
 
-from . import calendar, market
-from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
+from . import calendar, market, matching
+from .matching import close, record
+from .models import SimAccount, SimOrder, SimOrderEvent
 from .universe import ASSETS
 
 # Alpaca's error codes, so the desk handles both brokers' rejections the same way.
@@ -47,8 +51,14 @@ CODE_UNPROCESSABLE = 42210000
 CODE_BAD_REQUEST = 40010001
 CODE_NOT_FOUND = 40410000
 
-_QTY_STEP = Decimal("0.000000001")
 _MAX_BARS = 10_000
+# Alpaca's auction cut-offs: opg until 9:28 ET (2 min before the open), cls until 10 min before
+# the close; from 19:00 ET both queue for the next session's auction.
+_OPG_CUTOFF = timedelta(minutes=2)
+_CLS_CUTOFF = timedelta(minutes=10)
+_AUCTIONS_REOPEN_MINUTES = 19 * 60
+# Alpaca values an opening short sale at 3% above the ask (or its limit price, if higher).
+_SHORT_PRICE_BUFFER = Decimal("1.03")
 
 
 def open_account(starting_cash: Decimal | None = None) -> str:
@@ -119,43 +129,37 @@ class SimBroker(Broker):
     def _with_legs(self, order: SimOrder) -> BrokerOrder:
         return _to_broker_order(order, order.legs.order_by("created_at"))
 
-    def _event(self, order: SimOrder, event: str, now: datetime, **values) -> None:
-        SimOrderEvent.objects.create(
-            account=order.account, order=order, event=event, at=now, **values
-        )
-
     # --- matching ---------------------------------------------------------
     def process(self) -> None:
         """Match the account's open orders against the market as it is now."""
         now = self._now()
         with transaction.atomic():
-            account = self._account(lock=True)
-            open_orders = list(
-                account.orders.filter(status__in=types.OPEN_STATUSES).order_by("created_at")
-            )
-            for order in open_orders:
-                _advance(account, order, now)
+            matching.match_account(self._account(lock=True), now)
+
+    def events_after(self, last_event_id: int, limit: int = 500) -> list[tuple[int, OrderUpdate]]:
+        """The account's trade updates after `last_event_id`, oldest first (the stream's feed)."""
+        self.process()
+        events = (
+            self._account()
+            .events.filter(id__gt=last_event_id)
+            .select_related("order")
+            .order_by("id")[: min(limit, 500)]
+        )
+        return [(event.id, _to_update(event)) for event in events]
 
     # --- account ----------------------------------------------------------
     def get_account(self) -> Account:
         self.process()
         account = self._account()
         now = self._now()
-        positions = list(account.positions.all())
-        long_value = short_value = Decimal("0")
-        for position in positions:
-            value = position.qty * market.trade(position.symbol, now).price
-            if value >= 0:
-                long_value += value
-            else:
-                short_value += value
+        long_value, short_value = _market_values(account, now)
         equity = account.cash + long_value + short_value
         return Account(
             account_id=account.account_id,
             status="ACTIVE",
             currency="USD",
             cash=_money(account.cash),
-            buying_power=_money(_buying_power(account, equity, long_value - short_value, now)),
+            buying_power=_money(_buying_power(account, now)),
             equity=_money(equity),
             last_equity=_money(equity),
             portfolio_value=_money(equity),
@@ -206,34 +210,22 @@ class SimBroker(Broker):
     # --- orders -------------------------------------------------------------
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         now = self._now()
-        asset = self.get_asset(request.symbol)
+        try:
+            asset = self.get_asset(request.symbol)
+        except OrderRejected:
+            # Alpaca's order endpoint answers an unknown symbol with 422, its asset endpoint 404.
+            raise OrderRejected(
+                f"asset {request.symbol} not found", code=CODE_UNPROCESSABLE
+            ) from None
         if not asset.tradable:
             raise OrderRejected(f"asset {request.symbol} is not tradable", code=CODE_UNPROCESSABLE)
         try:
             with transaction.atomic():
                 account = self._account(lock=True)
+                # Bring the book up to date first: what is held and committed depends on it.
+                matching.match_account(account, now)
                 _check_submission(account, asset, request, now)
-                order = SimOrder.objects.create(
-                    account=account,
-                    client_order_id=request.client_order_id,
-                    symbol=request.symbol,
-                    side=request.side,
-                    type=request.type,
-                    time_in_force=request.time_in_force,
-                    order_class=request.order_class,
-                    status="new" if calendar.is_open(now) else "accepted",
-                    qty=request.qty,
-                    notional=request.notional,
-                    limit_price=request.limit_price,
-                    stop_price=request.stop_price,
-                    trail_price=request.trail_price,
-                    trail_percent=request.trail_percent,
-                    extended_hours=request.extended_hours,
-                    created_at=now,
-                    updated_at=now,
-                    submitted_at=now,
-                )
-                self._event(order, "new", now)
+                order = _create_order(account, request, now)
         except IntegrityError:
             raise OrderRejected(
                 "client_order_id must be unique", code=CODE_BAD_REQUEST, http_status=422
@@ -286,8 +278,12 @@ class SimBroker(Broker):
                 raise NotCancelable(
                     f"order is not cancelable (status {order.status})", code=CODE_UNPROCESSABLE
                 )
-            for target in [order, *order.legs.filter(status__in=types.OPEN_STATUSES)]:
-                _close(target, "canceled", now)
+            # Canceling an entry cancels its legs; canceling an exit cancels its OCO siblings.
+            targets = [order, *order.legs.filter(status__in=types.OPEN_STATUSES)]
+            for target in [*targets, *matching.oco_group(order)]:
+                target.refresh_from_db()
+                if target.status in types.OPEN_STATUSES:
+                    close(target, "canceled", now)
 
     def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
         self.process()
@@ -315,13 +311,18 @@ class SimBroker(Broker):
                 else:
                     new.trail_price = request.trail
             new.time_in_force = request.time_in_force or old.time_in_force
-            new.status = "new" if calendar.is_open(now) else "accepted"
+            if old.status != "held":
+                new.status = _initial_status(now)
             new.filled_qty = Decimal("0")
             new.filled_avg_price = None
             new.last_fill_quote_at = None
+            new.triggered_at = None
             new.replaces = old.id
             new.replaced_by = None
             new.created_at = new.updated_at = new.submitted_at = now
+            new.active_at = None if old.status == "held" else now
+            if new.type == "trailing_stop":
+                matching.start_trailing(new, market.trade(new.symbol, now).price)
             try:
                 with transaction.atomic():
                     new.save(force_insert=True)
@@ -330,8 +331,10 @@ class SimBroker(Broker):
                     "client_order_id must be unique", code=CODE_BAD_REQUEST
                 ) from None
             old.replaced_by = new.id
-            _close(old, "replaced", now)
-            self._event(new, "new", now)
+            # Legs follow their parent to the new order rather than die with the old one.
+            old.legs.update(parent=new)
+            close(old, "replaced", now)
+            record(new, "new", now)
         self.process()
         new.refresh_from_db()
         return self._with_legs(new)
@@ -361,22 +364,147 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
+def _to_update(event: SimOrderEvent) -> OrderUpdate:
+    order = dataclasses.replace(
+        _to_broker_order(event.order, event.order.legs.order_by("created_at")),
+        status=event.order_status or event.order.status,
+        qty=event.order_qty,
+        filled_qty=event.order_filled_qty
+        if event.order_filled_qty is not None
+        else event.order.filled_qty,
+        filled_avg_price=event.order_filled_avg_price,
+    )
+    return OrderUpdate(
+        event=event.event,
+        order=order,
+        timestamp=event.at,
+        price=event.price,
+        qty=event.qty,
+        position_qty=event.position_qty,
+    )
+
+
+def process_open_orders(now: datetime | None = None) -> int:
+    """Match every paper account that has open orders; returns how many were matched.
+
+    The stream process calls this every second and a Celery task every minute, so resting
+    orders fill even when no user is looking.
+    """
+    at = now or timezone.now()
+    account_ids = (
+        SimAccount.objects.filter(orders__status__in=types.OPEN_STATUSES)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    count = 0
+    for account_id in account_ids:
+        SimBroker(account_id, now=lambda: at).process()
+        count += 1
+    return count
+
+
+def _initial_status(now: datetime) -> str:
+    # Alpaca reports `accepted` for an order received while the market is closed.
+    return "new" if calendar.is_open(now) else "accepted"
+
+
+def _new_order(account: SimAccount, request: OrderRequest, now: datetime, **fields) -> SimOrder:
+    values = {
+        "account": account,
+        "client_order_id": request.client_order_id,
+        "symbol": request.symbol,
+        "side": request.side,
+        "type": request.type,
+        "time_in_force": request.time_in_force,
+        "order_class": request.order_class,
+        "status": _initial_status(now),
+        "qty": request.qty,
+        "notional": request.notional,
+        "limit_price": request.limit_price,
+        "stop_price": request.stop_price,
+        "trail_price": request.trail_price,
+        "trail_percent": request.trail_percent,
+        "extended_hours": request.extended_hours,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": now,
+        "active_at": now,
+    }
+    values.update(fields)
+    order = SimOrder(**values)
+    if order.type == "trailing_stop":
+        matching.start_trailing(order, market.trade(order.symbol, now).price)
+    order.save(force_insert=True)
+    record(order, "new", now)
+    return order
+
+
+def _exit_leg(parent: SimOrder, request: OrderRequest, leg: LegRequest, now: datetime, **fields):
+    """A take-profit (limit) or stop-loss (stop / stop-limit) leg closing the parent's position."""
+    if leg.stop_price is None:
+        kind = "limit"
+    else:
+        kind = "stop_limit" if leg.limit_price is not None else "stop"
+    values = {
+        "client_order_id": str(uuid.uuid4()),
+        "side": "sell" if request.side == "buy" else "buy",
+        "type": kind,
+        "limit_price": leg.limit_price,
+        "stop_price": leg.stop_price,
+        "trail_price": None,
+        "trail_percent": None,
+        "parent": parent,
+    }
+    values.update(fields)
+    return _new_order(parent.account, request, now, **values)
+
+
+def _create_order(account: SimAccount, request: OrderRequest, now: datetime) -> SimOrder:
+    """The order and, for bracket/oto/oco, its legs as child orders."""
+    legs = [leg for leg in (request.take_profit, request.stop_loss) if leg is not None]
+    if request.order_class == "oco":
+        # Alpaca's OCO: the take-profit limit is the order, the stop-loss its one leg.
+        parent = _new_order(account, request, now, limit_price=request.take_profit.limit_price)
+        _exit_leg(parent, request, request.stop_loss, now, side=request.side)
+        return parent
+    parent = _new_order(account, request, now)
+    for leg in legs if request.order_class in ("bracket", "oto") else []:
+        # Exit legs wait (`held`) until the entry fills.
+        _exit_leg(parent, request, leg, now, status="held", active_at=None)
+    return parent
+
+
+def _market_values(account: SimAccount, now: datetime) -> tuple[Decimal, Decimal]:
+    """Long and short (negative) market value of the account's positions at `now`."""
+    long_value = short_value = Decimal("0")
+    for position in account.positions.exclude(qty=0):
+        value = position.qty * market.trade(position.symbol, now).price
+        if value >= 0:
+            long_value += value
+        else:
+            short_value += value
+    return long_value, short_value
+
+
 def _open_buy_commitment(account: SimAccount, now: datetime) -> Decimal:
-    """What the account's open buy orders would still spend (limit price, else the ask)."""
+    """What the account's open buy orders would still spend (limit/stop price, else the ask)."""
     total = Decimal("0")
-    for order in account.orders.filter(side="buy", status__in=types.OPEN_STATUSES):
-        if order.notional is not None and order.qty is None:
+    orders = account.orders.filter(side="buy", status__in=types.OPEN_STATUSES).exclude(
+        status="held"
+    )
+    for order in orders:
+        if order.qty is None:
             total += order.notional
             continue
-        price = order.limit_price or market.quote(order.symbol, now).ask_price
+        price = order.limit_price or order.stop_price or market.quote(order.symbol, now).ask_price
         total += (order.qty - order.filled_qty) * price
     return total
 
 
-def _buying_power(
-    account: SimAccount, equity: Decimal, gross_value: Decimal, now: datetime
-) -> Decimal:
-    available = settings.SIM_MARGIN_MULTIPLIER * equity - gross_value
+def _buying_power(account: SimAccount, now: datetime) -> Decimal:
+    long_value, short_value = _market_values(account, now)
+    equity = account.cash + long_value + short_value
+    available = settings.SIM_MARGIN_MULTIPLIER * equity - (long_value - short_value)
     return max(Decimal("0"), available - _open_buy_commitment(account, now))
 
 
@@ -385,133 +513,161 @@ def _position_qty(account: SimAccount, symbol: str) -> Decimal:
     return position.qty if position else Decimal("0")
 
 
+def _held_for_sells(account: SimAccount, symbol: str) -> Decimal:
+    """Shares promised to open sell orders; an OCO group's exits count once."""
+    by_group: dict = {}
+    orders = account.orders.filter(symbol=symbol, side="sell", status__in=types.OPEN_STATUSES)
+    for order in orders.exclude(status="held").exclude(qty=None):
+        group = order.parent_id if order.parent_id and order.order_class != "simple" else order.id
+        by_group[group] = max(by_group.get(group, Decimal("0")), order.qty - order.filled_qty)
+    return sum(by_group.values(), Decimal("0"))
+
+
+def _reject(message: str, code: int = CODE_UNPROCESSABLE, http_status: int = 422):
+    raise OrderRejected(message, code=code, http_status=http_status)
+
+
+def _check_price_increment(name: str, price: Decimal | None) -> None:
+    if price is None:
+        return
+    step = Decimal("0.01") if price >= 1 else Decimal("0.0001")
+    if price <= 0 or price % step:
+        _reject(
+            f"invalid {name} {price}. sub-penny increment does not fulfill minimum pricing criteria"
+        )
+
+
+def _check_shape(request: OrderRequest) -> None:
+    """Fields each type, time in force and class needs (Alpaca's 422s)."""
+    needs = {
+        "limit": ("limit_price",),
+        "stop": ("stop_price",),
+        "stop_limit": ("limit_price", "stop_price"),
+    }
+    # An OCO's limit price is its take-profit's.
+    for field in needs.get(request.type, ()) if request.order_class != "oco" else ():
+        if getattr(request, field) is None:
+            _reject(f"{field} is required for {request.type} orders")
+    if request.type == "trailing_stop":
+        if (request.trail_price is None) == (request.trail_percent is None):
+            _reject("trailing stop orders need exactly one of trail_price or trail_percent")
+        if request.time_in_force not in ("day", "gtc"):
+            _reject("trailing stop orders must be day or gtc")
+    for field in ("limit_price", "stop_price"):
+        _check_price_increment(field, getattr(request, field))
+    if (request.qty is None) == (request.notional is None):
+        _reject("qty or notional is required (not both)")
+    if request.time_in_force in ("opg", "cls") and request.type not in ("market", "limit"):
+        _reject(f"{request.time_in_force} orders must be market or limit orders")
+    if request.order_class != "simple":
+        _check_legs(request)
+
+
+def _check_legs(request: OrderRequest) -> None:
+    cls = request.order_class
+    if request.notional is not None:
+        _reject(f"{cls} orders require qty, not notional")
+    if request.time_in_force not in ("day", "gtc"):
+        _reject(f"{cls} orders must be day or gtc")
+    take_profit, stop_loss = request.take_profit, request.stop_loss
+    if cls in ("bracket", "oco") and (take_profit is None or stop_loss is None):
+        _reject(f"{cls} orders require take_profit and stop_loss")
+    if cls == "oto" and (take_profit is None) == (stop_loss is None):
+        _reject("oto orders require exactly one of take_profit or stop_loss")
+    if take_profit is not None and take_profit.limit_price is None:
+        _reject("take_profit.limit_price is required")
+    if stop_loss is not None and stop_loss.stop_price is None:
+        _reject("stop_loss.stop_price is required")
+    if cls == "oco" and request.type != "limit":
+        _reject("oco orders must be limit orders")
+    if cls != "oco" and request.type not in ("market", "limit"):
+        _reject(f"{cls} entry orders must be market or limit orders")
+    for name, leg in (("take_profit", take_profit), ("stop_loss", stop_loss)):
+        if leg is not None:
+            _check_price_increment(f"{name}.limit_price", leg.limit_price)
+            _check_price_increment(f"{name}.stop_price", leg.stop_price)
+
+
+def _check_leg_prices(request: OrderRequest, base: Decimal) -> None:
+    """Exits must sit on the right side of the entry (Alpaca's base-price rule)."""
+    # An OCO exits the position the entry's opposite side holds: a sell OCO protects a long.
+    long_exit = request.side == "buy" if request.order_class != "oco" else request.side == "sell"
+    cent = Decimal("0.01")
+    if request.take_profit is not None:
+        price = request.take_profit.limit_price
+        if long_exit and price < base + cent:
+            _reject(f"take_profit.limit_price must be >= base_price + 0.01 (base {base})")
+        if not long_exit and price > base - cent:
+            _reject(f"take_profit.limit_price must be <= base_price - 0.01 (base {base})")
+    if request.stop_loss is not None:
+        price = request.stop_loss.stop_price
+        if long_exit and price > base - cent:
+            _reject(f"stop_loss.stop_price must be <= base_price - 0.01 (base {base})")
+        if not long_exit and price < base + cent:
+            _reject(f"stop_loss.stop_price must be >= base_price + 0.01 (base {base})")
+
+
+def _check_auction_window(request: OrderRequest, now: datetime) -> None:
+    """Alpaca refuses opg after 9:28 ET and cls after 15:50 ET, until 19:00 ET."""
+    session = calendar.session_on_date_of(now)
+    if session is None or calendar.new_york_minutes(now) >= _AUCTIONS_REOPEN_MINUTES:
+        return
+    opens, closes = session
+    if request.time_in_force == "opg" and now >= opens - _OPG_CUTOFF:
+        _reject("opg orders are accepted until 2 minutes before the open, and after 19:00 ET")
+    if request.time_in_force == "cls" and now >= closes - _CLS_CUTOFF:
+        _reject("cls orders are accepted until 10 minutes before the close, and after 19:00 ET")
+
+
 def _check_submission(
     account: SimAccount, asset: Asset, request: OrderRequest, now: datetime
 ) -> None:
     """The exchange's own refusals, with Alpaca's codes and messages."""
+    _check_shape(request)
+    _check_auction_window(request, now)
     quote = market.quote(request.symbol, now)
     qty = request.qty
     if qty is None:
-        if request.notional is None:
-            raise OrderRejected("qty or notional is required", code=CODE_UNPROCESSABLE)
+        if request.type != "market" or request.time_in_force != "day":
+            _reject("notional orders must be market orders with time_in_force day")
         qty = request.notional / quote.ask_price
     if qty <= 0:
-        raise OrderRejected("qty must be > 0", code=CODE_UNPROCESSABLE)
-    fractional = qty != qty.to_integral_value()
-    if (fractional or request.notional is not None) and not asset.fractionable:
-        raise OrderRejected(f"asset {asset.symbol} is not fractionable", code=CODE_UNPROCESSABLE)
-    held = _position_qty(account, request.symbol)
-    short = request.side == "sell" and qty > max(held, Decimal("0"))
-    if short and (fractional or not asset.shortable or settings.SIM_MARGIN_MULTIPLIER <= 1):
-        raise OrderRejected(
-            f"insufficient qty available for order (requested: {qty}, available: {held})",
-            code=CODE_FORBIDDEN,
-            http_status=403,
+        _reject("qty must be > 0")
+    fractional = request.notional is not None or qty != qty.to_integral_value()
+    if fractional:
+        if not asset.fractionable:
+            _reject(f"asset {asset.symbol} is not fractionable")
+        if request.time_in_force != "day":
+            _reject("fractional orders must be day orders")
+        if request.type == "trailing_stop" or request.order_class != "simple":
+            _reject("fractional orders must be simple market, limit, stop or stop_limit orders")
+    if request.order_class != "simple":
+        base = request.limit_price or (
+            quote.ask_price if request.side == "buy" else quote.bid_price
         )
-    if request.side == "buy":
-        price = request.limit_price or quote.ask_price
-        cost = request.notional if request.notional is not None else qty * price
-        gross = Decimal("0")
-        long_short = Decimal("0")
-        for position in account.positions.all():
-            value = position.qty * market.trade(position.symbol, now).price
-            gross += abs(value)
-            long_short += value
-        buying_power = _buying_power(account, account.cash + long_short, gross, now)
-        if cost > buying_power:
-            raise OrderRejected("insufficient buying power", code=CODE_FORBIDDEN, http_status=403)
+        _check_leg_prices(request, base)
 
-
-def _close(order: SimOrder, status: str, now: datetime) -> None:
-    order.status = status
-    order.updated_at = now
-    setattr(order, f"{status}_at", now)
-    order.save()
-    SimOrderEvent.objects.create(account=order.account, order=order, event=status, at=now)
-
-
-def _execution_price(order: SimOrder, quote: Quote) -> Decimal | None:
-    """The price this order would trade at against `quote`, or None if it can't yet."""
-    buy = order.side == "buy"
-    touch = quote.ask_price if buy else quote.bid_price
-    if order.type == "market":
-        return touch
-    if order.type == "limit":
-        marketable = touch <= order.limit_price if buy else touch >= order.limit_price
-        return touch if marketable else None
-    return None
-
-
-def _advance(account: SimAccount, order: SimOrder, now: datetime) -> None:
-    """Expire, release or fill one open order as the market stands at `now`."""
-    if order.time_in_force == "day" and now >= calendar.session_close(order.submitted_at):
-        _close(order, "expired", now)
-        return
-    trading = calendar.is_open(now) or (order.extended_hours and calendar.is_extended_session(now))
-    if not trading:
-        return
-    if order.status == "accepted":
-        order.status = "new"
-    quote = market.quote(order.symbol, now)
-    if order.last_fill_quote_at == quote.timestamp:
-        return
-    price = _execution_price(order, quote)
-    if price is None:
-        if order.status == "new":
-            order.save(update_fields=["status"])
-        return
-    if order.qty is None:  # notional: the quantity is fixed at the first fill
-        order.qty = (order.notional / price).quantize(_QTY_STEP, rounding=ROUND_DOWN)
-    available = quote.ask_size if order.side == "buy" else quote.bid_size
-    fill_qty = min(order.qty - order.filled_qty, available)
-    _fill(account, order, fill_qty, price, quote.timestamp, now)
-
-
-def _fill(
-    account: SimAccount,
-    order: SimOrder,
-    qty: Decimal,
-    price: Decimal,
-    quote_at: datetime,
-    now: datetime,
-) -> None:
-    signed = qty if order.side == "buy" else -qty
-    position, _ = SimPosition.objects.get_or_create(
-        account=account,
-        symbol=order.symbol,
-        defaults={"qty": Decimal("0"), "avg_entry_price": Decimal("0")},
-    )
-    new_qty = position.qty + signed
-    if position.qty == 0 or (new_qty != 0 and (new_qty > 0) != (position.qty > 0)):
-        position.avg_entry_price = price  # opened, or flipped between long and short
-    elif (signed > 0) == (position.qty > 0):
-        position.avg_entry_price = (
-            position.qty * position.avg_entry_price + signed * price
-        ) / new_qty
-    # Reducing a position leaves its average entry price as it was.
-    position.qty = new_qty
-    position.save()
-    account.cash -= signed * price
-    account.save(update_fields=["cash"])
-
-    filled_before = order.filled_qty
-    order.filled_qty = filled_before + qty
-    order.filled_avg_price = (
-        (filled_before * (order.filled_avg_price or 0)) + qty * price
-    ) / order.filled_qty
-    order.last_fill_quote_at = quote_at
-    order.updated_at = now
-    done = order.filled_qty >= order.qty
-    order.status = "filled" if done else "partially_filled"
-    if done:
-        order.filled_at = now
-    order.save()
-    SimOrderEvent.objects.create(
-        account=account,
-        order=order,
-        event="fill" if done else "partial_fill",
-        price=price,
-        qty=qty,
-        position_qty=new_qty,
-        at=now,
-    )
+    held = _position_qty(account, request.symbol)
+    if request.side == "sell":
+        available = max(held, Decimal("0")) - _held_for_sells(account, request.symbol)
+        opening = max(Decimal("0"), qty - max(available, Decimal("0")))
+        shortable = asset.shortable and asset.easy_to_borrow
+        if opening > 0 and (fractional or not shortable or settings.SIM_MARGIN_MULTIPLIER <= 1):
+            _reject(
+                f"insufficient qty available for order (requested: {qty}, "
+                f"available: {max(available, Decimal('0'))})",
+                code=CODE_FORBIDDEN,
+                http_status=403,
+            )
+        price = max(request.limit_price or Decimal("0"), quote.ask_price * _SHORT_PRICE_BUFFER)
+        cost = opening * price
+    else:
+        covering = max(-held, Decimal("0"))
+        price = request.limit_price or request.stop_price or quote.ask_price
+        cost = (
+            request.notional
+            if request.notional is not None
+            else max(Decimal("0"), qty - covering) * price
+        )
+    if cost > _buying_power(account, now):
+        _reject("insufficient buying power", code=CODE_FORBIDDEN, http_status=403)

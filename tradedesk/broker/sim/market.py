@@ -125,27 +125,55 @@ def trade(symbol: str, at: datetime) -> Trade:
 
 _TIMEFRAME_SECONDS = {"1Min": 60, "1Hour": 3_600, "1Day": 86_400}
 _SAMPLES_PER_BAR = 12
+# Spans are sampled on the same 5-second grid a minute bar uses.
+_SPAN_STEP_SECONDS = 5
+
+
+def _summary(symbol: str, instants: list[datetime]) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """Open, high, low and close of the mid price sampled at `instants`."""
+    samples = [mid_price(symbol, at) for at in instants]
+    return (
+        _round_price(samples[0]),
+        _round_price(max(samples)),
+        _round_price(min(samples)),
+        _round_price(samples[-1]),
+    )
 
 
 def bar(symbol: str, start: datetime, timeframe: str = "1Min") -> Bar:
     """The bar that opens at `start` (sampled at evenly spaced instants inside it)."""
     length = _TIMEFRAME_SECONDS[timeframe]
-    samples = [
-        mid_price(symbol, start + timedelta(seconds=length * i / _SAMPLES_PER_BAR))
-        for i in range(_SAMPLES_PER_BAR + 1)
-    ]
+    step = length / _SAMPLES_PER_BAR
+    instants = [start + timedelta(seconds=step * i) for i in range(_SAMPLES_PER_BAR + 1)]
+    open_, high, low, close = _summary(symbol, instants)
     key = _symbol_key(symbol, settings.TRADEDESK_SIM_SEED)
     minutes = max(1, length // 60)
     volume = int((_unit(key, 106, int(start.timestamp())) + 1.5) * 2_000 * minutes)
     return Bar(
         symbol=symbol,
         timestamp=start,
-        open=_round_price(samples[0]),
-        high=_round_price(max(samples)),
-        low=_round_price(min(samples)),
-        close=_round_price(samples[-1]),
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
         volume=Decimal(volume),
     )
+
+
+def span(symbol: str, start: datetime, end: datetime) -> tuple[Decimal, Decimal, Decimal]:
+    """Open, high and low of the price over [start, end]: how far the market went meanwhile."""
+    seconds = max(0.0, (end - start).total_seconds())
+    steps = int(seconds // _SPAN_STEP_SECONDS)
+    instants = [start + timedelta(seconds=_SPAN_STEP_SECONDS * i) for i in range(steps + 1)]
+    if instants[-1] < end:
+        instants.append(end)
+    open_, high, low, _close = _summary(symbol, instants)
+    return open_, high, low
+
+
+def auction_price(symbol: str, at: datetime) -> Decimal:
+    """The opening or closing auction's single price at `at`."""
+    return _round_price(mid_price(symbol, at))
 
 
 def bar_starts(timeframe: str, start: datetime, end: datetime) -> list[datetime]:

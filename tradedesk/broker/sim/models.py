@@ -23,6 +23,8 @@ def _choices(values):
 class SimAccount(models.Model):
     account_id = models.CharField(max_length=64, unique=True)
     cash = models.DecimalField(**_DECIMAL)
+    # The instant through which the market has been matched against this account's orders.
+    matched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -68,6 +70,10 @@ class SimOrder(models.Model):
     )
     replaces = models.UUIDField(null=True, blank=True)
     replaced_by = models.UUIDField(null=True, blank=True)
+    # When the order became workable (submission; a leg's parent fill): matching starts here.
+    active_at = models.DateTimeField(null=True, blank=True)
+    # When a stop, stop-limit or trailing stop was triggered.
+    triggered_at = models.DateTimeField(null=True, blank=True)
     # The quote second that last filled this order: one fill per quote, as size allows.
     last_fill_quote_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
@@ -100,6 +106,11 @@ class SimOrderEvent(models.Model):
     price = models.DecimalField(**_DECIMAL, null=True)
     qty = models.DecimalField(**_DECIMAL, null=True)
     position_qty = models.DecimalField(**_DECIMAL, null=True)
+    # The order as it stood right after this event (the stream carries that, not today's).
+    order_status = models.CharField(max_length=24, default="")
+    order_filled_qty = models.DecimalField(**_DECIMAL, null=True)
+    order_filled_avg_price = models.DecimalField(**_DECIMAL, null=True)
+    order_qty = models.DecimalField(**_DECIMAL, null=True)
     at = models.DateTimeField()
 
     class Meta:

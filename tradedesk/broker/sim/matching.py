@@ -1,0 +1,361 @@
+"""The paper exchange's matching engine: open orders against the simulated market.
+
+Matching is lazy: whoever touches an account brings its orders up to `now`. Time since the
+account was last matched is walked minute by minute (bounded by SIM_MATCH_LOOKBACK_MINUTES)
+using the market's high/low over each span, so a limit or stop crossed while nobody looked
+still fills, at its price and at that time. The instant `now` itself is matched against the
+live quote: one fill per quote second, no larger than the quoted size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from django.conf import settings
+
+from tradedesk.broker import types
+
+from . import calendar, market
+from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
+
+QTY_STEP = Decimal("0.000000001")
+# Closer than this to the last match, an order is matched against the live quote only.
+_LIVE_GAP = timedelta(seconds=2)
+_AUCTION_TIFS = ("opg", "cls")
+_IMMEDIATE_TIFS = ("ioc", "fok")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an order could trade against: its touch price over [start, at], and the size.
+
+    A fill happens at `at` (for a span: by the end of the minute the price crossed in).
+    """
+
+    start: datetime
+    at: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    size: Decimal | None  # None: a span of time, in which the whole remainder can trade
+    quote_at: datetime | None = None
+
+
+def live_observation(order: SimOrder, at: datetime) -> Observation:
+    quote = market.quote(order.symbol, at)
+    buy = order.side == "buy"
+    touch = quote.ask_price if buy else quote.bid_price
+    return Observation(
+        start=at,
+        at=at,
+        open=touch,
+        high=touch,
+        low=touch,
+        size=quote.ask_size if buy else quote.bid_size,
+        quote_at=quote.timestamp,
+    )
+
+
+def _span_observation(order: SimOrder, start: datetime, end: datetime) -> Observation:
+    open_, high, low = market.span(order.symbol, start, end)
+    return Observation(start=start, at=end, open=open_, high=high, low=low, size=None)
+
+
+# --- events and state changes -------------------------------------------------
+def record(order: SimOrder, event: str, at: datetime, **values) -> SimOrderEvent:
+    """Write one trade update, with the order as it stands after it."""
+    return SimOrderEvent.objects.create(
+        account_id=order.account_id,
+        order=order,
+        event=event,
+        at=at,
+        order_status=order.status,
+        order_qty=order.qty,
+        order_filled_qty=order.filled_qty,
+        order_filled_avg_price=order.filled_avg_price,
+        **values,
+    )
+
+
+def close(order: SimOrder, status: str, at: datetime) -> None:
+    """End an order (canceled, expired, replaced) and whatever depends on it."""
+    order.status = status
+    order.updated_at = at
+    setattr(order, f"{status}_at", at)
+    order.save()
+    record(order, status, at)
+    # Legs still waiting for their entry can never become active now.
+    for leg in order.legs.filter(status="held"):
+        close(leg, "canceled", at)
+
+
+def oco_group(order: SimOrder) -> list[SimOrder]:
+    """The open orders that exit the same position as `order` (one-cancels-other)."""
+    if order.order_class == "oco":
+        root_id = order.parent_id or order.id
+        group = SimOrder.objects.filter(pk=root_id) | SimOrder.objects.filter(parent_id=root_id)
+    elif order.order_class in ("bracket", "oto") and order.parent_id is not None:
+        group = SimOrder.objects.filter(parent_id=order.parent_id)
+    else:
+        return []
+    return list(group.exclude(pk=order.pk).filter(status__in=types.OPEN_STATUSES))
+
+
+def _apply_to_position(account: SimAccount, symbol: str, signed: Decimal, price: Decimal):
+    position, _ = SimPosition.objects.get_or_create(
+        account=account,
+        symbol=symbol,
+        defaults={"qty": Decimal("0"), "avg_entry_price": Decimal("0")},
+    )
+    new_qty = position.qty + signed
+    if position.qty == 0 or (new_qty != 0 and (new_qty > 0) != (position.qty > 0)):
+        position.avg_entry_price = price  # opened, or flipped between long and short
+    elif (signed > 0) == (position.qty > 0):
+        position.avg_entry_price = (
+            position.qty * position.avg_entry_price + signed * price
+        ) / new_qty
+    # Reducing a position leaves its average entry price as it was.
+    position.qty = new_qty
+    position.save()
+    account.cash -= signed * price
+    account.save(update_fields=["cash"])
+    return new_qty
+
+
+def fill(
+    account: SimAccount,
+    order: SimOrder,
+    qty: Decimal,
+    price: Decimal,
+    at: datetime,
+    quote_at: datetime | None,
+) -> None:
+    signed = qty if order.side == "buy" else -qty
+    position_qty = _apply_to_position(account, order.symbol, signed, price)
+
+    filled_before = order.filled_qty
+    order.filled_qty = filled_before + qty
+    order.filled_avg_price = (
+        filled_before * (order.filled_avg_price or 0) + qty * price
+    ) / order.filled_qty
+    order.last_fill_quote_at = quote_at
+    order.updated_at = at
+    done = order.filled_qty >= order.qty
+    order.status = "filled" if done else "partially_filled"
+    if done:
+        order.filled_at = at
+    order.save()
+    record(
+        order,
+        "fill" if done else "partial_fill",
+        at,
+        price=price,
+        qty=qty,
+        position_qty=position_qty,
+    )
+    if done:
+        for leg in order.legs.filter(status="held"):
+            leg.status = "new"
+            leg.active_at = leg.updated_at = at
+            leg.save()
+            record(leg, "new", at)
+    # What one exit sold, its siblings no longer need to: shrink them, cancel the used up.
+    for sibling in oco_group(order):
+        remaining = sibling.qty - qty
+        if remaining <= sibling.filled_qty:
+            close(sibling, "canceled", at)
+        else:
+            sibling.qty = remaining
+            sibling.save(update_fields=["qty"])
+
+
+# --- per-order rules ------------------------------------------------------------
+def expiry(order: SimOrder) -> datetime | None:
+    """When an unfilled order stops working."""
+    if order.time_in_force == "day":
+        return calendar.session_close(order.submitted_at)
+    if order.time_in_force == "gtc":
+        return calendar.session_close(order.submitted_at + timedelta(days=settings.SIM_GTC_DAYS))
+    return None
+
+
+def auction_time(order: SimOrder) -> datetime:
+    """The auction an opg (next open) or cls (the session's close) order executes in."""
+    if order.time_in_force == "opg":
+        return calendar.next_open(order.submitted_at)
+    return calendar.session_close(order.submitted_at)
+
+
+def _trading(order: SimOrder, at: datetime) -> bool:
+    return calendar.is_open(at) or (order.extended_hours and calendar.is_extended_session(at))
+
+
+def _trail_stop(order: SimOrder) -> Decimal:
+    """The trailing stop's trigger price from its high- (sell) or low-water (buy) mark."""
+    if order.trail_percent is not None:
+        distance = order.hwm * order.trail_percent / 100
+    else:
+        distance = order.trail_price
+    stop = order.hwm - distance if order.side == "sell" else order.hwm + distance
+    return stop.quantize(Decimal("0.01") if stop >= 1 else Decimal("0.0001"))
+
+
+def start_trailing(order: SimOrder, price: Decimal) -> None:
+    order.hwm = price
+    order.stop_price = _trail_stop(order)
+
+
+def _trigger_price(order: SimOrder, seen: Observation) -> Decimal | None:
+    """The price a stop triggers at in `seen`, or None if it was not reached."""
+    if order.side == "sell":
+        return min(seen.open, order.stop_price) if seen.low <= order.stop_price else None
+    return max(seen.open, order.stop_price) if seen.high >= order.stop_price else None
+
+
+def _limit_price_reached(order: SimOrder, seen: Observation) -> Decimal | None:
+    if order.side == "buy":
+        return min(seen.open, order.limit_price) if seen.low <= order.limit_price else None
+    return max(seen.open, order.limit_price) if seen.high >= order.limit_price else None
+
+
+def execution_price(order: SimOrder, seen: Observation) -> Decimal | None:
+    """The price this order trades at in `seen`, or None; triggers stops on the way."""
+    if order.type in ("stop", "stop_limit", "trailing_stop") and order.triggered_at is None:
+        triggered = _trigger_price(order, seen)
+        if triggered is None:
+            if order.type == "trailing_stop":
+                sell = order.side == "sell"
+                mark = max(order.hwm, seen.high) if sell else min(order.hwm, seen.low)
+                if mark != order.hwm:
+                    order.hwm = mark
+                    order.stop_price = _trail_stop(order)
+                    order.save(update_fields=["hwm", "stop_price"])
+            return None
+        order.triggered_at = seen.at
+        order.save(update_fields=["triggered_at"])
+        # From the trigger on, the order works from the trigger price.
+        seen = dataclasses.replace(seen, open=triggered)
+        if order.type != "stop_limit":
+            return triggered
+    if order.type in ("limit", "stop_limit"):
+        return _limit_price_reached(order, seen)
+    return seen.open
+
+
+def _fill_qty(order: SimOrder, price: Decimal, available: Decimal | None) -> Decimal:
+    if order.qty is None:  # notional: the quantity is fixed at the first fill
+        order.qty = (order.notional / price).quantize(QTY_STEP, rounding=ROUND_DOWN)
+    remaining = order.qty - order.filled_qty
+    return remaining if available is None else min(remaining, available)
+
+
+def _auction(account: SimAccount, order: SimOrder, now: datetime) -> None:
+    at = auction_time(order)
+    if now < at:
+        return
+    price = market.auction_price(order.symbol, at)
+    marketable = order.type == "market" or (
+        price <= order.limit_price if order.side == "buy" else price >= order.limit_price
+    )
+    if marketable:
+        fill(account, order, _fill_qty(order, price, None), price, at, None)
+    else:  # Alpaca cancels what the auction did not fill
+        close(order, "canceled", at)
+
+
+def step(account: SimAccount, order: SimOrder, seen: Observation) -> bool:
+    """Expire, release, trigger or fill one open order at what the market showed in `seen`.
+
+    Returns whether the order traded or closed (which can change its siblings and legs).
+    """
+    if order.time_in_force in _AUCTION_TIFS:
+        _auction(account, order, seen.at)
+        return order.status not in types.OPEN_STATUSES
+    deadline = expiry(order)
+    if deadline is not None and seen.start >= deadline:
+        close(order, "expired", deadline)
+        return True
+    if not _trading(order, seen.start):
+        return False
+    if order.status == "accepted":
+        order.status = "new"
+        order.save(update_fields=["status"])
+    immediate = order.time_in_force in _IMMEDIATE_TIFS
+    if immediate and seen.size is None:
+        # ioc/fok get one look, at the quote when they first can trade.
+        seen = live_observation(order, seen.start)
+    if seen.quote_at is not None and order.last_fill_quote_at == seen.quote_at:
+        return False
+    price = execution_price(order, seen)
+    qty = _fill_qty(order, price, seen.size) if price is not None else Decimal("0")
+    if order.time_in_force == "fok" and qty < order.qty - order.filled_qty:
+        qty = Decimal("0")  # all or nothing
+    if qty > 0:
+        fill(account, order, qty, price, seen.at, seen.quote_at)
+    if immediate and order.status != "filled":
+        close(order, "canceled", seen.at)
+    return qty > 0 or order.status not in types.OPEN_STATUSES
+
+
+# --- the account's timeline ------------------------------------------------------
+def _minutes(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) cut at minute boundaries."""
+    at = start
+    while at < end:
+        boundary = at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        yield at, min(boundary, end)
+        at = min(boundary, end)
+
+
+def _working_since(account: SimAccount, order: SimOrder, earliest: datetime) -> datetime:
+    since = order.active_at or order.submitted_at
+    if account.matched_at is not None:
+        since = max(since, account.matched_at)
+    return max(since, earliest)
+
+
+def _workable(order: SimOrder) -> bool:
+    return order.status in types.OPEN_STATUSES and order.status != "held"
+
+
+def match_account(account: SimAccount, now: datetime) -> None:
+    """Bring every open order of a (locked) account up to `now`."""
+    orders = list(account.orders.filter(status__in=types.OPEN_STATUSES).order_by("created_at"))
+    earliest = now - timedelta(minutes=settings.SIM_MATCH_LOOKBACK_MINUTES)
+    stale = [
+        order
+        for order in orders
+        if _workable(order) and now - _working_since(account, order, earliest) > _LIVE_GAP
+    ]
+    if stale:
+        gap_start = min(_working_since(account, order, earliest) for order in stale)
+        for start, end in _minutes(gap_start, now):
+            orders = _step_all(
+                account,
+                orders,
+                lambda order, start=start, end=end: _span_observation(
+                    order, max(start, _working_since(account, order, earliest)), end
+                ),
+                lambda order, end=end: _working_since(account, order, earliest) < end,
+            )
+    _step_all(account, orders, lambda order: live_observation(order, now), lambda order: True)
+    account.matched_at = now
+    account.save(update_fields=["matched_at"])
+
+
+def _step_all(account, orders, observe, due) -> list[SimOrder]:
+    """Step each workable, due order; a fill or close reloads the rest (legs, OCO siblings)."""
+    for index in range(len(orders)):
+        order = orders[index]
+        if _workable(order) and due(order) and step(account, order, observe(order)):
+            orders = _reloaded(orders)
+    return orders
+
+
+def _reloaded(orders: list[SimOrder]) -> list[SimOrder]:
+    fresh = SimOrder.objects.in_bulk([order.pk for order in orders])
+    return [fresh[order.pk] for order in orders]
