@@ -253,6 +253,11 @@ def _money(value: Decimal) -> str:
     return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
 
 
+def _shares(value: Decimal) -> str:
+    """A quantity as a trader writes it: 3, 2.5 (not 3.000000000 or 1E+2)."""
+    return f"{value.normalize():f}"
+
+
 def _decimals(value: Decimal) -> int:
     return max(0, -value.normalize().as_tuple().exponent)
 
@@ -408,7 +413,7 @@ def _quantity(check: _Check) -> None:
             check.error(
                 "max_order_quantity",
                 "qty",
-                f"{order.qty} shares is above the desk's limit of "
+                f"{_shares(order.qty)} shares is above the desk's limit of "
                 f"{settings.MAX_ORDER_QUANTITY:,} shares per order.",
             )
         if _decimals(order.qty) > QTY_DECIMALS:
@@ -619,11 +624,13 @@ def _kill_switch(check: _Check) -> None:
     qty = check.qty
     if qty is None or qty > room:
         position = (
-            f"{abs(held)} {order.symbol} {'long' if held > 0 else 'short'}"
+            f"{_shares(abs(held))} {order.symbol} {'long' if held > 0 else 'short'}"
             if held
             else (f"no {order.symbol} position")
         )
-        pending_note = f", with {pending} already in open {order.side} orders" if pending else ""
+        pending_note = (
+            f", with {_shares(pending)} already in open {order.side} orders" if pending else ""
+        )
         check.error(
             "reducing_only",
             check.amount_field,
@@ -650,7 +657,11 @@ def _wash_trade(check: _Check) -> None:
         if other.side == order.side or not _could_cross(order, other):
             continue
         price = f" at {_money(other.limit_price)}" if _limit_of(other) is not None else ""
-        amount = f"{_remaining(other)} shares" if other.qty is not None else _money(other.notional)
+        amount = (
+            f"{_shares(_remaining(other))} shares"
+            if other.qty is not None
+            else _money(other.notional)
+        )
         check.error(
             "wash_trade",
             "limit_price" if _limit_of(order) is not None else "side",
@@ -704,8 +715,8 @@ def _buying_power(check: _Check) -> None:
         check.error(
             "not_shortable",
             check.amount_field,
-            f"You hold {max(held, ZERO)} {order.symbol}: selling {qty} would open a short "
-            f"position, and {order.symbol} cannot be sold short here"
+            f"You hold {_shares(max(held, ZERO))} {order.symbol}: selling {_shares(qty)} would "
+            f"open a short position, and {order.symbol} cannot be sold short here"
             f"{' in fractional shares' if _is_fractional(qty) else ''}.",
         )
     if order.side == "buy":
