@@ -592,7 +592,7 @@ def _legs_on_the_right_side(
 # --- kill switch and wash-trade guard ---------------------------------------------
 def _halt_target(halt: TradingHalt) -> str:
     if halt.scope == TradingHalt.SCOPE_USER:
-        return "your user"
+        return "you"
     if halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT:
         return f"the account {halt.broker_account.label}"
     return "the whole desk"
@@ -626,7 +626,7 @@ def _kill_switch(check: _Check) -> None:
         position = (
             f"{_shares(abs(held))} {order.symbol} {'long' if held > 0 else 'short'}"
             if held
-            else (f"no {order.symbol} position")
+            else f"no {order.symbol} position"
         )
         pending_note = (
             f", with {_shares(pending)} already in open {order.side} orders" if pending else ""
