@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Order, OrderEvent, PositionSnapshot
+from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
 
 
 class OrderEventInline(admin.TabularInline):
@@ -69,3 +69,29 @@ class PositionSnapshotAdmin(admin.ModelAdmin):
     date_hierarchy = "snapshot_at"
     list_select_related = ["user"]
     readonly_fields = [f.name for f in PositionSnapshot._meta.fields]
+
+
+@admin.register(TradingHalt)
+class TradingHaltAdmin(admin.ModelAdmin):
+    """The kill switch: add a halt to stop trading, untick `active` to lift it."""
+
+    list_display = [
+        "created_at",
+        "scope",
+        "user",
+        "broker_account",
+        "mode",
+        "active",
+        "reason",
+        "created_by",
+    ]
+    list_filter = ["active", "scope", "mode", "created_at"]
+    search_fields = ["reason", "user__username", "broker_account__label"]
+    list_select_related = ["user", "broker_account", "created_by"]
+    autocomplete_fields = ["user", "broker_account"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

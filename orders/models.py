@@ -164,3 +164,77 @@ class PositionSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.qty} @ {self.snapshot_at:%Y-%m-%d %H:%M}"
+
+
+HALT_SCOPES = ("desk", "user", "broker_account")
+HALT_MODES = ("halted", "reducing")
+
+
+class TradingHalt(models.Model):
+    """An operator's kill switch for the whole desk, one user or one broker account.
+
+    `halted` refuses every new order; `reducing` accepts only orders that shrink a position.
+    Lifting a halt sets active=False, so the record of who halted what, and why, stays.
+    """
+
+    SCOPE_DESK, SCOPE_USER, SCOPE_BROKER_ACCOUNT = HALT_SCOPES
+    MODE_HALTED, MODE_REDUCING = HALT_MODES
+
+    scope = models.CharField(max_length=16, choices=_choices(HALT_SCOPES))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="trading_halts",
+        help_text="Only for scope user.",
+    )
+    broker_account = models.ForeignKey(
+        "accounts.BrokerAccount",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="trading_halts",
+        help_text="Only for scope broker_account.",
+    )
+    mode = models.CharField(max_length=8, choices=_choices(HALT_MODES), default="halted")
+    reason = models.CharField(max_length=255, help_text="Shown to traders whose orders it refuses.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            _one_of("scope", HALT_SCOPES),
+            _one_of("mode", HALT_MODES),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope="desk", user__isnull=True, broker_account__isnull=True)
+                    | models.Q(scope="user", user__isnull=False, broker_account__isnull=True)
+                    | models.Q(
+                        scope="broker_account", user__isnull=True, broker_account__isnull=False
+                    )
+                ),
+                name="trading_halt_target_matches_scope",
+                violation_error_message=(
+                    "A desk halt has no target; a user halt needs exactly a user; "
+                    "a broker-account halt needs exactly a broker account."
+                ),
+            ),
+        ]
+        indexes = [models.Index(fields=["active", "scope"], name="trading_halt_active_scope")]
+
+    def __str__(self) -> str:
+        target = {
+            self.SCOPE_DESK: "the desk",
+            self.SCOPE_USER: f"user {self.user}",
+            self.SCOPE_BROKER_ACCOUNT: f"account {self.broker_account}",
+        }.get(self.scope, self.scope)
+        state = "" if self.active else " (lifted)"
+        return f"{self.mode}: {target}{state}"

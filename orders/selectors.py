@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from accounts.models import User
+from accounts.models import BrokerAccount, User
+from tradedesk.broker import types
 
-from .models import Order
+from .models import Order, TradingHalt
 
 
 def orders_for(user: User) -> QuerySet[Order]:
@@ -18,3 +21,36 @@ def order_for(user: User, order_id: object) -> Order:
         return Order.objects.select_related("broker_account").get(user=user, pk=int(str(order_id)))
     except (Order.DoesNotExist, ValueError, OverflowError):
         raise Http404("No such order.") from None
+
+
+def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[TradingHalt]:
+    """The kill switches that apply to this user's orders on this account, `halted` first."""
+    halts = TradingHalt.objects.filter(active=True).filter(
+        Q(scope=TradingHalt.SCOPE_DESK)
+        | Q(scope=TradingHalt.SCOPE_USER, user=user)
+        | Q(scope=TradingHalt.SCOPE_BROKER_ACCOUNT, broker_account=broker_account)
+    )
+    return sorted(halts, key=lambda halt: (halt.mode != TradingHalt.MODE_HALTED, halt.pk))
+
+
+def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Order]:
+    """The account's orders in `symbol` that can still trade, as the desk last saw them."""
+    return list(
+        Order.objects.filter(
+            broker_account=broker_account, symbol=symbol, status__in=types.OPEN_STATUSES
+        ).order_by("created_at", "id")
+    )
+
+
+def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Order]:
+    """The account's orders with fills completed at or after `since`, oldest first."""
+    return list(
+        Order.objects.filter(broker_account=broker_account, filled_qty__gt=0, filled_at__gte=since)
+        .only("symbol", "side", "filled_qty", "filled_at")
+        .order_by("filled_at", "id")
+    )
+
+
+def orders_placed_since(user: User, since: datetime) -> int:
+    """How many orders (legs not counted) the user placed at or after `since`."""
+    return Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since).count()

@@ -169,7 +169,7 @@ def place_order(
         return _repeat(existing, order_input)
 
     broker = broker_for(broker_account)
-    verdict = validate_order(order_input, broker)
+    verdict = validate_order(order_input, broker=broker, user=user, broker_account=broker_account)
     if not verdict.valid:
         raise OrderInvalid(verdict)
 

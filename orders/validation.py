@@ -1,22 +1,57 @@
 """Order validation: one function used by the API, the pages and the admin.
 
-validate_order returns a Verdict of errors, warnings and recommendations, each with a
-stable code, the field it concerns and a message a trader understands. Checks run
-cheapest first and stop at the first hard error.
+validate_order returns a Verdict of errors, warnings and recommendations, each with a stable
+code (every code is documented in CODES below), the field it concerns (one of ORDER_FIELDS, or
+None for the order as a whole) and a message a trader understands. Checks run cheapest first
+and stop at the first hard error; warnings found before it are kept:
+
+ 1. quantity: exactly one of qty and notional, finite, positive, within MAX_ORDER_QUANTITY;
+ 2. symbol: ticker format, a known and tradable asset, fractional only where it is fractionable;
+ 3. side;
+ 4. type with the prices it needs (and no others), Alpaca's sub-penny rule, time in force,
+    fractional/notional only as simple market day orders, order class with the legs it needs
+    on the right side of the entry price;
+    then the operator's kill switch (`halted`, `reducing`) and the wash-trade guard (an order
+    that could trade against the account's own open opposite order, as Alpaca refuses it);
+ 5. market hours (closed: a warning saying when it queues to; extended hours: limit + day only);
+ 6. buying power (over: error; above BUYING_POWER_WARNING_PCT of it: warning), shorting;
+ 7. price reasonability (limit/stop more than PRICE_WARNING_PCT from the quote: warning);
+ 8. day trading (orders.day_trades counts them from the desk's fills; PDT_RULE adds the legacy
+    pattern-day-trader warning);
+ 9. MAX_POSITION_SIZE (dollar value of the resulting position per symbol), MAX_DAILY_TRADES;
+then, for an order without errors, recommendations (bracket order, stop-loss) it doesn't
+already follow.
+
+The account, positions, asset and quote come from the broker and are cached for
+VALIDATION_CACHE_SECONDS (by broker account, or by provider and symbol). Broker failures
+(unavailable, rate limited, refused credentials) propagate: without the broker there is no
+verdict to give, and the caller answers 503/429.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
+from typing import NoReturn
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 
+from accounts.models import BrokerAccount, User
 from tradedesk.broker import Broker, types
 from tradedesk.broker.errors import OrderRejected
+from tradedesk.broker.sim import calendar
 
-SYMBOL_RE = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
+from . import day_trades, selectors
+from .models import Order, TradingHalt
+
+SYMBOL_RE = re.compile(r"[A-Z]{1,5}(\.[A-Z]{1,2})?")
 # Fields a client may send in an order body (the API's and the ticket's names).
 ORDER_FIELDS = (
     "symbol",
@@ -35,6 +70,79 @@ ORDER_FIELDS = (
     "take_profit",
     "stop_loss",
 )
+
+# Every code an Issue can carry, and what it means: the one place they are documented.
+CODES: dict[str, str] = {
+    # errors
+    "qty_or_notional": "Give exactly one of qty (shares) and notional (dollars).",
+    "invalid_number": "A number is not finite or is beyond 10^15.",
+    "not_positive": "A quantity, amount or price is zero or negative.",
+    "max_order_quantity": "qty is above the desk's MAX_ORDER_QUANTITY.",
+    "too_many_decimals": "qty has more than 9 decimal places, or notional more than 2.",
+    "invalid_symbol": "The symbol is not a ticker (1-5 capital letters, optional .class).",
+    "unknown_symbol": "The broker knows no asset with this symbol.",
+    "not_tradable": "The asset exists but cannot be traded now.",
+    "not_fractionable": "A fractional or notional order for an asset traded in whole shares.",
+    "invalid_choice": "side, type, time_in_force or order_class is not an allowed value.",
+    "required": "A price the order type or order class needs is missing.",
+    "not_applicable": "A price was given that this order type or leg does not use.",
+    "trail_one_of": "A trailing stop needs exactly one of trail_price and trail_percent.",
+    "sub_penny": "A price has more decimals than allowed: 2 at $1 and above, 4 below $1.",
+    "fractional_market_day": "Fractional and notional orders must be simple market day orders.",
+    "legs_need_order_class": "take_profit/stop_loss given on a simple order (use bracket/oto).",
+    "complex_time_in_force": "Bracket, OCO and OTO orders need time_in_force day or gtc.",
+    "oto_one_leg": "An OTO order needs exactly one of take_profit and stop_loss.",
+    "leg_wrong_side": "A take-profit or stop-loss is on the wrong side of the entry price.",
+    "trading_halted": "An operator halted trading for the desk, the user or the account.",
+    "reducing_only": "An operator allows only orders that shrink an existing position.",
+    "wash_trade": "The order could trade against the account's own open opposite order.",
+    "extended_hours_limit_day": "extended_hours needs a limit order with time_in_force day.",
+    "account_blocked": "The broker has blocked trading on this account.",
+    "not_shortable": "The sell would open a short position that cannot be opened.",
+    "insufficient_buying_power": "The order's estimated cost is above the buying power.",
+    "max_position_size": "The resulting position would be worth more than MAX_POSITION_SIZE.",
+    "max_daily_trades": "The user has already placed MAX_DAILY_TRADES orders today.",
+    "broker_rejected": "The broker refused the order (its own message follows).",
+    # warnings
+    "market_closed": "The market is closed: the order queues until the next open.",
+    "no_quote": "No current quote: the checks that need a price were skipped.",
+    "buying_power_high": "The order uses more than BUYING_POWER_WARNING_PCT of buying power.",
+    "price_far_from_market": "A limit/stop price is more than PRICE_WARNING_PCT from the quote.",
+    "day_trade": "The order would complete a day trade (with today's and 5-day counts).",
+    "pattern_day_trader": "PDT_RULE: 4th day trade in 5 business days with equity < $25,000.",
+    # recommendations
+    "bracket_order": "Consider a bracket order (take-profit and stop-loss with the entry).",
+    "stop_loss": "Consider a stop-loss to limit the loss on the new position.",
+}
+
+# What the model's decimal columns hold (24 digits, 9 of them decimals).
+MAX_NUMBER = Decimal(10) ** 15
+QTY_DECIMALS = 9
+PDT_EQUITY_MINIMUM = Decimal("25000")
+PDT_DAY_TRADES = 4
+# Prices each order type uses; any other price given is an error, not silently ignored.
+PRICES_FOR_TYPE = {
+    "market": (),
+    "limit": ("limit_price",),
+    "stop": ("stop_price",),
+    "stop_limit": ("limit_price", "stop_price"),
+    "trailing_stop": ("trail_price", "trail_percent"),
+}
+PRICE_NAMES = {
+    "limit_price": "limit price",
+    "stop_price": "stop price",
+    "trail_price": "trail price",
+    "trail_percent": "trail percent",
+}
+TYPE_NAMES = {
+    "market": "A market order",
+    "limit": "A limit order",
+    "stop": "A stop order",
+    "stop_limit": "A stop-limit order",
+    "trailing_stop": "A trailing stop order",
+}
+COMPLEX_TIME_IN_FORCE = ("day", "gtc")
+ZERO = Decimal("0")
 
 
 @dataclass(frozen=True)
@@ -93,79 +201,689 @@ class _Stop(Exception):
     """A hard error: later checks would only repeat or confuse it."""
 
 
-def _quantity(order: OrderInput, verdict: Verdict) -> None:
-    if (order.qty is None) == (order.notional is None):
-        verdict.errors.append(
-            Issue(
-                "qty_or_notional", "qty", "Give either a quantity or a notional amount, not both."
-            )
+# --- cached broker look-ups ----------------------------------------------------
+_MISSING = object()
+
+
+def _cached(key: str, load: Callable[[], object]) -> object:
+    value = cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = load()
+        cache.set(key, value, settings.VALIDATION_CACHE_SECONDS)
+    return value
+
+
+def cached_account(broker: Broker, broker_account: BrokerAccount) -> types.Account:
+    return _cached(f"validation:account:{broker_account.pk}", broker.get_account)
+
+
+def cached_positions(broker: Broker, broker_account: BrokerAccount) -> dict[str, Decimal]:
+    """The account's positions as signed quantities (short < 0) by symbol."""
+
+    def load() -> dict[str, Decimal]:
+        return {
+            position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
+            for position in broker.list_positions()
+        }
+
+    return _cached(f"validation:positions:{broker_account.pk}", load)
+
+
+def cached_asset(broker: Broker, symbol: str) -> types.Asset | None:
+    """The asset, or None when the broker knows no such symbol."""
+
+    def load() -> types.Asset | None:
+        try:
+            return broker.get_asset(symbol)
+        except OrderRejected:
+            return None
+
+    return _cached(f"validation:asset:{broker.provider}:{symbol}", load)
+
+
+def cached_quote(broker: Broker, symbol: str) -> types.Quote | None:
+    def load() -> types.Quote | None:
+        return broker.get_latest_quotes([symbol]).get(symbol)
+
+    return _cached(f"validation:quote:{broker.provider}:{symbol}", load)
+
+
+# --- helpers -----------------------------------------------------------------
+def _money(value: Decimal) -> str:
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+
+
+def _shares(value: Decimal) -> str:
+    """A quantity as a trader writes it: 3, 2.5 (not 3.000000000 or 1E+2)."""
+    return f"{value.normalize():f}"
+
+
+def _decimals(value: Decimal) -> int:
+    return max(0, -value.normalize().as_tuple().exponent)
+
+
+def _is_fractional(value: Decimal) -> bool:
+    return value != value.to_integral_value()
+
+
+def _leg(value: object) -> types.LegRequest | None:
+    """A leg that carries a price; an empty leg is no leg."""
+    if isinstance(value, types.LegRequest) and (
+        value.limit_price is not None or value.stop_price is not None
+    ):
+        return value
+    return None
+
+
+def _market_zone() -> ZoneInfo:
+    return ZoneInfo(settings.MARKET_TIME_ZONE)
+
+
+def _market_open(broker: Broker, now: datetime) -> bool:
+    # The always-open demo setting belongs to the paper exchange; Alpaca keeps NYSE hours.
+    if broker.provider == "sim":
+        return calendar.is_open(now)
+    return calendar.is_regular_session(now)
+
+
+@dataclass
+class _Check:
+    """One validation run: the order, who places it where, and what has been looked up."""
+
+    order: OrderInput
+    broker: Broker
+    user: User
+    broker_account: BrokerAccount
+    now: datetime
+    verdict: Verdict = field(default_factory=Verdict)
+    asset: types.Asset | None = None
+
+    def error(self, code: str, field_name: str | None, message: str) -> NoReturn:
+        self.verdict.errors.append(Issue(code, field_name, message))
+        raise _Stop
+
+    def warn(self, code: str, field_name: str | None, message: str) -> None:
+        self.verdict.warnings.append(Issue(code, field_name, message))
+
+    def recommend(self, code: str, field_name: str | None, message: str) -> None:
+        self.verdict.recommendations.append(Issue(code, field_name, message))
+
+    @property
+    def amount_field(self) -> str:
+        return "qty" if self.order.qty is not None else "notional"
+
+    @property
+    def fractional_or_notional(self) -> bool:
+        return self.order.notional is not None or _is_fractional(self.order.qty)
+
+    @property
+    def complex_long(self) -> bool:
+        """Whether the order's legs protect a long position (else a short)."""
+        if self.order.order_class == "oco":  # an OCO is the exit itself
+            return self.order.side == "sell"
+        return self.order.side == "buy"
+
+    @cached_property
+    def quote(self) -> types.Quote | None:
+        return cached_quote(self.broker, self.order.symbol)
+
+    @cached_property
+    def account(self) -> types.Account:
+        return cached_account(self.broker, self.broker_account)
+
+    @cached_property
+    def positions(self) -> dict[str, Decimal]:
+        return cached_positions(self.broker, self.broker_account)
+
+    @property
+    def position(self) -> Decimal:
+        return self.positions.get(self.order.symbol, ZERO)
+
+    @cached_property
+    def open_orders(self) -> list[Order]:
+        return selectors.open_orders_in_symbol(self.broker_account, self.order.symbol)
+
+    @cached_property
+    def market_open(self) -> bool:
+        return _market_open(self.broker, self.now)
+
+    @property
+    def trades_now(self) -> bool:
+        return self.market_open or (
+            self.order.extended_hours and calendar.is_extended_session(self.now)
         )
-        raise _Stop
-    amount_field = "qty" if order.qty is not None else "notional"
-    amount = order.qty if order.qty is not None else order.notional
-    if amount <= 0:
-        verdict.errors.append(Issue("not_positive", amount_field, "Must be greater than zero."))
-        raise _Stop
-    if order.qty is not None and order.qty > settings.MAX_ORDER_QUANTITY:
-        verdict.errors.append(
-            Issue(
+
+    @property
+    def market_price(self) -> Decimal | None:
+        """Where a market order would trade now: the ask for a buy, the bid for a sell."""
+        if self.quote is None:
+            return None
+        price = self.quote.ask_price if self.order.side == "buy" else self.quote.bid_price
+        return price if price > 0 else None
+
+    @property
+    def price(self) -> Decimal | None:
+        """The price the order is expected to trade at: its limit, its stop, else the market."""
+        return self.order.limit_price or self.order.stop_price or self.market_price
+
+    @property
+    def qty(self) -> Decimal | None:
+        """Shares: the order's qty, or its notional at the market price."""
+        if self.order.qty is not None:
+            return self.order.qty
+        price = self.market_price
+        return self.order.notional / price if price else None
+
+
+def _check_number(check: _Check, value: Decimal | None, field_name: str, label: str) -> None:
+    if value is None:
+        return
+    if not value.is_finite() or abs(value) >= MAX_NUMBER:
+        check.error("invalid_number", field_name, f"The {label} must be a number below 10^15.")
+    if value <= 0:
+        check.error("not_positive", field_name, f"The {label} must be greater than zero.")
+
+
+def _check_price(check: _Check, value: Decimal | None, field_name: str, label: str) -> None:
+    _check_number(check, value, field_name, label)
+    if value is None:
+        return
+    allowed = 2 if value >= 1 else 4
+    if _decimals(value) > allowed:
+        check.error(
+            "sub_penny",
+            field_name,
+            f"The {label} {value} has too many decimals: prices from $1 up take at most 2, "
+            "below $1 at most 4.",
+        )
+
+
+# --- 1. quantity ---------------------------------------------------------------
+def _quantity(check: _Check) -> None:
+    order = check.order
+    if (order.qty is None) == (order.notional is None):
+        check.error(
+            "qty_or_notional",
+            "qty",
+            "Give either a quantity of shares or a dollar amount (notional), not both.",
+        )
+    if order.qty is not None:
+        _check_number(check, order.qty, "qty", "quantity")
+        if order.qty > settings.MAX_ORDER_QUANTITY:
+            check.error(
                 "max_order_quantity",
                 "qty",
-                f"Quantity is above the desk's limit of {settings.MAX_ORDER_QUANTITY} shares.",
+                f"{_shares(order.qty)} shares is above the desk's limit of "
+                f"{settings.MAX_ORDER_QUANTITY:,} shares per order.",
             )
+        if _decimals(order.qty) > QTY_DECIMALS:
+            check.error("too_many_decimals", "qty", "A quantity takes at most 9 decimal places.")
+    else:
+        _check_number(check, order.notional, "notional", "dollar amount")
+        if _decimals(order.notional) > 2:
+            check.error(
+                "too_many_decimals", "notional", "A dollar amount takes at most 2 decimals."
+            )
+
+
+# --- 2. symbol -----------------------------------------------------------------
+def _symbol(check: _Check) -> None:
+    symbol = check.order.symbol
+    if not SYMBOL_RE.fullmatch(symbol):
+        check.error("invalid_symbol", "symbol", "Use a ticker like AAPL or BRK.B.")
+    asset = cached_asset(check.broker, symbol)
+    if asset is None:
+        check.error("unknown_symbol", "symbol", f"{symbol} is not a known asset.")
+    if not asset.tradable or asset.status != "active":
+        check.error("not_tradable", "symbol", f"{symbol} cannot be traded right now.")
+    if check.fractional_or_notional and not asset.fractionable:
+        check.error(
+            "not_fractionable",
+            check.amount_field,
+            f"{symbol} trades in whole shares only: give a whole number of shares.",
         )
-        raise _Stop
+    check.asset = asset
 
 
-def _symbol(order: OrderInput, broker: Broker, verdict: Verdict) -> types.Asset:
-    if not SYMBOL_RE.match(order.symbol):
-        verdict.errors.append(Issue("invalid_symbol", "symbol", "Use a ticker like AAPL or BRK.B."))
-        raise _Stop
-    try:
-        asset = broker.get_asset(order.symbol)
-    except OrderRejected:
-        verdict.errors.append(
-            Issue("unknown_symbol", "symbol", f"{order.symbol} is not a known asset.")
-        )
-        raise _Stop from None
-    if not asset.tradable:
-        verdict.errors.append(
-            Issue("not_tradable", "symbol", f"{order.symbol} is not tradable right now.")
-        )
-        raise _Stop
-    return asset
-
-
-def _choice(value: str, allowed, field_name: str, verdict: Verdict) -> None:
+# --- 3. side -------------------------------------------------------------------
+def _choice(check: _Check, field_name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(check.order, field_name)
     if value not in allowed:
-        verdict.errors.append(
-            Issue("invalid_choice", field_name, f"Must be one of: {', '.join(allowed)}.")
+        check.error(
+            "invalid_choice",
+            field_name,
+            f"{field_name.replace('_', ' ').capitalize()} must be one of: {', '.join(allowed)}.",
         )
-        raise _Stop
 
 
-def _prices(order: OrderInput, verdict: Verdict) -> None:
-    if order.type == "limit" and order.limit_price is None:
-        verdict.errors.append(
-            Issue("required", "limit_price", "A limit order needs a limit price.")
+# --- 4. type, prices, time in force, order class ----------------------------------
+def _type_and_prices(check: _Check) -> None:
+    order = check.order
+    _choice(check, "type", types.ORDER_TYPES)
+    uses = PRICES_FOR_TYPE[order.type]
+    for name, label in PRICE_NAMES.items():
+        if getattr(order, name) is not None and name not in uses:
+            check.error(
+                "not_applicable", name, f"{TYPE_NAMES[order.type]} takes no {label}; remove it."
+            )
+    if order.type == "trailing_stop":
+        if (order.trail_price is None) == (order.trail_percent is None):
+            check.error(
+                "trail_one_of",
+                "trail_price",
+                "A trailing stop needs either a trail price or a trail percent, not both.",
+            )
+    else:
+        for name in uses:
+            if getattr(order, name) is None:
+                check.error(
+                    "required", name, f"{TYPE_NAMES[order.type]} needs a {PRICE_NAMES[name]}."
+                )
+    for name in ("limit_price", "stop_price", "trail_price"):
+        _check_price(check, getattr(order, name), name, PRICE_NAMES[name])
+    _check_number(check, order.trail_percent, "trail_percent", "trail percent")
+
+
+def _time_in_force(check: _Check) -> None:
+    _choice(check, "time_in_force", types.TIME_IN_FORCE)
+    _choice(check, "order_class", types.ORDER_CLASSES)
+    order = check.order
+    if check.fractional_or_notional:
+        wrong = (
+            ("type", order.type != "market"),
+            ("time_in_force", order.time_in_force != "day"),
+            ("order_class", order.order_class != "simple"),
         )
-        raise _Stop
+        for field_name, is_wrong in wrong:
+            if is_wrong:
+                check.error(
+                    "fractional_market_day",
+                    field_name,
+                    "Fractional and dollar-amount orders must be simple market orders for the "
+                    "day (type market, time in force day, no bracket).",
+                )
+
+
+def _order_class(check: _Check) -> None:
+    order = check.order
+    take_profit, stop_loss = _leg(order.take_profit), _leg(order.stop_loss)
+    if take_profit is not None:
+        if take_profit.stop_price is not None:
+            check.error("not_applicable", "take_profit", "A take-profit takes only a limit price.")
+        _check_price(check, take_profit.limit_price, "take_profit", "take-profit limit price")
+    if stop_loss is not None:
+        _check_price(check, stop_loss.stop_price, "stop_loss", "stop-loss stop price")
+        _check_price(check, stop_loss.limit_price, "stop_loss", "stop-loss limit price")
+
+    if order.order_class == "simple":
+        for name, leg in (("take_profit", take_profit), ("stop_loss", stop_loss)):
+            if leg is not None:
+                check.error(
+                    "legs_need_order_class",
+                    name,
+                    "A simple order places no take-profit or stop-loss: choose order class "
+                    "bracket (both) or oto (one).",
+                )
+        return
+    if order.time_in_force not in COMPLEX_TIME_IN_FORCE:
+        check.error(
+            "complex_time_in_force",
+            "time_in_force",
+            f"A {order.order_class} order takes time in force day or gtc.",
+        )
+    if order.order_class == "oto":
+        if (take_profit is None) == (stop_loss is None):
+            check.error(
+                "oto_one_leg",
+                "take_profit",
+                "A one-triggers-other order needs either a take-profit or a stop-loss, not both.",
+            )
+    else:
+        if take_profit is None or take_profit.limit_price is None:
+            check.error(
+                "required",
+                "take_profit",
+                f"A {order.order_class} order needs a take-profit limit price.",
+            )
+        if stop_loss is None or stop_loss.stop_price is None:
+            check.error(
+                "required",
+                "stop_loss",
+                f"A {order.order_class} order needs a stop-loss stop price.",
+            )
+    _legs_on_the_right_side(check, take_profit, stop_loss)
+
+
+def _legs_on_the_right_side(
+    check: _Check, take_profit: types.LegRequest | None, stop_loss: types.LegRequest | None
+) -> None:
+    order = check.order
+    if order.order_class == "oco":
+        base = check.quote.mid if check.quote is not None else None
+        base_label = "market price"
+    else:
+        base = check.price
+        base_label = "entry price"
+    if base is None:
+        return
+    long = check.complex_long
+    above, below = ("above", "below") if long else ("below", "above")
+    position = "long" if long else "short"
+    if take_profit is not None and take_profit.limit_price is not None:
+        wrong = take_profit.limit_price <= base if long else take_profit.limit_price >= base
+        if wrong:
+            check.error(
+                "leg_wrong_side",
+                "take_profit",
+                f"The take-profit ({_money(take_profit.limit_price)}) must be {above} the "
+                f"{base_label} ({_money(base)}) for a {position} position.",
+            )
+    if stop_loss is not None and stop_loss.stop_price is not None:
+        wrong = stop_loss.stop_price >= base if long else stop_loss.stop_price <= base
+        if wrong:
+            check.error(
+                "leg_wrong_side",
+                "stop_loss",
+                f"The stop-loss ({_money(stop_loss.stop_price)}) must be {below} the "
+                f"{base_label} ({_money(base)}) for a {position} position.",
+            )
+
+
+# --- kill switch and wash-trade guard ---------------------------------------------
+def _halt_target(halt: TradingHalt) -> str:
+    if halt.scope == TradingHalt.SCOPE_USER:
+        return "you"
+    if halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT:
+        return f"the account {halt.broker_account.label}"
+    return "the whole desk"
+
+
+def _remaining(order: Order) -> Decimal:
+    return order.qty - order.filled_qty if order.qty is not None else ZERO
+
+
+def _kill_switch(check: _Check) -> None:
+    halts = selectors.active_trading_halts(check.user, check.broker_account)
+    if not halts:
+        return
+    halt = halts[0]
+    target = _halt_target(halt)
+    if halt.mode == TradingHalt.MODE_HALTED:
+        check.error(
+            "trading_halted",
+            None,
+            f"Trading is halted for {target}: {halt.reason}. No new orders are accepted.",
+        )
+    order, held = check.order, check.position
+    # What is left to reduce once the open orders on the same side have done their part.
+    pending = sum(
+        (_remaining(other) for other in check.open_orders if other.side == order.side), ZERO
+    )
+    reducible = max(held, ZERO) if order.side == "sell" else max(-held, ZERO)
+    room = reducible - pending
+    qty = check.qty
+    if qty is None or qty > room:
+        position = (
+            f"{_shares(abs(held))} {order.symbol} {'long' if held > 0 else 'short'}"
+            if held
+            else f"no {order.symbol} position"
+        )
+        pending_note = (
+            f", with {_shares(pending)} already in open {order.side} orders" if pending else ""
+        )
+        check.error(
+            "reducing_only",
+            check.amount_field,
+            f"Only orders that reduce a position are accepted for {target} ({halt.reason}). "
+            f"You hold {position}{pending_note}: this {order.side} would not only reduce it.",
+        )
+
+
+def _limit_of(order: Order | OrderInput) -> Decimal | None:
+    """The limit price that bounds where the order trades; None if it can trade anywhere."""
+    return order.limit_price if order.type in ("limit", "stop_limit") else None
+
+
+def _could_cross(order: OrderInput, other: Order) -> bool:
+    mine, theirs = _limit_of(order), _limit_of(other)
+    if mine is None or theirs is None:
+        return True
+    return mine >= theirs if order.side == "buy" else mine <= theirs
+
+
+def _wash_trade(check: _Check) -> None:
+    order = check.order
+    for other in check.open_orders:
+        if other.side == order.side or not _could_cross(order, other):
+            continue
+        price = f" at {_money(other.limit_price)}" if _limit_of(other) is not None else ""
+        amount = (
+            f"{_shares(_remaining(other))} shares"
+            if other.qty is not None
+            else _money(other.notional)
+        )
+        check.error(
+            "wash_trade",
+            "limit_price" if _limit_of(order) is not None else "side",
+            f"This {order.side} could trade against your own open {other.side} order "
+            f"#{other.pk} (client order id {other.client_order_id}: {other.type} "
+            f"{other.side}{price}, {amount} of {other.symbol}). "
+            "Cancel or change that order first, or use a bracket/OCO order.",
+        )
+
+
+# --- 5. market hours ---------------------------------------------------------------
+def _market_hours(check: _Check) -> None:
+    order = check.order
+    if order.extended_hours and (order.type != "limit" or order.time_in_force != "day"):
+        check.error(
+            "extended_hours_limit_day",
+            "extended_hours",
+            "Extended-hours trading takes only limit orders with time in force day.",
+        )
+    if check.trades_now:
+        return
+    next_open = calendar.next_open(check.now).astimezone(_market_zone())
+    check.warn(
+        "market_closed",
+        None,
+        "The market is closed: this order will wait until the next open, "
+        f"{next_open:%A %d %B %Y at %H:%M} New York time.",
+    )
+
+
+# --- 6. buying power -----------------------------------------------------------------
+def _buying_power(check: _Check) -> None:
+    order, account = check.order, check.account
+    if account.trading_blocked:
+        check.error("account_blocked", None, "The broker has blocked trading on this account.")
+    if check.quote is None:
+        check.warn(
+            "no_quote",
+            "symbol",
+            f"There is no current quote for {order.symbol}: the buying-power, price and "
+            "position checks that need a price were skipped.",
+        )
+    qty, price = check.qty, check.price
+    if qty is None or price is None:
+        return
+    held = check.position
+    short_qty = max(ZERO, qty - max(held, ZERO)) if order.side == "sell" else ZERO
+    if short_qty and (
+        not check.asset.shortable or not account.shorting_enabled or _is_fractional(qty)
+    ):
+        check.error(
+            "not_shortable",
+            check.amount_field,
+            f"You hold {_shares(max(held, ZERO))} {order.symbol}: selling {_shares(qty)} would "
+            f"open a short position, and {order.symbol} cannot be sold short here"
+            f"{' in fractional shares' if _is_fractional(qty) else ''}.",
+        )
+    if order.side == "buy":
+        cost = order.notional if order.notional is not None else qty * price
+    else:
+        cost = short_qty * price
+    if cost <= 0:
+        return
+    buying_power = account.buying_power
+    if cost > buying_power:
+        check.error(
+            "insufficient_buying_power",
+            check.amount_field,
+            f"This order needs about {_money(cost)} but your buying power is "
+            f"{_money(buying_power)}.",
+        )
+    used = cost / buying_power * 100
+    if used > settings.BUYING_POWER_WARNING_PCT:
+        check.warn(
+            "buying_power_high",
+            check.amount_field,
+            f"This order uses {used:.0f}% of your buying power "
+            f"({_money(cost)} of {_money(buying_power)}).",
+        )
+
+
+# --- 7. price reasonability ----------------------------------------------------------
+def _price_reasonability(check: _Check) -> None:
+    if check.quote is None or check.quote.mid <= 0:
+        return
+    market = check.quote.mid
     for name in ("limit_price", "stop_price"):
-        price = getattr(order, name)
-        if price is not None and price <= 0:
-            verdict.errors.append(Issue("not_positive", name, "Must be greater than zero."))
-            raise _Stop
+        price = getattr(check.order, name)
+        if price is None:
+            continue
+        away = (price - market) / market * 100
+        if abs(away) > settings.PRICE_WARNING_PCT:
+            check.warn(
+                "price_far_from_market",
+                name,
+                f"The {PRICE_NAMES[name]} {_money(price)} is {abs(away):.1f}% "
+                f"{'above' if away > 0 else 'below'} the market ({_money(market)}).",
+            )
 
 
-def validate_order(order: OrderInput, broker: Broker) -> Verdict:
-    verdict = Verdict()
+# --- 8. day trading ------------------------------------------------------------------
+def _ordinal(number: int) -> str:
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+def _day_trading(check: _Check) -> None:
+    order, qty = check.order, check.qty
+    if qty is None:
+        return
+    counted = day_trades.count_with_order(
+        broker_account=check.broker_account,
+        positions=check.positions,
+        symbol=order.symbol,
+        side=order.side,
+        qty=qty,
+        day=day_trades.trading_day(check.now, trades_now=check.trades_now),
+    )
+    if not counted.completes:
+        return
+    opened = "bought" if order.side == "sell" else "sold short"
+    check.warn(
+        "day_trade",
+        "side",
+        f"This {order.side} closes {order.symbol} {opened} the same day: a day trade. "
+        f"That makes {counted.today} today and {counted.window} in the last "
+        f"{day_trades.BUSINESS_DAYS} business days.",
+    )
+    if (
+        settings.PDT_RULE
+        and counted.window >= PDT_DAY_TRADES
+        and check.account.equity < PDT_EQUITY_MINIMUM
+    ):
+        check.warn(
+            "pattern_day_trader",
+            "side",
+            f"This would be your {_ordinal(counted.window)} day trade in "
+            f"{day_trades.BUSINESS_DAYS} business days with equity of "
+            f"{_money(check.account.equity)}, under $25,000: the account would be flagged as a "
+            "pattern day trader.",
+        )
+
+
+# --- 9. desk limits ------------------------------------------------------------------
+def _desk_limits(check: _Check) -> None:
+    order = check.order
+    qty, price = check.qty, check.price
+    if qty is not None and price is not None:
+        held = check.position
+        resulting = held + (qty if order.side == "buy" else -qty)
+        value = abs(resulting) * price
+        if abs(resulting) > abs(held) and value > settings.MAX_POSITION_SIZE:
+            check.error(
+                "max_position_size",
+                check.amount_field,
+                f"The resulting {order.symbol} position would be worth about {_money(value)}, "
+                f"above the desk's limit of {_money(settings.MAX_POSITION_SIZE)} per symbol.",
+            )
+    today = check.now.astimezone(_market_zone()).date()
+    placed = selectors.orders_placed_since(check.user, day_trades.day_start(today))
+    if placed >= settings.MAX_DAILY_TRADES:
+        check.error(
+            "max_daily_trades",
+            None,
+            f"You have placed {placed} orders today, the desk's daily limit of "
+            f"{settings.MAX_DAILY_TRADES}.",
+        )
+
+
+# --- recommendations -----------------------------------------------------------------
+def _recommendations(check: _Check) -> None:
+    order = check.order
+    if order.side != "buy" or check.position < 0:  # only for buys that open or add to a long
+        return
+    has_stop_loss = _leg(order.stop_loss) is not None
+    if order.order_class == "simple" and not check.fractional_or_notional:
+        check.recommend(
+            "bracket_order",
+            "order_class",
+            "Consider a bracket order: a take-profit and a stop-loss placed with the entry, "
+            "so the exit is planned before the trade.",
+        )
+    if not has_stop_loss:
+        check.recommend(
+            "stop_loss",
+            "stop_loss",
+            "Consider a stop-loss to cap the loss if the price falls.",
+        )
+
+
+def validate_order(
+    order: OrderInput,
+    *,
+    broker: Broker,
+    user: User,
+    broker_account: BrokerAccount,
+    now: datetime | None = None,
+) -> Verdict:
+    check = _Check(
+        order=order,
+        broker=broker,
+        user=user,
+        broker_account=broker_account,
+        now=now or timezone.now(),
+    )
     try:
-        _quantity(order, verdict)
-        _symbol(order, broker, verdict)
-        _choice(order.side, types.ORDER_SIDES, "side", verdict)
-        _choice(order.type, types.ORDER_TYPES, "type", verdict)
-        _choice(order.time_in_force, types.TIME_IN_FORCE, "time_in_force", verdict)
-        _prices(order, verdict)
+        _quantity(check)
+        _symbol(check)
+        _choice(check, "side", types.ORDER_SIDES)
+        _type_and_prices(check)
+        _time_in_force(check)
+        _order_class(check)
+        _kill_switch(check)
+        _wash_trade(check)
+        _market_hours(check)
+        _buying_power(check)
+        _price_reasonability(check)
+        _day_trading(check)
+        _desk_limits(check)
+        _recommendations(check)
     except _Stop:
         pass
-    return verdict
+    return check.verdict
