@@ -42,6 +42,10 @@ print(json.dumps({
     "CHANNEL_BACKEND": settings.CHANNEL_LAYERS["default"]["BACKEND"],
     "CACHE_BACKEND": settings.CACHES["default"]["BACKEND"],
     "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+    "CELERY_FOLDERS": sorted(
+        value for key, value in getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).items()
+        if key.endswith("_folder") or key.startswith("data_folder")
+    ),
     "DEBUG": settings.DEBUG,
     "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
     "PORT": settings.PORT,
@@ -103,6 +107,9 @@ def test_embedded_defaults_need_no_server(tmp_path):
     assert values["NAME"] == str(tmp_path / "tradedesk.sqlite3")
     assert values["CHANNEL_BACKEND"] == "channels.layers.InMemoryChannelLayer"
     assert values["CELERY_BROKER_URL"] == "filesystem://"
+    # Every folder of the file-based Celery broker (its control table too) is in the data dir.
+    assert len(values["CELERY_FOLDERS"]) == 4
+    assert all(folder.startswith(str(tmp_path)) for folder in values["CELERY_FOLDERS"])
     assert values["SIM_ALWAYS_OPEN"] is True
     assert values["DEBUG"] is False
     assert (values["HOST"], values["PORT"]) == ("127.0.0.1", 8000)
