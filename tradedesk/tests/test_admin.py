@@ -13,7 +13,7 @@ from orders.models import Order, OrderEvent, PositionSnapshot
 
 pytestmark = pytest.mark.django_db
 
-BROKER_SECRET = "alpaca-secret-value-never-shown-9f3b"  # noqa: S105
+BROKER_SECRET = "alpaca-secret-value-never-shown-9f3b"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from orders.models import Order
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "s3cret-Passw0rd!"  # noqa: S105 (the make_user fixture's default)
+PASSWORD = "s3cret-Passw0rd!"
 
 
 def logged_in(user) -> Client:
@@ -96,7 +96,8 @@ def test_the_order_ticket_buys_one_aapl_at_market_and_shows_it_filled(trader):
     assert order.placed_via == "page"
     detail = client.get(response["Location"])
     assert detail.status_code == 200
-    assert '<span class="status filled" data-field="status">filled</span>' in detail.content.decode()
+    status_badge = '<span class="status filled" data-field="status">filled</span>'
+    assert status_badge in detail.content.decode()
     assert [e.event for e in detail.context["events"]] == ["submitted", "fill"]
 
 
