@@ -11,8 +11,6 @@ from orders.models import Order
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "s3cret-Passw0rd!"
-
 
 def logged_in(user) -> Client:
     client = Client(enforce_csrf_checks=True)
