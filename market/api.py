@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -45,7 +46,10 @@ def bar_json(bar) -> dict:
 
 
 class LatestQuotesView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("symbols", str, required=True)])
+    @extend_schema(
+        parameters=[OpenApiParameter("symbols", str, required=True)],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request):
         try:
             symbols = services.parse_symbols(request.query_params.get("symbols", ""))
@@ -80,7 +84,7 @@ class BarsQuery(serializers.Serializer):
 
 
 class BarsView(APIView):
-    @extend_schema(parameters=[BarsQuery])
+    @extend_schema(parameters=[BarsQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         query = BarsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)

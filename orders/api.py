@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
@@ -149,6 +150,8 @@ class OrderCursorPagination(CursorPagination):
 
 
 class OrderListCreateView(generics.ListAPIView):
+    # The schema generator reads the model from here (get_queryset needs a real user).
+    queryset = Order.objects.none()
     serializer_class = OrderSerializer
     pagination_class = OrderCursorPagination
     throttle_classes = [OrderPlacementThrottle]
@@ -235,6 +238,7 @@ class AccountView(APIView):
 
 
 class PositionsView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         query = BrokerAccountQuery(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -40,7 +40,11 @@ def main() -> int:
 
     django.setup()
     host, port = settings.HOST, settings.PORT
-    processes = {name: subprocess.Popen(argv) for name, argv in commands(host, port).items()}
+    # Children get their own process group: Ctrl-C reaches only this process, which stops
+    # each child exactly once (a second signal made celery beat die mid-shutdown).
+    processes = {
+        name: subprocess.Popen(argv, process_group=0) for name, argv in commands(host, port).items()
+    }
     print(f"TradeDesk is serving on http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
 
     stopping = False
@@ -49,8 +53,8 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     exit_code = 0
     while not stopping:
         for name, process in processes.items():

@@ -216,6 +216,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Order.placed_via and OrderEvent.source share one choice set: one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {"OrderSourceEnum": "orders.models.SOURCES"},
 }
 
 # --- Celery -----------------------------------------------------------------
@@ -225,12 +227,14 @@ else:
     # A broker that needs no server: messages are files under var/celery.
     CELERY_BROKER_URL = "filesystem://"
     _celery_dir = DATA_DIR / "celery"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_celery_dir / "queue"),
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
+        # Without it kombu writes its exchange table to ./control in the working directory.
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
