@@ -75,11 +75,13 @@ def test_with_the_calendar_on_a_weekend_market_order_queues_and_fills_at_the_ope
     )
     assert (queued.status, queued.filled_qty) == ("accepted", 0)
     assert broker_at(account_id, SATURDAY).list_positions() == []
-    # Monday's open, in a fresh instance: the resting order fills at that moment's ask.
+    # A minute after Monday's open, in a fresh instance: the resting order caught up with
+    # the market and filled at the opening price (9:30 New York), not at a later quote.
     monday = broker_at(account_id, MONDAY_OPEN)
     filled = monday.get_order(queued.id)
     assert (filled.status, filled.filled_qty) == ("filled", 2)
-    assert filled.filled_avg_price == market.quote("SPY", MONDAY_OPEN).ask_price
+    opening = MONDAY_OPEN.replace(minute=30)
+    assert filled.filled_avg_price == market.auction_price("SPY", opening)
 
 
 def test_with_the_demo_setting_a_weekend_market_order_fills_at_once(settings):
