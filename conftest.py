@@ -9,6 +9,8 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+pytest_plugins = ["tradedesk.broker.tests.alpaca_plugin"]
+
 REQUIRE_SERVICES = os.environ.get("TRADEDESK_REQUIRE_SERVICES") == "1"
 
 

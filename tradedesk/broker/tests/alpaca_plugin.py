@@ -1,40 +1,19 @@
-"""Fixtures for the broker tests: loopback Alpaca fakes and an AlpacaBroker pointed at them.
+"""Pytest fixtures for Alpaca: loopback fakes and an AlpacaBroker pointed at them.
 
-The broker tests need Django settings and the cache, never a database. When the project's
-pytest.ini names DJANGO_SETTINGS_MODULE, pytest-django has configured the real settings by
-now; run on their own (say, before the apps exist), they get the minimal settings below.
+Registered for the whole suite from the root conftest, so desk-level tests (orders,
+accounts) can link Alpaca accounts against the same fakes the adapter tests use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import django
 import pytest
-from django.conf import settings as django_settings
-
-if not django_settings.configured:
-    django_settings.configure(
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        INSTALLED_APPS=[],
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-        ALPACA_TRADING_URL="",
-        ALPACA_DATA_URL="",
-        ALPACA_DATA_STREAM_URL="",
-        ALPACA_TRADING_STREAM_URL="",
-        ALPACA_DATA_FEED="iex",
-        ALPACA_TIMEOUT_SECONDS=10.0,
-        ALPACA_REQUESTS_PER_MINUTE=190,
-    )
-    django.setup()
-
 from django.core.cache import cache
 
 from tradedesk.broker import BrokerCredentials
 from tradedesk.broker.alpaca import AlpacaBroker
-
-from .alpaca_fakes import (
+from tradedesk.broker.tests.alpaca_fakes import (
     KEY_ID,
     SECRET,
     FakeAlpacaREST,
