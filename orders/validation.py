@@ -157,7 +157,9 @@ def _prices(order: OrderInput, verdict: Verdict) -> None:
             raise _Stop
 
 
-def validate_order(order: OrderInput, broker: Broker) -> Verdict:
+def validate_order(
+    order: OrderInput, *, broker: Broker, user=None, broker_account=None, now=None
+) -> Verdict:
     verdict = Verdict()
     try:
         _quantity(order, verdict)

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
     "tradedesk.broker.sim",
@@ -216,6 +217,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Order and event sources share one choice set: one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderSourceEnum": "orders.models.SOURCES",
+        "OrderSideEnum": "tradedesk.broker.types.ORDER_SIDES",
+        "PositionSideEnum": ["long", "short"],
+    },
+    # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery -----------------------------------------------------------------
