@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.http import Http404
@@ -353,6 +354,19 @@ def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -
     return order
 
 
+def _current(order: Order, name: str):
+    if name == "trail":  # one replace field for either trail kind, as Alpaca has it
+        return order.trail_percent if order.trail_percent is not None else order.trail_price
+    return getattr(order, name)
+
+
+def _text(value) -> str | None:
+    """A value for the audit detail (JSON): decimals without their storage padding."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return None if value is None else str(value)
+
+
 def replace_order(
     *,
     user: User,
@@ -373,7 +387,7 @@ def replace_order(
     except (NotCancelable, OrderNotFound) as exc:
         raise _refused(order, broker, exc, "not_replaceable") from exc
     changed = {
-        name: str(value)
+        name: {"from": _text(_current(order, name)), "to": _text(value)}
         for name in REPLACEABLE_FIELDS
         if (value := getattr(changes, name)) is not None
     }
