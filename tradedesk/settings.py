@@ -205,6 +205,11 @@ REST_FRAMEWORK = {
         "token": os.environ.get("TOKEN_RATE_LIMIT", "20/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "tradedesk.api.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SIMPLE_JWT = {

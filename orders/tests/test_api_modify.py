@@ -15,6 +15,10 @@ from tradedesk.broker.sim.exchange import SimBroker
 pytestmark = pytest.mark.django_db
 
 
+def plain(value) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
 def url(order) -> str:
     return f"/api/v1/orders/{order['id']}/"
 
@@ -52,7 +56,7 @@ def test_replace_makes_a_new_order_and_closes_the_old_one(api, trader, resting_o
     assert replaced.source == "api"
     assert replaced.detail["changes"] == {
         "qty": {"from": "1", "to": "3"},
-        "limit_price": {"from": resting_order["limit_price"].rstrip("0"), "to": format(new_price.normalize(), "f")},
+        "limit_price": {"from": plain(resting_order["limit_price"]), "to": plain(new_price)},
     }
     assert new.events.get().detail["replaces"] == old.broker_order_id
     broker = SimBroker(old.broker_account.key_id)
