@@ -1,5 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from tradedesk.broker import types
+from tradedesk.broker.errors import BrokerError
+
+from . import services
 from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
 
 
@@ -36,9 +40,51 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderEventInline]
     # The broker owns these fields: the desk mirrors them, operators don't edit them.
     readonly_fields = [f.name for f in Order._meta.fields]
+    actions = ["cancel_open_orders", "sync_accounts"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Cancel selected open orders", permissions=["change"])
+    def cancel_open_orders(self, request, queryset):
+        canceled, failures = 0, []
+        for order in queryset.filter(status__in=types.OPEN_STATUSES).select_related(
+            "user", "broker_account"
+        ):
+            try:
+                services.cancel_order(
+                    user=order.user, order=order, source="admin", actor=request.user
+                )
+            except (services.OrderNotModifiable, BrokerError) as error:
+                failures.append(f"#{order.pk}: {getattr(error, 'message', error)}")
+            else:
+                canceled += 1
+        self.message_user(request, f"Canceled {canceled} order(s).", messages.SUCCESS)
+        if failures:
+            self.message_user(
+                request,
+                f"{len(failures)} could not be canceled: {'; '.join(failures)}",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Sync the broker accounts of the selected orders")
+    def sync_accounts(self, request, queryset):
+        from .sync import sync_orders  # the sync service lives in its own module
+
+        accounts = {order.broker_account for order in queryset.select_related("broker_account")}
+        synced, failures = 0, []
+        for account in sorted(accounts, key=lambda account: account.pk):
+            try:
+                sync_orders(account)
+            except BrokerError as error:
+                failures.append(f"{account}: {error.message}")
+            else:
+                synced += 1
+        self.message_user(request, f"Synced {synced} broker account(s).", messages.SUCCESS)
+        if failures:
+            self.message_user(
+                request, f"{len(failures)} failed: {'; '.join(failures)}", messages.WARNING
+            )
 
 
 @admin.register(OrderEvent)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -13,8 +15,10 @@ from rest_framework.views import APIView
 from accounts.selectors import broker_account_for
 from accounts.services import broker_for
 from tradedesk.broker import types
+from tradedesk.broker.errors import OrderRejected
 
 from . import selectors, services
+from .filters import OrderFilter
 from .models import Order, OrderEvent
 from .validation import OrderInput
 
@@ -30,9 +34,26 @@ class OrderPlacementThrottle(UserRateThrottle):
         return super().allow_request(request, view)
 
 
+class RejectUnknownFields:
+    """A serializer mixin: a key the endpoint doesn't know is a client error, not ignored."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)  # refuses anything but an object first
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Unknown field."] for name in unknown}, code="unknown_field"
+            )
+        return value
+
+
 class LegSerializer(serializers.Serializer):
     limit_price = serializers.DecimalField(**_DECIMAL)
     stop_price = serializers.DecimalField(**_DECIMAL)
+
+
+class StrictLegSerializer(RejectUnknownFields, LegSerializer):
+    pass
 
 
 class OrderInputSerializer(serializers.Serializer):
@@ -67,6 +88,70 @@ class OrderInputSerializer(serializers.Serializer):
             if data.get(leg):
                 data[leg] = types.LegRequest(**data[leg])
         return OrderInput(**data)
+
+
+class OrderBodySerializer(RejectUnknownFields, OrderInputSerializer):
+    """The API's order body: as the ticket's, but unknown keys are refused (a typo is not
+    silently dropped)."""
+
+    take_profit = StrictLegSerializer(required=False, allow_null=True)
+    stop_loss = StrictLegSerializer(required=False, allow_null=True)
+
+
+class ReplaceOrderSerializer(RejectUnknownFields, serializers.Serializer):
+    """PATCH body: what Alpaca lets a replace change; at least one of them."""
+
+    qty = serializers.DecimalField(**_DECIMAL)
+    limit_price = serializers.DecimalField(**_DECIMAL)
+    stop_price = serializers.DecimalField(**_DECIMAL)
+    trail = serializers.DecimalField(**_DECIMAL)
+    time_in_force = serializers.ChoiceField(choices=types.TIME_IN_FORCE, required=False)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        given = {name: value for name, value in attrs.items() if value is not None}
+        if not given:
+            raise serializers.ValidationError(
+                f"Give at least one of: {', '.join(services.REPLACEABLE_FIELDS)}.",
+                code="nothing_to_replace",
+            )
+        for name, value in given.items():
+            if isinstance(value, Decimal) and value <= 0:
+                raise serializers.ValidationError(
+                    {name: ["Must be greater than zero."]}, code="not_positive"
+                )
+        if given.get("qty", 0) > settings.MAX_ORDER_QUANTITY:
+            raise serializers.ValidationError(
+                {"qty": [f"Quantity is above the desk's limit of {settings.MAX_ORDER_QUANTITY}."]},
+                code="max_order_quantity",
+            )
+        return given
+
+    def to_replace_request(self) -> types.ReplaceRequest:
+        return types.ReplaceRequest(**self.validated_data)
+
+
+class IssueSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+
+
+class OrderErrorsSerializer(serializers.Serializer):
+    errors = IssueSerializer(many=True)
+    warnings = IssueSerializer(many=True)
+
+
+class VerdictSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = IssueSerializer(many=True)
+    warnings = IssueSerializer(many=True)
+    recommendations = IssueSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
 
 
 class OrderEventSerializer(serializers.ModelSerializer):
@@ -123,23 +208,54 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
 
+class PlacementSerializer(serializers.Serializer):
+    order = OrderDetailSerializer()
+    warnings = IssueSerializer(many=True)
+    recommendations = IssueSerializer(many=True)
+
+
+class PendingSubmissionSerializer(ErrorSerializer):
+    order = OrderSerializer()
+
+
 def input_errors(errors: dict) -> dict:
     """DRF's serializer errors in the order error shape: a list of {code, field, message}."""
     flat = []
     for field_name, messages in errors.items():
+        name = None if field_name == "non_field_errors" else field_name
         if isinstance(messages, dict):
             for nested in input_errors(messages)["errors"]:
-                flat.append(nested | {"field": f"{field_name}.{nested['field']}"})
+                path = f"{name}.{nested['field']}" if nested["field"] else name
+                flat.append(nested | {"field": path})
             continue
         for message in messages:
             flat.append(
                 {
                     "code": getattr(message, "code", "invalid"),
-                    "field": None if field_name == "non_field_errors" else field_name,
+                    "field": name,
                     "message": str(message),
                 }
             )
     return {"errors": flat, "warnings": []}
+
+
+def _error(detail: str, code: str, http_status: int, **extra) -> Response:
+    return Response({"detail": detail, "code": code, **extra}, status=http_status)
+
+
+_ERRORS = {
+    400: OpenApiResponse(OrderErrorsSerializer, description="Invalid body or invalid order."),
+    404: OpenApiResponse(ErrorSerializer, description="Not one of the caller's orders."),
+    422: OpenApiResponse(
+        ErrorSerializer, description="The order is closed or the broker refused the change."
+    ),
+    429: OpenApiResponse(ErrorSerializer, description="Throttled or rate limited (Retry-After)."),
+    503: OpenApiResponse(ErrorSerializer, description="The broker is unreachable."),
+}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: _ERRORS[code] for code in codes}
 
 
 class OrderCursorPagination(CursorPagination):
@@ -154,14 +270,34 @@ class OrderListCreateView(generics.ListAPIView):
     queryset = Order.objects.none()
     serializer_class = OrderSerializer
     pagination_class = OrderCursorPagination
+    filterset_class = OrderFilter
     throttle_classes = [OrderPlacementThrottle]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return Order.objects.none()
         return selectors.orders_for(self.request.user)
 
-    @extend_schema(request=OrderInputSerializer, responses={201: OrderDetailSerializer})
+    @extend_schema(
+        request=OrderBodySerializer,
+        responses={
+            201: OpenApiResponse(PlacementSerializer, description="Placed."),
+            200: OpenApiResponse(
+                PlacementSerializer, description="Same client_order_id and body: the first order."
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer, description="client_order_id already used by a different order."
+            ),
+            503: OpenApiResponse(
+                PendingSubmissionSerializer,
+                description="The broker did not answer; the order is kept pending and is "
+                "resolved by its client_order_id (repeat the POST, never a new id).",
+            ),
+            **_errors(400, 404, 429),
+        },
+    )
     def post(self, request):
-        parsed = OrderInputSerializer(data=request.data)
+        parsed = OrderBodySerializer(data=request.data)
         if not parsed.is_valid():
             return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
         account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
@@ -174,13 +310,21 @@ class OrderListCreateView(generics.ListAPIView):
             body.pop("valid")
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         except services.IdempotencyConflict:
-            return Response(
-                {
-                    "detail": "client_order_id is already used by a different order.",
-                    "code": "client_order_id_conflict",
-                },
-                status=status.HTTP_409_CONFLICT,
+            return _error(
+                "client_order_id is already used by a different order.",
+                "client_order_id_conflict",
+                status.HTTP_409_CONFLICT,
             )
+        except services.SubmissionPending as pending:
+            response = _error(
+                f"The broker did not confirm the order ({pending.message}); it is kept pending. "
+                "Repeat the request with the same client_order_id to learn its outcome.",
+                "broker_unavailable",
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                order=OrderSerializer(pending.order).data,
+            )
+            response["Retry-After"] = "5"
+            return response
         verdict = placement.verdict.as_dict()
         return Response(
             {
@@ -192,10 +336,91 @@ class OrderListCreateView(generics.ListAPIView):
         )
 
 
+class OrderValidateView(APIView):
+    @extend_schema(
+        request=OrderBodySerializer,
+        responses={200: VerdictSerializer, **_errors(400, 404, 503)},
+        description="Judge an order exactly as placing it would, without submitting anything.",
+    )
+    def post(self, request):
+        parsed = OrderBodySerializer(data=request.data)
+        if not parsed.is_valid():
+            return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
+        account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
+        verdict = services.check_order(
+            user=request.user, broker_account=account, order_input=parsed.to_order_input()
+        )
+        return Response(verdict.as_dict())
+
+
+def _not_modifiable(error: services.OrderNotModifiable) -> Response:
+    return _error(error.message, error.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def _broker_refused(error: OrderRejected) -> Response:
+    return _error(
+        error.message,
+        "broker_rejected",
+        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        broker_code=None if error.code is None else str(error.code),
+    )
+
+
 class OrderDetailView(APIView):
-    @extend_schema(responses=OrderDetailSerializer)
+    @extend_schema(responses={200: OrderDetailSerializer, **_errors(404)})
     def get(self, request, order_id: int):
         order = selectors.order_for(request.user, order_id)
+        return Response(OrderDetailSerializer(order).data)
+
+    @extend_schema(
+        request=ReplaceOrderSerializer,
+        responses={
+            200: OpenApiResponse(
+                OrderDetailSerializer,
+                description="The NEW order; the old one is now `replaced` (`replaced_by`).",
+            ),
+            **_errors(400, 404, 422, 429, 503),
+        },
+    )
+    def patch(self, request, order_id: int):
+        order = selectors.order_for(request.user, order_id)
+        parsed = ReplaceOrderSerializer(data=request.data)
+        if not parsed.is_valid():
+            return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
+        try:
+            replacement = services.replace_order(
+                user=request.user,
+                order=order,
+                changes=parsed.to_replace_request(),
+                source="api",
+                actor=request.user,
+            )
+        except services.OrderNotModifiable as error:
+            return _not_modifiable(error)
+        except OrderRejected as error:
+            return _broker_refused(error)
+        return Response(OrderDetailSerializer(replacement).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                OrderDetailSerializer,
+                description="Cancel accepted: the order, `canceled` or `pending_cancel`.",
+            ),
+            **_errors(404, 422, 429, 503),
+        },
+    )
+    def delete(self, request, order_id: int):
+        order = selectors.order_for(request.user, order_id)
+        try:
+            order = services.cancel_order(
+                user=request.user, order=order, source="api", actor=request.user
+            )
+        except services.OrderNotModifiable as error:
+            return _not_modifiable(error)
+        except OrderRejected as error:
+            return _broker_refused(error)
         return Response(OrderDetailSerializer(order).data)
 
 
@@ -237,8 +462,20 @@ class AccountView(APIView):
         )
 
 
+class PositionSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    qty = serializers.DecimalField(24, 9)
+    side = serializers.ChoiceField(choices=["long", "short"])
+    avg_entry_price = serializers.DecimalField(24, 9)
+    current_price = serializers.DecimalField(24, 9)
+    market_value = serializers.DecimalField(24, 2)
+    cost_basis = serializers.DecimalField(24, 2)
+    unrealized_pl = serializers.DecimalField(24, 2)
+    unrealized_plpc = serializers.DecimalField(24, 4)
+
+
 class PositionsView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[BrokerAccountQuery], responses=PositionSerializer(many=True))
     def get(self, request):
         query = BrokerAccountQuery(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -2,9 +2,12 @@ from django.urls import path
 
 from . import api
 
+# Order ids are integers: "orders/sync/" and any other word never reach the detail view, and a
+# path that matches nothing gets the project's JSON 404.
 urlpatterns = [
     path("orders/", api.OrderListCreateView.as_view(), name="api-orders"),
-    path("orders/<str:order_id>/", api.OrderDetailView.as_view(), name="api-order"),
+    path("orders/validate/", api.OrderValidateView.as_view(), name="api-order-validate"),
+    path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order"),
     path("account/", api.AccountView.as_view(), name="api-account"),
     path("positions/", api.PositionsView.as_view(), name="api-positions"),
 ]

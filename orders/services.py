@@ -5,14 +5,22 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
 from accounts.services import broker_for
-from tradedesk.broker import types
-from tradedesk.broker.errors import BrokerUnavailable, OrderNotFound, OrderRejected, RateLimited
+from tradedesk.broker import Broker, types
+from tradedesk.broker.errors import (
+    BrokerUnavailable,
+    NotCancelable,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+)
 
 from . import events
 from .models import Order, OrderEvent
@@ -73,6 +81,26 @@ class IdempotencyConflict(Exception):
     """The client_order_id is already used by a different order."""
 
 
+class SubmissionPending(BrokerUnavailable):
+    """The broker went silent during submission: the order is kept pending, never resubmitted.
+
+    A later look-up by client_order_id (a repeated POST, or the next sync) resolves it.
+    """
+
+    def __init__(self, order: Order, cause: BrokerUnavailable):
+        super().__init__(cause.message, code=cause.code)
+        self.order = order
+
+
+class OrderNotModifiable(Exception):
+    """The order can't be canceled or replaced (closed, or not confirmed by the broker yet)."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 @dataclass
 class Placement:
     order: Order
@@ -85,7 +113,12 @@ def _same_order(order: Order, order_input: OrderInput) -> bool:
 
 
 def apply_broker_order(
-    order: Order, snapshot: types.BrokerOrder, *, source: str, actor: User | None = None
+    order: Order,
+    snapshot: types.BrokerOrder,
+    *,
+    source: str,
+    actor: User | None = None,
+    detail: dict | None = None,
 ) -> bool:
     """Bring one Order row up to the broker's snapshot; record an OrderEvent if it changed.
 
@@ -114,6 +147,7 @@ def apply_broker_order(
             source=source,
             actor=actor,
             at=snapshot.updated_at,
+            **(detail or {}),
         )
     return changed
 
@@ -146,15 +180,40 @@ def _record_event(
     return recorded
 
 
-def reconcile_pending(order: Order) -> None:
+def _apply_locked(
+    order: Order, snapshot: types.BrokerOrder, *, source: str, actor: User | None = None
+) -> Order:
+    """Apply a snapshot to the row as stored now, so two requests never record one change twice."""
+    with transaction.atomic():
+        current = Order.objects.select_for_update().get(pk=order.pk)
+        apply_broker_order(current, snapshot, source=source, actor=actor)
+    return current
+
+
+def reconcile_pending(order: Order) -> Order:
     """Resolve an order the broker never confirmed by looking it up by client_order_id."""
     broker = broker_for(order.broker_account)
     try:
         snapshot = broker.get_order_by_client_id(order.client_order_id)
     except OrderNotFound:
-        return
-    with transaction.atomic():
-        apply_broker_order(order, snapshot, source="sync")
+        return order
+    return _apply_locked(order, snapshot, source="sync")
+
+
+def check_order(
+    *,
+    user: User,
+    broker_account: BrokerAccount,
+    order_input: OrderInput,
+    broker: Broker | None = None,
+) -> Verdict:
+    """Judge an order without submitting it (the ticket's and the validate endpoint's check)."""
+    return validate_order(
+        order_input,
+        broker=broker or broker_for(broker_account),
+        user=user,
+        broker_account=broker_account,
+    )
 
 
 def place_order(
@@ -162,14 +221,14 @@ def place_order(
 ) -> Placement:
     """Validate, record, submit. The same client_order_id twice returns the first order."""
     client_order_id = order_input.client_order_id or str(uuid.uuid4())
-    existing = Order.objects.filter(
-        broker_account=broker_account, client_order_id=client_order_id
-    ).first()
+    existing = _by_client_order_id(broker_account, client_order_id)
     if existing is not None:
         return _repeat(existing, order_input)
 
     broker = broker_for(broker_account)
-    verdict = validate_order(order_input, broker=broker, user=user, broker_account=broker_account)
+    verdict = check_order(
+        user=user, broker_account=broker_account, order_input=order_input, broker=broker
+    )
     if not verdict.valid:
         raise OrderInvalid(verdict)
 
@@ -189,7 +248,9 @@ def place_order(
             _record_event(order, "submitted", source=source, actor=user, at=now)
     except IntegrityError:
         # A concurrent request with the same client_order_id won the race.
-        existing = Order.objects.get(broker_account=broker_account, client_order_id=client_order_id)
+        existing = _by_client_order_id(broker_account, client_order_id)
+        if existing is None:
+            raise
         return _repeat(existing, order_input)
 
     try:
@@ -212,23 +273,147 @@ def place_order(
             )
         verdict.errors.append(Issue("broker_rejected", None, exc.message))
         raise OrderInvalid(verdict) from exc
-    except BrokerUnavailable:
+    except BrokerUnavailable as exc:
         # The broker may have accepted it: keep it pending and look it up, never resubmit.
         with contextlib.suppress(BrokerUnavailable):
-            reconcile_pending(order)
-        order.refresh_from_db()
+            order = reconcile_pending(order)
         if order.broker_order_id:
             return Placement(order=order, created=True, verdict=verdict)
-        raise
-    with transaction.atomic():
-        apply_broker_order(order, snapshot, source=source, actor=user)
+        raise SubmissionPending(order, exc) from exc
+    order = _apply_locked(order, snapshot, source=source, actor=user)
     return Placement(order=order, created=True, verdict=verdict)
+
+
+def _by_client_order_id(broker_account: BrokerAccount, client_order_id: str) -> Order | None:
+    return Order.objects.filter(
+        broker_account=broker_account, client_order_id=client_order_id
+    ).first()
 
 
 def _repeat(existing: Order, order_input: OrderInput) -> Placement:
     if not _same_order(existing, order_input):
         raise IdempotencyConflict(existing.client_order_id)
     if not existing.broker_order_id and existing.status == "pending_new":
-        reconcile_pending(existing)
-        existing.refresh_from_db()
+        existing = reconcile_pending(existing)
     return Placement(order=existing, created=False)
+
+
+# What a replace may change (Alpaca's PATCH /v2/orders/{id} fields).
+REPLACEABLE_FIELDS = ("qty", "limit_price", "stop_price", "trail", "time_in_force")
+
+
+def _ensure_owned(user: User, order: Order) -> None:
+    if order.user_id != user.pk:
+        raise Http404("No such order.")
+
+
+def _confirmed_open(order: Order, action: str) -> Order:
+    """The order as the broker last reported it, if it can still be acted on."""
+    if not order.broker_order_id:
+        order = reconcile_pending(order)
+    if not order.is_open:
+        raise OrderNotModifiable(
+            f"The order is {order.status}; only open orders can be {action}.", code="order_closed"
+        )
+    if not order.broker_order_id:
+        raise OrderNotModifiable(
+            "The broker has not confirmed this order yet; try again shortly.",
+            code="order_unconfirmed",
+        )
+    return order
+
+
+def _refused(order: Order, broker: Broker, error: OrderRejected | OrderNotFound, code: str):
+    """The broker refused because the desk's copy was stale: catch up, then explain."""
+    with contextlib.suppress(BrokerUnavailable, OrderNotFound):
+        _apply_locked(order, broker.get_order(order.broker_order_id), source="sync")
+    return OrderNotModifiable(error.message, code=code)
+
+
+def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -> Order:
+    """Ask the broker to cancel one of the user's open orders; the audit trail says who asked.
+
+    Raises OrderNotModifiable when it is closed (or the broker says it can't be canceled),
+    OrderRejected for other refusals, RateLimited and BrokerUnavailable as they come.
+    """
+    _ensure_owned(user, order)
+    order = _confirmed_open(order, "canceled")
+    broker = broker_for(order.broker_account)
+    try:
+        broker.cancel_order(order.broker_order_id)
+    except (NotCancelable, OrderNotFound) as exc:
+        raise _refused(order, broker, exc, "not_cancelable") from exc
+    _record_event(
+        order, "cancel_requested", source=source, actor=actor, previous_status=order.status
+    )
+    # Alpaca cancels asynchronously (pending_cancel); the stream or the next sync finishes it.
+    with contextlib.suppress(BrokerUnavailable, OrderNotFound):
+        order = _apply_locked(
+            order, broker.get_order(order.broker_order_id), source=source, actor=actor
+        )
+    return order
+
+
+def _current(order: Order, name: str):
+    if name == "trail":  # one replace field for either trail kind, as Alpaca has it
+        return order.trail_percent if order.trail_percent is not None else order.trail_price
+    return getattr(order, name)
+
+
+def _text(value) -> str | None:
+    """A value for the audit detail (JSON): decimals without their storage padding."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return None if value is None else str(value)
+
+
+def replace_order(
+    *,
+    user: User,
+    order: Order,
+    changes: types.ReplaceRequest,
+    source: str,
+    actor: User | None,
+) -> Order:
+    """Replace an open order (Alpaca's semantics): returns the NEW order; the old one is `replaced`.
+
+    Raises like cancel_order.
+    """
+    _ensure_owned(user, order)
+    order = _confirmed_open(order, "replaced")
+    broker = broker_for(order.broker_account)
+    try:
+        snapshot = broker.replace_order(order.broker_order_id, changes)
+    except (NotCancelable, OrderNotFound) as exc:
+        raise _refused(order, broker, exc, "not_replaceable") from exc
+    changed = {
+        name: {"from": _text(_current(order, name)), "to": _text(value)}
+        for name in REPLACEABLE_FIELDS
+        if (value := getattr(changes, name)) is not None
+    }
+    now = timezone.now()
+    with transaction.atomic():
+        old = Order.objects.select_for_update().get(pk=order.pk)
+        new = Order(user=old.user, broker_account=old.broker_account, placed_via=source)
+        apply_broker_order(
+            new,
+            snapshot,
+            source=source,
+            actor=actor,
+            detail={"replaces": old.broker_order_id, "changes": changed},
+        )
+        old.status = "replaced"
+        old.replaced_by = snapshot.id
+        old.replaced_at = now
+        old.save(update_fields=["status", "replaced_by", "replaced_at", "updated_at"])
+        _record_event(
+            old,
+            "replaced",
+            source=source,
+            actor=actor,
+            at=now,
+            replaced_by=snapshot.id,
+            replacement=new.pk,
+            changes=changed,
+        )
+    return new

@@ -5,10 +5,21 @@ from __future__ import annotations
 from django.http import JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from tradedesk.broker.errors import BrokerUnavailable, RateLimited
+
+
+class SafeJSONParser(JSONParser):
+    """DRF's JSON parser, but a body nested too deep to decode is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 def exception_handler(exc, context):

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
     "tradedesk.broker.sim",
@@ -134,6 +135,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests on a file too: in-memory SQLite locks whole tables without waiting, so tests of
+    # concurrent requests would fail where the embedded run (a file, WAL, busy timeout) doesn't.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -201,6 +205,11 @@ REST_FRAMEWORK = {
         "token": os.environ.get("TOKEN_RATE_LIMIT", "20/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "tradedesk.api.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SIMPLE_JWT = {
@@ -216,8 +225,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # Order.placed_via and OrderEvent.source share one choice set: one enum in the schema.
-    "ENUM_NAME_OVERRIDES": {"OrderSourceEnum": "orders.models.SOURCES"},
+    # Order and event sources share one choice set: one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderSourceEnum": "orders.models.SOURCES",
+        "OrderSideEnum": "tradedesk.broker.types.ORDER_SIDES",
+        "PositionSideEnum": ["long", "short"],
+    },
+    # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery -----------------------------------------------------------------

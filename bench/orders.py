@@ -1,0 +1,184 @@
+"""Benchmark: place orders through the API on the paper exchange, against a DRF hello-world.
+
+    /work/main/.venv/bin/python bench/orders.py [ORDERS] [CLIENT_THREADS]
+
+Starts gunicorn (one sync worker: one core) on a loopback port with the project's WSGI app plus a
+DRF hello-world route, drives both with a pool of http.client threads, and prints requests/s and
+the ratio (target: orders >= 40% of hello-world). Then counts the SQL queries of each order placed
+in-process (target: the same for every order, whatever the history). Uses a temporary SQLite
+database unless DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO_PATH = "/bench/hello/"
+ORDERS_PATH = "/api/v1/orders/"
+
+# Served by gunicorn as "bench.orders:application": the project's URLs plus a hello-world.
+if __name__ != "__main__":
+    import django
+    from django.conf import settings
+
+    settings.ROOT_URLCONF = __name__
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+    from django.urls import include, path
+    from rest_framework.permissions import AllowAny
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    application = get_wsgi_application()
+
+    class HelloView(APIView):
+        authentication_classes: list = []
+        permission_classes = [AllowAny]
+
+        def get(self, request):
+            return Response({"hello": "world"})
+
+    urlpatterns = [
+        path(HELLO_PATH.lstrip("/"), HelloView.as_view()),
+        path("", include("tradedesk.urls")),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(port: int, method: str, url: str, body: bytes | None, headers: dict) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, url, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _drive(port: int, requests: list, threads: int) -> tuple[float, list[int]]:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = list(pool.map(lambda args: _request(port, *args), requests))
+    return time.perf_counter() - started, statuses
+
+
+def _order_body(index: int) -> bytes:
+    # Alternate buys and sells so the paper account never runs out of buying power.
+    side = "buy" if index % 2 == 0 else "sell"
+    return json.dumps({"symbol": "AAPL", "qty": "1", "side": side, "type": "market"}).encode()
+
+
+def main() -> None:
+    orders = int(sys.argv[1]) if len(sys.argv) > 1 else 400
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    workdir = tempfile.mkdtemp(prefix="tradedesk-bench-")
+    os.environ.setdefault("TRADEDESK_DATA_DIR", workdir)
+    os.environ["ORDER_RATE_LIMIT"] = "1000000/min"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tradedesk.settings"
+    sys.path[:] = [str(ROOT), *[p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]]
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.services import register_user
+
+    call_command("migrate", verbosity=0)
+    user = register_user(username=f"bench{os.getpid()}", password="bench-Passw0rd!-long")
+    token = str(RefreshToken.for_user(user).access_token)
+    database = connection.vendor
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "bench.orders:application",
+        ],
+        env=os.environ.copy(),
+    )
+    try:
+        for _ in range(100):
+            try:
+                if _request(port, "GET", HELLO_PATH, None, {}) == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("gunicorn did not start")
+
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        _drive(port, [("GET", HELLO_PATH, None, {})] * 50, threads)  # warm up
+        _drive(port, [("POST", ORDERS_PATH, _order_body(i), auth) for i in range(20)], threads)
+
+        hello_s, hello_statuses = _drive(port, [("GET", HELLO_PATH, None, {})] * orders, threads)
+        order_requests = [("POST", ORDERS_PATH, _order_body(i), auth) for i in range(orders)]
+        orders_s, order_statuses = _drive(port, order_requests, threads)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    bad = [status for status in hello_statuses + order_statuses if status not in (200, 201)]
+    if bad:
+        raise SystemExit(f"unexpected statuses: {sorted(set(bad))}")
+
+    # Queries per order, in-process: the same count for the first order and the thousandth.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    counts = []
+    for index in range(20):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(ORDERS_PATH, json.loads(_order_body(index)), format="json")
+        assert response.status_code == 201, response.content
+        counts.append(len(queries))
+
+    hello_rate = orders / hello_s
+    order_rate = orders / orders_s
+    ratio = order_rate / hello_rate
+    print(f"database: {database}; gunicorn 1 sync worker; {threads} client threads")
+    print(f"DRF hello-world: {hello_rate:8.1f} req/s ({orders} requests)")
+    print(f"place order:     {order_rate:8.1f} orders/s ({orders} orders, all filled)")
+    print(f"ratio: {ratio:.1%} of hello-world (target >= 40%)")
+    # Buys and sells alternate and take different paths on the paper exchange (a buy checks
+    # buying power): constant means each side's count never grows with the account's history.
+    buys, sells = counts[0::2], counts[1::2]
+    print(
+        f"queries per order: buy {sorted(set(buys))}, sell {sorted(set(sells))}",
+        f"({len(counts)} orders)",
+    )
+    constant = len(set(buys)) == 1 and len(set(sells)) == 1
+    print("constant queries per order:", "yes" if constant else f"NO {counts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Order history filters for the API (?status=&symbol=&side=&after=&before=)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from tradedesk.broker import types
+
+from .models import Order
+
+# "open" and "closed" group Alpaca's statuses the way Alpaca's own ?status= does.
+STATUS_GROUPS = {
+    "open": types.OPEN_STATUSES,
+    "closed": types.TERMINAL_STATUSES,
+}
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(
+        choices=[(name, name) for name in ("open", "closed", "all", *types.ORDER_STATUSES)],
+        method="filter_status",
+        help_text="open, closed, all, or one of Alpaca's order statuses.",
+    )
+    symbol = django_filters.CharFilter(method="filter_symbol", max_length=16)
+    side = django_filters.ChoiceFilter(choices=[(side, side) for side in types.ORDER_SIDES])
+    after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="Created at or after (ISO 8601)."
+    )
+    before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="Created before (ISO 8601)."
+    )
+
+    class Meta:
+        model = Order
+        fields = ["status", "symbol", "side", "after", "before"]
+
+    def filter_status(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        if value == "all":
+            return queryset
+        return queryset.filter(status__in=STATUS_GROUPS.get(value, (value,)))
+
+    def filter_symbol(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        return queryset.filter(symbol=value.strip().upper())
