@@ -24,7 +24,7 @@ from tradedesk.broker.errors import (
 
 from . import events
 from .models import Order, OrderEvent
-from .validation import Issue, OrderInput, Verdict, validate_order
+from .validation import Issue, OrderInput, Verdict, forget_account_state, validate_order
 
 # Broker fields copied onto the desk's Order row as they are.
 _MIRRORED_FIELDS = (
@@ -255,6 +255,7 @@ def place_order(
 
     try:
         snapshot = broker.submit_order(request)
+        forget_account_state(broker_account)
     except RateLimited:
         order.delete()  # the broker refused before acting: nothing was placed
         raise
@@ -343,6 +344,7 @@ def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -
         broker.cancel_order(order.broker_order_id)
     except (NotCancelable, OrderNotFound) as exc:
         raise _refused(order, broker, exc, "not_cancelable") from exc
+    forget_account_state(order.broker_account)
     _record_event(
         order, "cancel_requested", source=source, actor=actor, previous_status=order.status
     )
@@ -386,6 +388,7 @@ def replace_order(
         snapshot = broker.replace_order(order.broker_order_id, changes)
     except (NotCancelable, OrderNotFound) as exc:
         raise _refused(order, broker, exc, "not_replaceable") from exc
+    forget_account_state(order.broker_account)
     changed = {
         name: {"from": _text(_current(order, name)), "to": _text(value)}
         for name in REPLACEABLE_FIELDS

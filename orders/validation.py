@@ -229,6 +229,13 @@ def cached_positions(broker: Broker, broker_account: BrokerAccount) -> dict[str,
     return _cached(f"validation:positions:{broker_account.pk}", load)
 
 
+def forget_account_state(broker_account: BrokerAccount) -> None:
+    """Drop the cached account and positions once an order changed them at the broker."""
+    cache.delete_many(
+        [f"validation:account:{broker_account.pk}", f"validation:positions:{broker_account.pk}"]
+    )
+
+
 def cached_asset(broker: Broker, symbol: str) -> types.Asset | None:
     """The asset, or None when the broker knows no such symbol."""
 

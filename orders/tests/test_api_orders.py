@@ -231,3 +231,14 @@ def test_an_order_placed_in_another_users_broker_account_is_404(place, other_tra
     response = place(broker_account=account.pk)
     assert response.status_code == 404
     assert not Order.objects.exists()
+
+
+def test_validation_sees_buying_power_an_order_just_spent(api, place):
+    """The account is cached for validation, but placing an order forgets the cached copy."""
+    big = {"symbol": "SPY", "side": "buy", "type": "market", "notional": "150000"}
+    assert api.post("/api/v1/orders/validate/", big, format="json").json()["valid"] is True
+    assert place(**big, qty=None).status_code == 201
+
+    again = api.post("/api/v1/orders/validate/", big, format="json").json()
+    assert again["valid"] is False
+    assert [e["code"] for e in again["errors"]] == ["insufficient_buying_power"]
