@@ -16,7 +16,9 @@ STATUS_FILTERS = [("all", "All"), ("open", "Open"), ("closed", "Closed")] + [
 class OrderFilterForm(forms.Form):
     status = forms.ChoiceField(choices=STATUS_FILTERS, required=False)
     symbol = forms.RegexField(regex=r"^[A-Za-z]{1,5}(\.[A-Za-z]{1,2})?$", required=False)
-    side = forms.ChoiceField(choices=[("", "Any")] + [(s, s) for s in types.ORDER_SIDES], required=False)
+    side = forms.ChoiceField(
+        choices=[("", "Any")] + [(s, s) for s in types.ORDER_SIDES], required=False
+    )
     after = forms.DateField(required=False, label="From")
     before = forms.DateField(required=False, label="To")
     cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)

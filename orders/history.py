@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
@@ -44,7 +43,7 @@ class OrderPage:
 
 
 def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def filtered_orders(user: User, filters: OrderFilters) -> QuerySet[Order]:
@@ -82,15 +81,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def order_history_page(
-    user: User, filters: OrderFilters, cursor: str = "", page_size: int = PAGE_SIZE
+    user: User, filters: OrderFilters, cursor: str = "", page_size: int | None = None
 ) -> OrderPage:
     """One page of the filtered history, strictly older than the cursor's (created_at, id)."""
+    page_size = page_size or PAGE_SIZE
     orders = filtered_orders(user, filters).select_related("broker_account")
     if cursor:
         created_at, pk = decode_cursor(cursor)
-        orders = orders.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
-        )
+        orders = orders.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
     rows = list(orders[: page_size + 1])
     has_more = len(rows) > page_size
     rows = rows[:page_size]

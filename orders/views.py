@@ -63,7 +63,9 @@ def home(request):
     broker = broker_for(account)
     context = {
         "broker_account": account,
-        "recent_orders": list(selectors.orders_for(request.user).order_by("-created_at", "-id")[:10]),
+        "recent_orders": list(
+            selectors.orders_for(request.user).order_by("-created_at", "-id")[:10]
+        ),
         "last_sync": _last_sync(request.user),
     }
     try:
@@ -106,7 +108,9 @@ def order_ticket(request):
     # Leg fields are named like the API's nested body ("take_profit.limit_price"); templates
     # can't look up dotted keys, hence "__".
     values = TICKET_DEFAULTS | {
-        key.replace(".", "__"): value for key, value in (request.POST or request.GET).items() if value
+        key.replace(".", "__"): value
+        for key, value in (request.POST or request.GET).items()
+        if value
     }
     context = {
         "accounts": active_broker_accounts(request.user),
@@ -190,9 +194,7 @@ def order_history(request):
     if not form.is_valid():
         return render(request, "orders/history.html", {"form": form, "page": None}, status=400)
     try:
-        page = history.order_history_page(
-            request.user, form.filters(), form.cleaned_data["cursor"]
-        )
+        page = history.order_history_page(request.user, form.filters(), form.cleaned_data["cursor"])
     except history.BadCursor as error:
         form.add_error("cursor", str(error))
         return render(request, "orders/history.html", {"form": form, "page": None}, status=400)
