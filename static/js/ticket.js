@@ -12,6 +12,7 @@ const symbolInput = document.getElementById("symbol");
 const quoteLine = document.getElementById("ticket-quote");
 const confirmBox = document.getElementById("confirm-box");
 const confirmCheck = document.getElementById("confirm_warnings");
+const submitButton = document.getElementById("submit-order");
 const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
 function showOnly(selector, attribute, value) {
@@ -64,7 +65,9 @@ function renderVerdict(verdict) {
   renderList(document.getElementById("ticket-errors"), unplaced);
   renderList(document.getElementById("ticket-warnings"), verdict.warnings || []);
   renderList(document.getElementById("ticket-recommendations"), verdict.recommendations || []);
-  confirmBox.hidden = !(verdict.warnings || []).length;
+  const warned = (verdict.warnings || []).length > 0;
+  confirmBox.hidden = !warned;
+  submitButton.textContent = warned ? "Place order anyway" : "Submit order";
 }
 
 let timer = null;
