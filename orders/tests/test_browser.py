@@ -288,3 +288,59 @@ def test_positions_charts_brokers_and_error_pages(page, trader):
     page.goto("/orders/999999/")
     assert page.get_by_role("heading", name="Page not found").is_visible()
     shot(page, "error-404")
+
+
+def test_ticket_shows_the_validate_endpoints_verdict_as_the_trader_types(page, trader):
+    """The ticket speaks the validate contract ({valid, errors, warnings, recommendations});
+    the endpoint is the order API's, so its answers are scripted here."""
+    import json
+
+    bodies: list[dict] = []
+
+    def validate(route):
+        body = json.loads(route.request.post_data)
+        bodies.append(body)
+        assert route.request.headers["x-csrftoken"]
+        if body.get("limit_price") == "0":
+            verdict = {
+                "valid": False,
+                "errors": [{"code": "not_positive", "field": "limit_price", "message": "Too low."}],
+                "warnings": [],
+                "recommendations": [],
+            }
+            route.fulfill(status=400, json=verdict)
+            return
+        verdict = {
+            "valid": True,
+            "errors": [],
+            "warnings": [{"code": "market_closed", "field": None, "message": "It will queue."}],
+            "recommendations": [{"code": "bracket", "field": None, "message": "Add a stop."}],
+        }
+        route.fulfill(status=200, json=verdict)
+
+    log_in(page, "alice")
+    page.route("**/api/v1/orders/validate/", validate)
+    page.goto("/orders/new/")
+    page.get_by_label("Symbol").fill("AAPL")
+    page.get_by_label("Type").select_option("limit")
+    page.get_by_label("Quantity (shares)").fill("2")
+    page.get_by_label("Limit price", exact=True).fill("0")
+    page.locator("#error-limit_price").filter(has_text="Too low.").wait_for()
+    page.get_by_label("Limit price", exact=True).fill("5")
+    page.locator("#ticket-warnings li").filter(has_text="It will queue.").wait_for()
+    assert page.locator("#error-limit_price").inner_text() == ""
+    assert page.locator("#ticket-recommendations li").inner_text() == "Add a stop."
+    assert bodies[-1] == {
+        "symbol": "AAPL",
+        "side": "buy",
+        "type": "limit",
+        "qty": "2",
+        "limit_price": "5",
+        "time_in_force": "day",
+        "order_class": "simple",
+        "extended_hours": False,
+    }
+    page.get_by_role("button", name="Place order anyway").click()  # blocked until confirmed
+    assert page.locator("#confirm-box").is_visible()
+    assert not Order.objects.exists()
+    shot(page, "ticket-live-validation")
