@@ -148,6 +148,7 @@ def price_warning(monkeypatch):
 def test_place_an_order_from_the_ticket_confirming_its_warning(page, trader, price_warning):
     log_in(page, "alice")
     page.get_by_role("link", name="New order").click()
+    page.wait_for_selector("#order-ticket[data-enhanced]")  # the ticket's script has run
     assert page.get_by_label("Stop price", exact=True).is_hidden()  # market orders need no prices
     page.get_by_label("Symbol").fill("AAPL")
     page.get_by_label("Type").select_option("limit")
@@ -321,6 +322,7 @@ def test_ticket_shows_the_validate_endpoints_verdict_as_the_trader_types(page, t
     log_in(page, "alice")
     page.route("**/api/v1/orders/validate/", validate)
     page.goto("/orders/new/")
+    page.wait_for_selector("#order-ticket[data-enhanced]")
     page.get_by_label("Symbol").fill("AAPL")
     page.get_by_label("Type").select_option("limit")
     page.get_by_label("Quantity (shares)").fill("2")

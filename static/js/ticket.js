@@ -124,3 +124,4 @@ form.addEventListener("submit", (event) => {
 });
 
 arrange();
+form.dataset.enhanced = "1";
