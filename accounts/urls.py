@@ -13,4 +13,16 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("brokers/", views.broker_accounts, name="broker-accounts"),
+    path(
+        "brokers/<int:account_id>/default/",
+        views.make_default_broker_account,
+        name="broker-account-default",
+    ),
+    path(
+        "brokers/<int:account_id>/remove/",
+        views.remove_broker_account,
+        name="broker-account-remove",
+    ),
+    path("stream-token/", views.stream_token, name="stream-token"),
 ]

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework_simplejwt.tokens import AccessToken
 
-from . import services
-from .forms import SignupForm
+from tradedesk.broker.errors import BrokerUnavailable
+
+from . import selectors, services
+from .forms import LinkAlpacaAccountForm, SignupForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -19,3 +26,71 @@ def signup(request):
         login(request, user)
         return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def broker_accounts(request):
+    """List the trader's broker accounts; POST links an Alpaca account."""
+    form = LinkAlpacaAccountForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                account = services.link_broker_account(
+                    user=request.user,
+                    provider="alpaca",
+                    label=data["label"],
+                    paper=data["mode"] == "paper",
+                    key_id=data["key_id"],
+                    secret=data["secret"],
+                    is_default=data["is_default"],
+                    confirm_live=data["confirm_live"],
+                )
+            except services.LinkError as error:
+                field = error.field if error.field in form.fields else None
+                form.add_error(field, error.message)
+            except BrokerUnavailable as error:
+                form.add_error(None, f"Alpaca is unreachable right now: {error.message}")
+                status = 503
+            else:
+                messages.success(request, f"Linked {account}.")
+                return redirect("broker-accounts")
+    return render(
+        request,
+        "accounts/brokers.html",
+        {"accounts": selectors.active_broker_accounts(request.user), "form": form},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def make_default_broker_account(request, account_id: int):
+    account = selectors.broker_account_for(request.user, account_id)
+    services.set_default_broker_account(account)
+    messages.success(request, f"{account} is now your default account.")
+    return redirect("broker-accounts")
+
+
+@login_required
+@require_POST
+def remove_broker_account(request, account_id: int):
+    account = selectors.broker_account_for(request.user, account_id)
+    services.unlink_broker_account(account)
+    messages.success(request, f"Removed {account}; its orders stay in your history.")
+    return redirect("broker-accounts")
+
+
+@never_cache
+@login_required
+@require_POST
+def stream_token(request):
+    """A short-lived access token for the pages' WebSocket (the stream authenticates JWTs).
+
+    Fetched by the pages' script on each (re)connect, so no token sits in the HTML and an
+    expired one is simply replaced; POST so that only this site's pages (CSRF) can get one.
+    """
+    return JsonResponse({"access": str(AccessToken.for_user(request.user))})

@@ -4,6 +4,12 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("orders/", views.order_history, name="order-history"),
+    path("orders/export.csv", views.order_history_csv, name="order-history-csv"),
+    path("orders/status/", views.order_statuses, name="order-statuses"),
     path("orders/new/", views.order_ticket, name="order-ticket"),
     path("orders/<int:order_id>/", views.order_detail, name="order-detail"),
+    path("orders/<int:order_id>/cancel/", views.cancel_order, name="order-cancel"),
+    path("orders/<int:order_id>/replace/", views.replace_order, name="order-replace"),
+    path("positions/history/", views.positions_history, name="positions-history"),
 ]

@@ -1,19 +1,59 @@
-"""Trader pages for orders (thin: parsing and logic are shared with the API)."""
+"""Trader pages for orders and positions (thin: parsing and logic are shared with the API)."""
 
 from __future__ import annotations
 
+import csv
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import active_broker_accounts, broker_account_for
 from accounts.services import broker_for
+from market.services import parse_symbols
 from tradedesk.broker import types
-from tradedesk.broker.errors import BrokerError
+from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
 
-from . import selectors, services
+from . import history, selectors, services, validation
 from .api import OrderInputSerializer, input_errors
+from .forms import OrderFilterForm, ReplaceOrderForm
+
+TICKET_DEFAULTS = {"side": "buy", "type": "market", "time_in_force": "day", "order_class": "simple"}
+# Form keys that are the page's, not the order's.
+_TICKET_CONTROL_FIELDS = {"csrfmiddlewaretoken", "confirm_warnings"}
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "symbol",
+    "side",
+    "type",
+    "order_class",
+    "time_in_force",
+    "qty",
+    "notional",
+    "limit_price",
+    "stop_price",
+    "filled_qty",
+    "filled_avg_price",
+    "status",
+    "client_order_id",
+    "broker_order_id",
+)
+MAX_STATUS_IDS = 100
+
+
+def _last_sync(user):
+    """When the desk last synced this trader's orders, once the sync work provides it."""
+    try:
+        from orders.sync import last_sync_for
+    except ImportError:
+        return None
+    return last_sync_for(user)
 
 
 def home(request):
@@ -23,7 +63,10 @@ def home(request):
     broker = broker_for(account)
     context = {
         "broker_account": account,
-        "recent_orders": selectors.orders_for(request.user).order_by("-created_at")[:10],
+        "recent_orders": list(
+            selectors.orders_for(request.user).order_by("-created_at", "-id")[:10]
+        ),
+        "last_sync": _last_sync(request.user),
     }
     try:
         context["account"] = broker.get_account()
@@ -31,59 +74,309 @@ def home(request):
         context["clock"] = broker.get_clock()
     except BrokerError as error:
         context["broker_error"] = error.message
+    else:
+        context["day_pl"] = context["account"].equity - context["account"].last_equity
     return render(request, "orders/home.html", context)
+
+
+def _order_body(post) -> dict:
+    """The ticket's form data as the API's order body (bracket legs nested, blanks dropped)."""
+    body: dict = {}
+    for key, value in post.items():
+        if key in _TICKET_CONTROL_FIELDS or value.strip() == "":
+            continue
+        if "." in key:
+            leg, _, name = key.partition(".")
+            body.setdefault(leg, {})[name] = value.strip()
+        else:
+            body[key] = value.strip()
+    body["extended_hours"] = "extended_hours" in post
+    return body
+
+
+def _field_errors(errors: list[dict]) -> dict[str, list[str]]:
+    by_field: dict[str, list[str]] = {}
+    for error in errors:
+        key = (error.get("field") or "").replace(".", "__")
+        by_field.setdefault(key, []).append(error["message"])
+    return by_field
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def order_ticket(request):
-    accounts = active_broker_accounts(request.user)
+    # Leg fields are named like the API's nested body ("take_profit.limit_price"); templates
+    # can't look up dotted keys, hence "__".
+    values = TICKET_DEFAULTS | {
+        key.replace(".", "__"): value
+        for key, value in (request.POST or request.GET).items()
+        if value
+    }
     context = {
-        "accounts": accounts,
+        "accounts": active_broker_accounts(request.user),
         "sides": types.ORDER_SIDES,
         "order_types": types.ORDER_TYPES,
         "time_in_force": types.TIME_IN_FORCE,
-        "values": request.POST or {"side": "buy", "type": "market", "time_in_force": "day"},
+        "order_classes": types.ORDER_CLASSES,
+        "values": values,
         "errors": [],
         "warnings": [],
+        "recommendations": [],
     }
-    if request.method == "POST":
-        data = {key: value for key, value in request.POST.items() if value != ""}
-        parsed = OrderInputSerializer(data=data)
-        if not parsed.is_valid():
-            context["errors"] = input_errors(parsed.errors)["errors"]
-            return render(request, "orders/ticket.html", context, status=400)
-        account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
-        try:
-            placement = services.place_order(
-                user=request.user,
-                broker_account=account,
-                order_input=parsed.to_order_input(),
-                source="page",
+
+    def ticket(status: int = 200, **extra):
+        context.update(extra)
+        context["field_errors"] = _field_errors(context["errors"])
+        return render(request, "orders/ticket.html", context, status=status)
+
+    if request.method == "GET":
+        return ticket()
+    parsed = OrderInputSerializer(data=_order_body(request.POST))
+    if not parsed.is_valid():
+        return ticket(400, errors=input_errors(parsed.errors)["errors"])
+    account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
+    order_input = parsed.to_order_input()
+    try:
+        # Judged first so that warnings can be confirmed before anything is placed.
+        verdict = validation.validate_order(order_input, broker_for(account)).as_dict()
+        if verdict["valid"] and verdict["warnings"] and "confirm_warnings" not in request.POST:
+            return ticket(
+                200,
+                warnings=verdict["warnings"],
+                recommendations=verdict["recommendations"],
+                needs_confirmation=True,
             )
-        except services.OrderInvalid as invalid:
-            verdict = invalid.verdict.as_dict()
-            context["errors"], context["warnings"] = verdict["errors"], verdict["warnings"]
-            return render(request, "orders/ticket.html", context, status=400)
-        except services.IdempotencyConflict:
-            context["errors"] = [
-                {
-                    "field": "client_order_id",
-                    "code": "client_order_id_conflict",
-                    "message": "That client order id is already used.",
-                }
-            ]
-            return render(request, "orders/ticket.html", context, status=409)
-        order = placement.order
-        messages.success(
-            request,
-            f"Order {order.side} {order.qty or order.notional} {order.symbol}: {order.status}.",
+        placement = services.place_order(
+            user=request.user, broker_account=account, order_input=order_input, source="page"
         )
-        return redirect("order-detail", order_id=order.pk)
-    return render(request, "orders/ticket.html", context)
+    except services.OrderInvalid as invalid:
+        verdict = invalid.verdict.as_dict()
+        return ticket(400, errors=verdict["errors"], warnings=verdict["warnings"])
+    except services.IdempotencyConflict:
+        conflict = {
+            "field": "client_order_id",
+            "code": "client_order_id_conflict",
+            "message": "That client order id is already used by a different order.",
+        }
+        return ticket(409, errors=[conflict])
+    except RateLimited:
+        busy = {"field": None, "code": "rate_limited", "message": "The broker is busy; retry."}
+        return ticket(429, errors=[busy])
+    except BrokerUnavailable as error:
+        down = {"field": None, "code": "broker_unavailable", "message": error.message}
+        return ticket(503, errors=[down])
+    order = placement.order
+    amount = order.qty.normalize() if order.qty is not None else f"${order.notional}"
+    messages.success(request, f"Order {order.side} {amount} {order.symbol}: {order.status}.")
+    return redirect("order-detail", order_id=order.pk)
 
 
 @login_required
+@require_GET
 def order_detail(request, order_id: int):
     order = selectors.order_for(request.user, order_id)
-    return render(request, "orders/detail.html", {"order": order, "events": order.events.all()})
+    return render(
+        request,
+        "orders/detail.html",
+        {
+            "order": order,
+            "events": order.events.select_related("actor"),
+            "replace_form": ReplaceOrderForm(),
+            "time_in_force": types.TIME_IN_FORCE,
+        },
+    )
+
+
+@login_required
+@require_GET
+def order_history(request):
+    form = OrderFilterForm(request.GET)
+    if not form.is_valid():
+        return render(request, "orders/history.html", {"form": form, "page": None}, status=400)
+    try:
+        page = history.order_history_page(request.user, form.filters(), form.cleaned_data["cursor"])
+    except history.BadCursor as error:
+        form.add_error("cursor", str(error))
+        return render(request, "orders/history.html", {"form": form, "page": None}, status=400)
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    next_query = None
+    if page.next_cursor:
+        next_query = query.copy()
+        next_query["cursor"] = page.next_cursor
+    return render(
+        request,
+        "orders/history.html",
+        {
+            "form": form,
+            "page": page,
+            "filter_query": query.urlencode(),
+            "next_query": next_query.urlencode() if next_query else None,
+            "is_first_page": not form.cleaned_data["cursor"],
+            "last_sync": _last_sync(request.user),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+@require_GET
+def order_history_csv(request):
+    form = OrderFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Invalid filters.", content_type="text/plain")
+    orders = history.filtered_orders(request.user, form.filters()).values_list(*CSV_COLUMNS)
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(CSV_COLUMNS)
+        for row in orders.iterator(chunk_size=2000):
+            yield writer.writerow(
+                value.isoformat() if isinstance(value, datetime) else value for value in row
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="orders.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def order_statuses(request):
+    """Statuses of a few of the trader's orders: the pages poll this when the stream is down."""
+    try:
+        ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip()]
+    except ValueError:
+        return JsonResponse({"detail": "ids must be order ids."}, status=400)
+    if len(ids) > MAX_STATUS_IDS:
+        return JsonResponse({"detail": f"At most {MAX_STATUS_IDS} ids."}, status=400)
+    orders = selectors.orders_for(request.user).filter(pk__in=ids)
+    return JsonResponse(
+        {
+            "orders": [
+                {
+                    "id": order.pk,
+                    "status": order.status,
+                    "filled_qty": str(order.filled_qty),
+                    "filled_avg_price": None
+                    if order.filled_avg_price is None
+                    else str(order.filled_avg_price),
+                }
+                for order in orders
+            ]
+        }
+    )
+
+
+def _back(request, order_id: int):
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect("order-detail", order_id=order_id)
+
+
+def _desk_service(name: str):
+    # cancel_order/replace_order come with the order-desk work; a build without them says so.
+    return getattr(services, name, None)
+
+
+@login_required
+@require_POST
+def cancel_order(request, order_id: int):
+    order = selectors.order_for(request.user, order_id)
+    cancel = _desk_service("cancel_order")
+    if cancel is None:
+        messages.error(request, "Cancelling orders is not available on this desk yet.")
+    elif not order.is_open:
+        messages.error(request, f"Order {order.pk} is {order.status}: nothing to cancel.")
+    else:
+        try:
+            cancel(user=request.user, order=order, source="page", actor=request.user)
+        except (BrokerError, services.OrderInvalid) as error:
+            messages.error(request, f"Could not cancel order {order.pk}: {error}")
+        else:
+            messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
+    return _back(request, order.pk)
+
+
+@login_required
+@require_POST
+def replace_order(request, order_id: int):
+    order = selectors.order_for(request.user, order_id)
+    replace = _desk_service("replace_order")
+    form = ReplaceOrderForm(request.POST)
+    if replace is None:
+        messages.error(request, "Replacing orders is not available on this desk yet.")
+    elif not order.is_open:
+        messages.error(request, f"Order {order.pk} is {order.status}: nothing to replace.")
+    elif not form.is_valid():
+        problems = "; ".join(e for errors in form.errors.values() for e in errors)
+        messages.error(request, f"Could not replace order {order.pk}: {problems}")
+    else:
+        data = form.cleaned_data
+        changes = types.ReplaceRequest(
+            qty=data["qty"],
+            limit_price=data["limit_price"],
+            stop_price=data["stop_price"],
+            trail=data["trail"],
+            time_in_force=data["time_in_force"] or None,
+        )
+        try:
+            replacement = replace(
+                user=request.user, order=order, changes=changes, source="page", actor=request.user
+            )
+        except (BrokerError, services.OrderInvalid) as error:
+            messages.error(request, f"Could not replace order {order.pk}: {error}")
+        else:
+            messages.success(request, f"Order {order.pk} replaced.")
+            if getattr(replacement, "pk", None):
+                return redirect("order-detail", order_id=replacement.pk)
+    return _back(request, order.pk)
+
+
+@login_required
+@require_GET
+def positions_history(request):
+    try:
+        days = min(max(int(request.GET.get("days", "7")), 1), 365)
+    except ValueError:
+        days = 7
+    since = history.default_since(days)
+    symbols = history.snapshot_symbols(request.user)
+    symbol = request.GET.get("symbol", "").strip().upper()
+    if symbol not in symbols:
+        symbol = symbols[0] if symbols else ""
+    try:
+        bars_symbol = parse_symbols(request.GET.get("bars", "") or symbol or "AAPL", limit=1)[0]
+    except ValueError:
+        bars_symbol = "AAPL"
+
+    def points(rows):
+        return [
+            {
+                "time": int(row["snapshot_at"].timestamp()),
+                "market_value": str(row["market_value"]),
+                "unrealized_pl": str(row["unrealized_pl"]),
+            }
+            for row in rows
+        ]
+
+    return render(
+        request,
+        "orders/positions_history.html",
+        {
+            "days": days,
+            "symbols": symbols,
+            "symbol": symbol,
+            "bars_symbol": bars_symbol,
+            "bars_url": reverse("api-bars"),
+            "position_points": points(history.position_series(request.user, symbol, since))
+            if symbol
+            else [],
+            "portfolio_points": points(history.portfolio_series(request.user, since)),
+        },
+    )

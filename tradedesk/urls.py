@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/v1/", include("orders.api_urls")),
     path("api/v1/", include("market.api_urls")),
     path("accounts/", include("accounts.urls")),
+    path("", include("market.urls")),
     path("", include("orders.urls")),
 ]

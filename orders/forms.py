@@ -1,0 +1,50 @@
+"""Forms of the order pages (parsing only: the judging is validation's and the services')."""
+
+from __future__ import annotations
+
+from django import forms
+
+from tradedesk.broker import types
+
+from .history import OrderFilters
+
+STATUS_FILTERS = [("all", "All"), ("open", "Open"), ("closed", "Closed")] + [
+    (status, status.replace("_", " ")) for status in types.ORDER_STATUSES
+]
+
+
+class OrderFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=STATUS_FILTERS, required=False)
+    symbol = forms.RegexField(regex=r"^[A-Za-z]{1,5}(\.[A-Za-z]{1,2})?$", required=False)
+    side = forms.ChoiceField(
+        choices=[("", "Any")] + [(s, s) for s in types.ORDER_SIDES], required=False
+    )
+    after = forms.DateField(required=False, label="From")
+    before = forms.DateField(required=False, label="To")
+    cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+
+    def filters(self) -> OrderFilters:
+        data = self.cleaned_data
+        return OrderFilters(
+            status=data["status"] or "all",
+            symbol=data["symbol"].upper(),
+            side=data["side"],
+            after=data["after"],
+            before=data["before"],
+        )
+
+
+class ReplaceOrderForm(forms.Form):
+    qty = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
+    limit_price = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
+    stop_price = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
+    trail = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
+    time_in_force = forms.ChoiceField(
+        choices=[("", "unchanged")] + [(t, t) for t in types.TIME_IN_FORCE], required=False
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not any(value not in (None, "") for value in data.values()):
+            raise forms.ValidationError("Change at least one field.")
+        return data

@@ -1,0 +1,65 @@
+// Position, portfolio and intraday charts (TradingView's lightweight-charts, from npm).
+import { CandlestickSeries, createChart, LineSeries } from "lightweight-charts";
+
+const css = getComputedStyle(document.documentElement);
+const colour = (name) => css.getPropertyValue(name).trim();
+const options = {
+  autoSize: true,
+  layout: { background: { color: "transparent" }, textColor: colour("--muted") },
+  grid: { vertLines: { color: colour("--line") }, horzLines: { color: colour("--line") } },
+  timeScale: { timeVisible: true, secondsVisible: false },
+  rightPriceScale: { borderVisible: false },
+};
+
+function points(id, field) {
+  const element = document.getElementById(id);
+  if (!element) return [];
+  // Decimal strings become numbers only here, for plotting.
+  return JSON.parse(element.textContent).map((p) => ({ time: p.time, value: Number(p[field]) }));
+}
+
+function lineChart(containerId, series) {
+  const container = document.getElementById(containerId);
+  if (!container) return;
+  const chart = createChart(container, options);
+  for (const { data, color, title } of series) {
+    chart.addSeries(LineSeries, { color, lineWidth: 2, title }).setData(data);
+  }
+  chart.timeScale().fitContent();
+}
+
+lineChart("position-chart", [
+  { data: points("position-points", "market_value"), color: colour("--accent"), title: "Value" },
+  { data: points("position-points", "unrealized_pl"), color: colour("--pos"), title: "P&L" },
+]);
+lineChart("portfolio-chart", [
+  { data: points("portfolio-points", "market_value"), color: colour("--accent"), title: "Value" },
+]);
+
+async function candles() {
+  const container = document.getElementById("bars-chart");
+  const status = document.getElementById("bars-status");
+  if (!container) return;
+  const query = new URLSearchParams({ symbol: container.dataset.symbol, timeframe: "1Min" });
+  const response = await fetch(`${container.dataset.barsUrl}?${query}`, { credentials: "same-origin" });
+  if (!response.ok) {
+    status.textContent = `No bars for ${container.dataset.symbol} (${response.status}).`;
+    return;
+  }
+  const { bars } = await response.json();
+  const chart = createChart(container, options);
+  chart
+    .addSeries(CandlestickSeries, {
+      upColor: colour("--pos"), downColor: colour("--neg"), borderVisible: false,
+      wickUpColor: colour("--pos"), wickDownColor: colour("--neg"),
+    })
+    .setData(bars.map((bar) => ({
+      time: Math.floor(Date.parse(bar.timestamp) / 1000),
+      open: Number(bar.open), high: Number(bar.high), low: Number(bar.low), close: Number(bar.close),
+    })));
+  chart.timeScale().fitContent();
+  status.textContent = `${bars.length} one-minute bars, times in UTC.`;
+  container.dataset.loaded = String(bars.length);
+}
+
+candles();
