@@ -19,7 +19,7 @@ from market.services import parse_symbols
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
 
-from . import history, selectors, services, validation
+from . import history, selectors, services
 from .api import OrderInputSerializer, input_errors
 from .forms import OrderFilterForm, ReplaceOrderForm
 
@@ -138,7 +138,9 @@ def order_ticket(request):
     order_input = parsed.to_order_input()
     try:
         # Judged first so that warnings can be confirmed before anything is placed.
-        verdict = validation.validate_order(order_input, broker_for(account)).as_dict()
+        verdict = services.check_order(
+            user=request.user, broker_account=account, order_input=order_input
+        ).as_dict()
         if verdict["valid"] and verdict["warnings"] and "confirm_warnings" not in request.POST:
             return ticket(
                 200,

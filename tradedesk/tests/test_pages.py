@@ -52,7 +52,7 @@ def test_the_dashboard_shows_the_account_summary(trader):
     assert response.status_code == 200
     assert response.templates[0].name == "orders/home.html"
     assert response.context["account"].cash == Decimal("100000.00")
-    assert '<strong data-field="cash">$100000.00</strong>' in response.content.decode()
+    assert '<strong data-field="cash">$100,000.00</strong>' in response.content.decode()
     assert "No positions yet." in response.content.decode()
     assert "No orders yet." in response.content.decode()
 
@@ -66,8 +66,8 @@ def test_the_dashboard_shows_positions_and_recent_orders_after_a_trade(trader):
     assert [o.symbol for o in response.context["recent_orders"]] == ["AAPL"]
     assert response.context["account"].cash < Decimal("100000")
     page = response.content.decode()
-    assert "<td>AAPL</td>" in page
-    assert '<span class="status filled">filled</span>' in page
+    assert '<th scope="row">AAPL</th>' in page
+    assert '<span class="status filled" data-field="status">filled</span>' in page
 
 
 def test_the_order_ticket_names_its_fields_like_the_api(trader):
