@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import Order, OrderEvent, PositionSnapshot
+from .models import Order, OrderEvent, PositionSnapshot, SyncRun
+from .sync import SyncQueueUnavailable, request_sync
 
 
 class OrderEventInline(admin.TabularInline):
@@ -69,3 +70,40 @@ class PositionSnapshotAdmin(admin.ModelAdmin):
     date_hierarchy = "snapshot_at"
     list_select_related = ["user"]
     readonly_fields = [f.name for f in PositionSnapshot._meta.fields]
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "queued_at",
+        "user",
+        "broker_account",
+        "trigger",
+        "status",
+        "created",
+        "updated",
+        "unchanged",
+        "finished_at",
+    ]
+    list_filter = ["status", "trigger", "queued_at"]
+    search_fields = ["user__username", "broker_account__label", "error"]
+    date_hierarchy = "queued_at"
+    list_select_related = ["user", "broker_account"]
+    readonly_fields = [f.name for f in SyncRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.action(description="Sync orders now")
+def sync_now(modeladmin, request, queryset):
+    """For BrokerAccountAdmin: queue one sync per selected active account."""
+    queued = 0
+    for account in queryset.filter(is_active=True).select_related("user"):
+        try:
+            request_sync(user=account.user, broker_account=account, trigger="admin")
+        except SyncQueueUnavailable:
+            modeladmin.message_user(request, "The sync queue is unavailable.", messages.ERROR)
+            return
+        queued += 1
+    modeladmin.message_user(request, f"Queued {queued} sync(s); see Sync runs for progress.")

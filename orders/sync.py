@@ -316,7 +316,8 @@ def _write(
     """The upsert statement; returns {broker order id: pk} of the rows it inserted or updated."""
     now = timezone.now()
     batch = (broker_account.user_id, broker_account.pk, "sync", now, now)
-    rows = [_row(snapshot, parents) for snapshot in snapshots]
+    # Sorted, so concurrent upserts of overlapping batches take row locks in one order.
+    rows = sorted((_row(snapshot, parents) for snapshot in snapshots), key=lambda row: row[0])
     if connection.vendor == "postgresql":
         returned = _write_postgresql(batch, rows)
     else:
@@ -450,13 +451,22 @@ def account_sync_lock(broker_account: BrokerAccount) -> Iterator[Callable[[], No
     """
     ttl = settings.CELERY_TASK_TIME_LIMIT
     if settings.REDIS_URL:
+        from redis.exceptions import LockError
+
         lock = _redis().lock(f"tradedesk:order-sync:{broker_account.pk}", timeout=ttl)
         if not lock.acquire(blocking=False):
             raise SyncInProgress(f"broker account {broker_account.pk} is being synced")
+
+        def renew() -> None:
+            try:
+                lock.reacquire()
+            except LockError as lost:  # expired or deleted: another sync may have started
+                raise SyncInProgress(f"lost the sync lock of account {broker_account.pk}") from lost
+
         try:
-            yield lock.reacquire
+            yield renew
         finally:
-            with suppress(Exception):  # expired meanwhile: nothing left to release
+            with suppress(LockError):  # expired meanwhile: nothing left to release
                 lock.release()
         return
 
@@ -501,12 +511,6 @@ def _extend_lease(broker_account: BrokerAccount, holder: str, ttl: int) -> None:
 # --- sync runs (the API's and the schedule's progress records) -----------------
 
 
-def create_sync_run(
-    *, user: User, broker_account: BrokerAccount | None = None, trigger: str
-) -> SyncRun:
-    return SyncRun.objects.create(user=user, broker_account=broker_account, trigger=trigger)
-
-
 def execute_sync_run(run: SyncRun) -> SyncRun:
     """Sync the run's account (or every active account of its user), recording progress.
 
@@ -549,5 +553,23 @@ def _save_run(run: SyncRun, **values) -> None:
     SyncRun.objects.filter(pk=run.pk).update(**values)
 
 
-def mark_sync_failed(run: SyncRun, error: str) -> None:
-    _save_run(run, status="failed", error=error, finished_at=timezone.now())
+class SyncQueueUnavailable(Exception):
+    """The task queue refused the sync (its broker is down)."""
+
+
+def request_sync(
+    *, user: User, broker_account: BrokerAccount | None = None, trigger: str = "api"
+) -> SyncRun:
+    """Record a queued sync and hand it to a worker; the run's id is the task's id."""
+    from kombu.exceptions import OperationalError
+
+    from .tasks import run_sync  # the tasks module imports this one
+
+    run = SyncRun.objects.create(user=user, broker_account=broker_account, trigger=trigger)
+    try:
+        run_sync.apply_async((str(run.pk),), task_id=str(run.pk))
+    except OperationalError as failure:
+        _save_run(run, status="failed", error="task queue unavailable", finished_at=timezone.now())
+        raise SyncQueueUnavailable(str(failure)) from failure
+    run.refresh_from_db()
+    return run

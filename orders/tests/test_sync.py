@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from orders import sync
 from orders.models import Order, OrderEvent
@@ -194,9 +196,7 @@ def test_legs_are_stored_as_child_orders(account):
 def test_paging_past_one_page_with_shared_nanosecond_timestamps(account):
     # 1,200 orders, four per microsecond (distinct nanoseconds the desk never sees), so page
     # boundaries cut through identical timestamps and `after=<last seen>` returns repeats.
-    broker = FakeBroker(
-        (n * 250, broker_order(n, submitted_ns=n * 250)) for n in range(1, 1201)
-    )
+    broker = FakeBroker((n * 250, broker_order(n, submitted_ns=n * 250)) for n in range(1, 1201))
     assert len({o.submitted_at for _, o in broker.orders.values()}) == 301
 
     counts = sync.sync_orders(account, broker=broker)
@@ -288,7 +288,11 @@ def test_a_live_update_reaches_the_database(account):
         updated_at=order.updated_at + timedelta(seconds=1),
     )
     update = OrderUpdate(
-        event="fill", order=fill, timestamp=fill.updated_at, price=Decimal("190.4"), qty=Decimal("10")
+        event="fill",
+        order=fill,
+        timestamp=fill.updated_at,
+        price=Decimal("190.4"),
+        qty=Decimal("10"),
     )
 
     counts = sync.apply_order_update(account, update)
@@ -308,8 +312,6 @@ def test_a_live_update_reaches_the_database(account):
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_order_update_handler_applies_updates_from_an_async_stream(trader):
-    from asgiref.sync import sync_to_async
-
     account = await sync_to_async(trader.broker_accounts.get)()
     order: BrokerOrder = broker_order(7, status="accepted")
     handler = sync.order_update_handler(account)
@@ -318,6 +320,7 @@ async def test_the_order_update_handler_applies_updates_from_an_async_stream(tra
 
     stored = await Order.objects.aget(broker_order_id=order.id)
     assert (stored.status, stored.placed_via, stored.user_id) == ("accepted", "sync", trader.pk)
+    await sync_to_async(connections.close_all)()  # the worker thread's, before teardown
 
 
 def test_changed_orders_are_published_to_their_owner_after_commit(
