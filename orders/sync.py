@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -138,6 +141,18 @@ def _submitted_at(order: types.BrokerOrder) -> datetime:
 # --- the upsert ---------------------------------------------------------------
 
 
+class _Event(NamedTuple):
+    """An OrderEvent row to write (source and detail are the batch's)."""
+
+    order_id: int
+    event: str
+    status: str
+    filled_qty: object
+    price: object
+    qty: object
+    at: datetime
+
+
 @dataclass(frozen=True)
 class _Existing:
     pk: int
@@ -204,7 +219,7 @@ def _upsert(
     changed = _write(broker_account, incoming, parents) if incoming else {}
     pks = {broker_order_id: row.pk for broker_order_id, row in by_broker_id.items()} | changed
 
-    recorded = []
+    recorded: list[_Event] = []
     created = 0
     for snapshot in incoming:
         if snapshot.id not in changed:
@@ -218,19 +233,19 @@ def _upsert(
         ):
             continue
         recorded.append(
-            OrderEvent(
+            _Event(
                 order_id=changed[snapshot.id],
                 event=_event_name(before.status if before else "", snapshot),
                 status=snapshot.status,
                 filled_qty=snapshot.filled_qty,
                 price=snapshot.filled_avg_price,
                 qty=event_qty.get(snapshot.id),
-                source=source,
                 at=snapshot.updated_at,
             )
         )
-    OrderEvent.objects.bulk_create(recorded)
-    _publish_after_commit(broker_account, snapshots, changed, recorded)
+    if recorded:
+        _insert_events(recorded, source)
+        _publish_after_commit(broker_account, snapshots, changed, recorded)
     counts = SyncCounts(
         created=created,
         updated=len(changed) - created,
@@ -325,28 +340,56 @@ def _write(
     return {broker_order_id: pk for pk, broker_order_id in returned}
 
 
+# Binary COPY needs each column's exact wire type; the staging table uses these.
+_STAGING_TYPES = {
+    "CharField": "text",
+    "DecimalField": "numeric",
+    "DateTimeField": "timestamptz",
+    "BooleanField": "bool",
+    "ForeignKey": "int8",
+}
+_STAGING_TABLE = "order_sync_incoming"
+
+
 @functools.cache
-def _unnest_statement() -> str:
+def _staging_types() -> list[str]:
     fields = {f.column: f for f in Order._meta.concrete_fields}
-    arrays = ", ".join(f"%s::{fields[c].db_type(connection)}[]" for c in _ROW_COLUMNS)
+    return [_STAGING_TYPES[fields[c].get_internal_type()] for c in _ROW_COLUMNS]
+
+
+@functools.cache
+def _merge_statement() -> str:
     columns = ", ".join(_q(c) for c in (*_BATCH_COLUMNS, *_ROW_COLUMNS))
+    staged = ", ".join(_q(c) for c in _ROW_COLUMNS)
     # Identifiers come from the model's metadata; every value is a bound parameter.
     return (
         f"INSERT INTO {_q(Order._meta.db_table)} ({columns})"  # noqa: S608
-        f" SELECT %s, %s, %s, %s::timestamptz, %s::timestamptz, incoming.*"
-        f" FROM unnest({arrays}) AS incoming" + _conflict_clause()
+        f" SELECT %s, %s, %s, %s, %s, {staged} FROM {_STAGING_TABLE}" + _conflict_clause()
     )
 
 
 def _write_postgresql(batch: tuple, rows: list[tuple]) -> list[tuple]:
+    """Binary COPY of the batch into a per-session staging table, then one merge.
+
+    COPY's per-row encoding runs in psycopg's C code, where bound arrays (an UNNEST) are
+    encoded value by value in Python: measured, the merge is about twice as fast.
+    """
     import psycopg
 
-    columns = [list(column) for column in zip(*rows, strict=True)]
     connection.ensure_connection()
-    # Server-side binding of whole arrays: Django's default client-side cursor would
-    # render every value into the SQL text.
+    definition = ", ".join(
+        f"{_q(c)} {t}" for c, t in zip(_ROW_COLUMNS, _staging_types(), strict=True)
+    )
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_unnest_statement(), [*batch, *columns])
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE} ({definition}) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {_STAGING_TABLE}")  # a batch's legs follow it in one commit
+        with cursor.copy(f"COPY {_STAGING_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_staging_types())
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_merge_statement(), batch)
         return cursor.fetchall()
 
 
@@ -375,25 +418,49 @@ def _write_values(batch: tuple, rows: list[tuple]) -> list[tuple]:
     return returned
 
 
+def _insert_events(recorded: list[_Event], source: str) -> None:
+    """The batch's OrderEvents in one statement (an UNNEST on PostgreSQL, like the orders)."""
+    if connection.vendor != "postgresql":
+        OrderEvent.objects.bulk_create(
+            OrderEvent(source=source, **event._asdict()) for event in recorded
+        )
+        return
+    import psycopg
+
+    columns = [list(column) for column in zip(*recorded, strict=True)]
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_event_unnest_statement(), [source, *columns], binary=True)
+
+
+@functools.cache
+def _event_unnest_statement() -> str:
+    fields = {f.column: f for f in OrderEvent._meta.concrete_fields}
+    names = _Event._fields  # named as the columns
+    arrays = ", ".join(f"%s::{fields[name].db_type(connection)}[]" for name in names)
+    columns = ", ".join(_q(c) for c in (*names, "source", "detail"))
+    return (
+        f"INSERT INTO {_q(OrderEvent._meta.db_table)} ({columns})"  # noqa: S608
+        f" SELECT *, %s, '{{}}'::jsonb FROM unnest({arrays})"
+    )
+
+
 def _publish_after_commit(
     broker_account: BrokerAccount,
     snapshots: Sequence[types.BrokerOrder],
     changed: dict[str, int],
-    recorded: list[OrderEvent],
+    recorded: list[_Event],
 ) -> None:
     """The stream's `order` frames for the recorded events, sent in one go after the commit."""
-    if not recorded:
-        return
     by_pk = {changed[s.id]: s for s in snapshots if s.id in changed}
     now = timezone.now()
     messages = [
+        # order_message reads these attributes of an Order; the snapshot has them all.
         events.order_message(
-            Order(
+            SimpleNamespace(
+                **{name: getattr(by_pk[event.order_id], name) for name in _MESSAGE_FIELDS},
                 pk=event.order_id,
-                user_id=broker_account.user_id,
                 broker_order_id=by_pk[event.order_id].id,
                 updated_at=now,
-                **{name: getattr(by_pk[event.order_id], name) for name in _MIRRORED_FIELDS},
             ),
             event.event,
         )
@@ -409,6 +476,18 @@ def _publish_after_commit(
             await layer.group_send(group, {"type": "order.update", "message": message})
 
     transaction.on_commit(async_to_sync(send_all))
+
+
+_MESSAGE_FIELDS = (
+    "client_order_id",
+    "symbol",
+    "side",
+    "type",
+    "status",
+    "qty",
+    "filled_qty",
+    "filled_avg_price",
+)
 
 
 # --- live order updates -------------------------------------------------------
@@ -450,6 +529,20 @@ def account_sync_lock(broker_account: BrokerAccount) -> Iterator[Callable[[], No
     The lock expires after the task time limit, so a killed worker can't block the account.
     """
     ttl = settings.CELERY_TASK_TIME_LIMIT
+    with _lock_for(broker_account, ttl) as renew:
+        renewed_at = time.monotonic()
+
+        def renew_now_and_then() -> None:
+            nonlocal renewed_at
+            if time.monotonic() - renewed_at > ttl / 3:  # renewing every batch costs a commit
+                renew()
+                renewed_at = time.monotonic()
+
+        yield renew_now_and_then
+
+
+@contextmanager
+def _lock_for(broker_account: BrokerAccount, ttl: int) -> Iterator[Callable[[], None]]:
     if settings.REDIS_URL:
         from redis.exceptions import LockError
 

@@ -7,6 +7,7 @@ the trap a pager must survive.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,7 @@ class FakeBroker(Broker):
         self.orders: dict[str, tuple[int, BrokerOrder]] = {}
         self.positions: list[Position] = list(positions)
         self.pages_served = 0
+        self._ordered: list[tuple[int, BrokerOrder]] | None = None
         self.before_page: Callable[[int], None] | None = None
         for submitted_ns, order in orders:
             self.put(order, submitted_ns=submitted_ns)
@@ -64,11 +66,13 @@ class FakeBroker(Broker):
         if submitted_ns is None:
             submitted_ns = self.orders[order.id][0] if order.id in self.orders else 0
         self.orders[order.id] = (submitted_ns, order)
+        self._ordered = None
 
     def change(self, order_id: str, **fields) -> BrokerOrder:
         submitted_ns, order = self.orders[order_id]
         changed = dataclasses.replace(order, **fields)
         self.orders[order_id] = (submitted_ns, changed)
+        self._ordered = None
         return changed
 
     def list_orders(
@@ -86,11 +90,10 @@ class FakeBroker(Broker):
             self.before_page(self.pages_served)
         self.pages_served += 1
         after_ns = -1 if after is None else _ns(after)
-        ordered = sorted(
-            (entry for entry in self.orders.values() if entry[0] > after_ns),
-            key=lambda entry: (entry[0], entry[1].id),
-        )
-        return [order for _, order in ordered[: min(limit, 500)]]
+        if self._ordered is None:
+            self._ordered = sorted(self.orders.values(), key=lambda e: (e[0], e[1].id))
+        start = bisect.bisect_right(self._ordered, after_ns, key=lambda entry: entry[0])
+        return [order for _, order in self._ordered[start : start + min(limit, 500)]]
 
     def list_positions(self) -> list[Position]:
         return list(self.positions)

@@ -264,7 +264,7 @@ def test_a_sync_killed_midway_keeps_its_batches_and_the_next_run_finishes(accoun
 
 def test_a_failed_batch_writes_nothing(account, monkeypatch):
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
-    monkeypatch.setattr(OrderEvent.objects, "bulk_create", _raise_crash)
+    monkeypatch.setattr(sync, "_insert_events", _raise_crash)  # after the orders upsert
 
     with pytest.raises(Crash):
         sync.sync_orders(account, broker=broker)
