@@ -2,8 +2,9 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sync python bench/sync.py
 
-Prints rows/s for the desk's sync path (paging, batch UNNEST upsert with the monotonic guard,
-an OrderEvent per change), a per-row update_or_create loop, bulk_create(update_conflicts=True)
+Prints rows/s for the desk's sync path (paging; per 500-order batch a locking read, a binary COPY
+into a staging table + one merge with the monotonic guard, an OrderEvent per change, and the
+order frames for the stream), a per-row update_or_create loop, bulk_create(update_conflicts=True)
 and binary COPY into a temp table + one INSERT … SELECT … ON CONFLICT (the limit), measured in
 the same run, with the ratios. The database's tables are emptied first: use a dedicated one.
 """
@@ -14,7 +15,6 @@ import dataclasses
 import os
 import sys
 import time
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def main() -> int:
         assert counts == sync.SyncCounts(created=ORDERS - CHANGED, updated=CHANGED, unchanged=0)
 
     # --- a per-row update_or_create loop (no guard, no events) -----------------
-    mirrored = [f for f in sync._MIRRORED_FIELDS]
+    mirrored = sync._MIRRORED_FIELDS
 
     def per_row() -> None:
         sample = latest[CHANGED - PER_ROW_SAMPLE // 2 : CHANGED + PER_ROW_SAMPLE // 2]
@@ -139,7 +139,7 @@ def main() -> int:
     def copy_merge() -> None:
         import psycopg
 
-        columns = [c for c in (*sync._BATCH_COLUMNS, *sync._ROW_COLUMNS)]
+        columns = [*sync._BATCH_COLUMNS, *sync._ROW_COLUMNS]
         now = sync.timezone.now()
         batch = (user.pk, account.pk, "sync", now, now)
         connection.ensure_connection()
@@ -165,15 +165,11 @@ def main() -> int:
                 + sync._conflict_clause().split(" RETURNING")[0]
             )
 
-    if os.environ.get("BENCH_PROFILE"):
-        import cProfile
-
-        reset()
-        cProfile.runctx("desk()", globals(), locals(), sort="cumtime")
-        return 0
-    print(f"{ORDERS:,} broker orders ({ORDERS - CHANGED:,} new + {CHANGED:,} changed) into "
-          f"PostgreSQL {connection.pg_version // 10000}:")
-    desk_rate = timed("desk sync (UNNEST upsert + guard + events, 500/batch)", desk)
+    print(
+        f"{ORDERS:,} broker orders ({ORDERS - CHANGED:,} new + {CHANGED:,} changed) into "
+        f"PostgreSQL {connection.pg_version // 10000}:"
+    )
+    desk_rate = timed("desk sync_orders (guard, events, frames; 500/batch)", desk)
     row_rate = timed("per-row update_or_create loop", per_row, rows=PER_ROW_SAMPLE, repeats=1)
     bulk_rate = timed("bulk_create(update_conflicts=True), no guard", bulk)
     limit_rate = timed("binary COPY + one INSERT … ON CONFLICT, guard on (limit)", copy_merge)

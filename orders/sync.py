@@ -1,8 +1,8 @@
 """Order sync: the broker's orders upserted into the desk's record, batch by batch.
 
-One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch (an UNNEST of
-column arrays on PostgreSQL, a multi-row VALUES on SQLite) with RETURNING telling which rows
-changed; one OrderEvent per changed order in the same transaction. The periodic sync, the
+One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch (on PostgreSQL
+from a staging table filled by binary COPY, on SQLite a multi-row VALUES) with RETURNING telling
+which rows changed; one OrderEvent per changed order in the same transaction. The periodic sync, the
 API's "sync now" and the stream's live order updates all go through `upsert_broker_orders`.
 """
 
@@ -258,17 +258,31 @@ def _lock_existing(
     broker_account: BrokerAccount, snapshots: Sequence[types.BrokerOrder]
 ) -> list[_Existing]:
     """The batch's rows as they are before it, locked (so the events name the true change)."""
+    broker_ids = [s.id for s in snapshots]
+    client_ids = [s.client_order_id for s in snapshots]
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        # Two bound arrays instead of the ORM's 2 x 500 literals rendered into the SQL.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_LOCK_EXISTING_SQL, [broker_account.pk, broker_ids, client_ids])
+            return [_Existing(*row) for row in cursor]
     rows = (
         Order.objects.select_for_update()
         .filter(broker_account=broker_account)
-        .filter(
-            Q(broker_order_id__in=[s.id for s in snapshots])
-            | Q(client_order_id__in=[s.client_order_id for s in snapshots])
-        )
+        .filter(Q(broker_order_id__in=broker_ids) | Q(client_order_id__in=client_ids))
         .order_by("pk")
         .values_list("pk", "broker_order_id", "client_order_id", "status", "filled_qty")
     )
     return [_Existing(*row) for row in rows]
+
+
+_LOCK_EXISTING_SQL = (
+    f"SELECT id, broker_order_id, client_order_id, status, filled_qty FROM {Order._meta.db_table}"  # noqa: S608
+    " WHERE broker_account_id = %s"
+    " AND (broker_order_id = ANY(%s::text[]) OR client_order_id = ANY(%s::text[]))"
+    " ORDER BY id FOR UPDATE"
+)
 
 
 # Columns written on insert, in statement order; per-row values come from `_row`.
@@ -419,7 +433,7 @@ def _write_values(batch: tuple, rows: list[tuple]) -> list[tuple]:
 
 
 def _insert_events(recorded: list[_Event], source: str) -> None:
-    """The batch's OrderEvents in one statement (an UNNEST on PostgreSQL, like the orders)."""
+    """The batch's OrderEvents in one statement (a binary COPY on PostgreSQL)."""
     if connection.vendor != "postgresql":
         OrderEvent.objects.bulk_create(
             OrderEvent(source=source, **event._asdict()) for event in recorded
@@ -427,21 +441,30 @@ def _insert_events(recorded: list[_Event], source: str) -> None:
         return
     import psycopg
 
-    columns = [list(column) for column in zip(*recorded, strict=True)]
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_event_unnest_statement(), [source, *columns], binary=True)
+    columns = ", ".join(_q(c) for c in (*_Event._fields, "source", "detail"))
+    with (
+        psycopg.Cursor(connection.connection) as cursor,
+        cursor.copy(
+            f"COPY {_q(OrderEvent._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(_EVENT_COPY_TYPES)
+        for event in recorded:
+            copy.write_row((*event, source, {}))
 
 
-@functools.cache
-def _event_unnest_statement() -> str:
-    fields = {f.column: f for f in OrderEvent._meta.concrete_fields}
-    names = _Event._fields  # named as the columns
-    arrays = ", ".join(f"%s::{fields[name].db_type(connection)}[]" for name in names)
-    columns = ", ".join(_q(c) for c in (*names, "source", "detail"))
-    return (
-        f"INSERT INTO {_q(OrderEvent._meta.db_table)} ({columns})"  # noqa: S608
-        f" SELECT *, %s, '{{}}'::jsonb FROM unnest({arrays})"
-    )
+# The wire types of _Event's fields, then source and detail.
+_EVENT_COPY_TYPES = (
+    "int8",
+    "text",
+    "text",
+    "numeric",
+    "numeric",
+    "numeric",
+    "timestamptz",
+    "text",
+    "jsonb",
+)
 
 
 def _publish_after_commit(

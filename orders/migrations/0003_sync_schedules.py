@@ -43,7 +43,11 @@ def delete_schedules(apps, schema_editor):
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     PeriodicTask.objects.filter(name__in=[name for name, _, _ in _schedules()]).delete()
-    IntervalSchedule.objects.filter(periodictask__isnull=True).delete()
+    IntervalSchedule.objects.filter(
+        period="seconds",
+        every__in=[seconds for _, _, seconds in _schedules()],
+        periodictask__isnull=True,
+    ).delete()
     _schedules_changed(apps)
 
 
