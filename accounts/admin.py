@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from orders.admin import sync_now
+
 from .models import BrokerAccount, User
 
 admin.site.register(User, UserAdmin)
@@ -48,3 +50,4 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     list_filter = ["provider", "paper", "is_active"]
     search_fields = ["label", "user__username"]
     raw_id_fields = ["user"]
+    actions = [sync_now]

@@ -1,10 +1,12 @@
 from django.contrib import admin, messages
 
+from accounts.models import BrokerAccount
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
 
 from . import services
-from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
+from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
+from .sync import SyncQueueUnavailable, request_sync
 
 
 class OrderEventInline(admin.TabularInline):
@@ -69,22 +71,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync the broker accounts of the selected orders")
     def sync_accounts(self, request, queryset):
-        from .sync import sync_orders  # the sync service lives in its own module
-
-        accounts = {order.broker_account for order in queryset.select_related("broker_account")}
-        synced, failures = 0, []
-        for account in sorted(accounts, key=lambda account: account.pk):
-            try:
-                sync_orders(account)
-            except BrokerError as error:
-                failures.append(f"{account}: {error.message}")
-            else:
-                synced += 1
-        self.message_user(request, f"Synced {synced} broker account(s).", messages.SUCCESS)
-        if failures:
-            self.message_user(
-                request, f"{len(failures)} failed: {'; '.join(failures)}", messages.WARNING
-            )
+        accounts = BrokerAccount.objects.filter(
+            pk__in=queryset.values("broker_account"), is_active=True
+        ).select_related("user")
+        queue_syncs(self, request, accounts)
 
 
 @admin.register(OrderEvent)
@@ -141,3 +131,45 @@ class TradingHaltAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "queued_at",
+        "user",
+        "broker_account",
+        "trigger",
+        "status",
+        "created",
+        "updated",
+        "unchanged",
+        "finished_at",
+    ]
+    list_filter = ["status", "trigger", "queued_at"]
+    search_fields = ["user__username", "broker_account__label", "error"]
+    date_hierarchy = "queued_at"
+    list_select_related = ["user", "broker_account"]
+    readonly_fields = [f.name for f in SyncRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+def queue_syncs(modeladmin, request, accounts) -> None:
+    """Queue one sync per broker account (a worker runs it; Sync runs show progress)."""
+    queued = 0
+    for account in accounts:
+        try:
+            request_sync(user=account.user, broker_account=account, trigger="admin")
+        except SyncQueueUnavailable:
+            modeladmin.message_user(request, "The sync queue is unavailable.", messages.ERROR)
+            return
+        queued += 1
+    modeladmin.message_user(request, f"Queued {queued} sync(s); see Sync runs for progress.")
+
+
+@admin.action(description="Sync orders now")
+def sync_now(modeladmin, request, queryset):
+    """For BrokerAccountAdmin: queue one sync per selected active account."""
+    queue_syncs(modeladmin, request, queryset.filter(is_active=True).select_related("user"))

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import api
 
@@ -7,6 +7,7 @@ from . import api
 urlpatterns = [
     path("orders/", api.OrderListCreateView.as_view(), name="api-orders"),
     path("orders/validate/", api.OrderValidateView.as_view(), name="api-order-validate"),
+    path("orders/sync/", include("orders.sync_api_urls")),
     path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order"),
     path("account/", api.AccountView.as_view(), name="api-account"),
     path("positions/", api.PositionsView.as_view(), name="api-positions"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -238,3 +240,60 @@ class TradingHalt(models.Model):
         }.get(self.scope, self.scope)
         state = "" if self.active else " (lifted)"
         return f"{self.mode}: {target}{state}"
+
+
+SYNC_STATUSES = ("queued", "running", "done", "skipped", "failed")
+SYNC_TRIGGERS = ("schedule", "api", "admin")
+
+
+class SyncRun(models.Model):
+    """One order sync of a broker account (or of all a user's accounts): progress and result."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_runs"
+    )
+    # Empty: every active broker account of the user.
+    broker_account = models.ForeignKey(
+        "accounts.BrokerAccount",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="sync_runs",
+    )
+    trigger = models.CharField(max_length=8, choices=_choices(SYNC_TRIGGERS), default="schedule")
+    status = models.CharField(max_length=8, choices=_choices(SYNC_STATUSES), default="queued")
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [_one_of("status", SYNC_STATUSES), _one_of("trigger", SYNC_TRIGGERS)]
+        indexes = [models.Index(fields=["user", "-queued_at"], name="sync_run_user_queued")]
+
+    def __str__(self) -> str:
+        return f"sync {self.id} ({self.status})"
+
+
+class OrderSyncLease(models.Model):
+    """The database lock that keeps two syncs of one account apart when there is no Redis.
+
+    A lease rather than a row lock: a sync commits batch by batch, and a worker killed
+    mid-sync must not block the account for longer than the lease.
+    """
+
+    broker_account = models.OneToOneField(
+        "accounts.BrokerAccount",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="sync_lease",
+    )
+    holder = models.CharField(max_length=64, blank=True, default="")
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"sync lease of account {self.broker_account_id}"

@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS = {
         "OrderSourceEnum": "orders.models.SOURCES",
         "OrderSideEnum": "tradedesk.broker.types.ORDER_SIDES",
         "PositionSideEnum": ["long", "short"],
+        "OrderStatusEnum": "tradedesk.broker.types.ORDER_STATUSES",
+        "SyncRunStatusEnum": "orders.models.SYNC_STATUSES",
     },
     # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
     "SWAGGER_UI_DIST": "SIDECAR",

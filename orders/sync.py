@@ -1,0 +1,691 @@
+"""Order sync: the broker's orders upserted into the desk's record, batch by batch.
+
+One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch (on PostgreSQL
+from a staging table filled by binary COPY, on SQLite a multi-row VALUES) with RETURNING telling
+which rows changed; one OrderEvent per changed order in the same transaction. The periodic sync, the
+API's "sync now" and the stream's live order updates all go through `upsert_broker_orders`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import NamedTuple
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Min, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import BrokerAccount, User
+from accounts.selectors import active_broker_accounts
+from accounts.services import broker_for
+from tradedesk.broker import Broker, types
+from tradedesk.broker.base import OrderUpdateHandler
+from tradedesk.broker.errors import BrokerError
+
+from . import events
+from .models import Order, OrderEvent, OrderSyncLease, SyncRun
+from .services import _MIRRORED_FIELDS, _event_name
+
+logger = logging.getLogger(__name__)
+
+# Alpaca's largest page.
+PAGE_LIMIT = 500
+# Timestamps reach the desk truncated to microseconds (Alpaca's carry nanoseconds): the next
+# page starts one microsecond before the newest order seen, so orders sharing the page's last
+# timestamp are fetched again rather than skipped; ids already seen are dropped.
+_OVERLAP = timedelta(microseconds=1)
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(types.TERMINAL_STATUSES))
+
+
+class SyncInProgress(Exception):
+    """Another sync of this broker account holds its lock."""
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: SyncCounts) -> SyncCounts:
+        return SyncCounts(
+            self.created + other.created,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+
+# --- the sync -----------------------------------------------------------------
+
+
+def sync_orders(
+    broker_account: BrokerAccount,
+    *,
+    since: datetime | None = None,
+    broker: Broker | None = None,
+    on_batch: Callable[[SyncCounts], None] | None = None,
+) -> SyncCounts:
+    """Page through the account's orders at the broker (oldest first) and upsert each page.
+
+    Starts at `since`, else at the account's watermark (see `sync_watermark`). Each page is
+    committed on its own, so a sync killed midway keeps what it wrote and the next one resumes
+    from the watermark. Raises SyncInProgress when another sync of the account is running.
+    """
+    broker = broker or broker_for(broker_account)
+    with account_sync_lock(broker_account) as renew_lock:
+        cursor = since if since is not None else sync_watermark(broker_account)
+        counts = SyncCounts()
+        recent: dict[str, datetime] = {}  # ids seen at or after the cursor: they may come again
+        while True:
+            page = broker.list_orders(status="all", after=cursor, direction="asc", limit=PAGE_LIMIT)
+            fresh = [order for order in page if order.id not in recent]
+            if not fresh:
+                if len(page) >= PAGE_LIMIT:
+                    logger.warning(
+                        "broker account %s: a whole page of orders shares one timestamp; "
+                        "orders after it are unreachable by time paging",
+                        broker_account.pk,
+                    )
+                break
+            counts += upsert_broker_orders(broker_account, fresh, source="sync")
+            renew_lock()
+            if on_batch is not None:
+                on_batch(counts)
+            if len(page) < PAGE_LIMIT:
+                break
+            cursor = max(_submitted_at(order) for order in page) - _OVERLAP
+            recent = {
+                order_id: at
+                for order_id, at in [*recent.items(), *((o.id, _submitted_at(o)) for o in page)]
+                if at >= cursor
+            }
+    return counts
+
+
+def sync_watermark(broker_account: BrokerAccount) -> datetime | None:
+    """Where the next sync starts: the oldest order still open, else the newest order synced.
+
+    Derived from committed rows, so it only ever advances with a committed batch. A leg is
+    listed inside its parent, so an open leg holds the watermark at its parent's submission.
+    """
+    submitted = Coalesce("parent__submitted_at", "submitted_at")
+    marks = (
+        Order.objects.filter(broker_account=broker_account)
+        .exclude(broker_order_id="")
+        .aggregate(
+            oldest_open=Min(submitted, filter=Q(status__in=types.OPEN_STATUSES)),
+            newest=Max(submitted),
+        )
+    )
+    mark = marks["oldest_open"] or marks["newest"]
+    return None if mark is None else mark - _OVERLAP
+
+
+def _submitted_at(order: types.BrokerOrder) -> datetime:
+    return order.submitted_at or order.created_at
+
+
+# --- the upsert ---------------------------------------------------------------
+
+
+class _Event(NamedTuple):
+    """An OrderEvent row to write (source and detail are the batch's)."""
+
+    order_id: int
+    event: str
+    status: str
+    filled_qty: object
+    price: object
+    qty: object
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _Existing:
+    pk: int
+    broker_order_id: str
+    client_order_id: str
+    status: str
+    filled_qty: object
+
+
+def upsert_broker_orders(
+    broker_account: BrokerAccount,
+    snapshots: Sequence[types.BrokerOrder],
+    *,
+    source: str,
+    event_qty: dict[str, object] | None = None,
+) -> SyncCounts:
+    """Upsert broker snapshots (and their legs, as child orders) in one transaction.
+
+    Monotonic: an older snapshot, a lower filled qty or a step out of a terminal status
+    leaves the row as it is. A pending desk order (no broker id yet) is matched by its
+    client_order_id. Every order whose status, filled qty or broker id changed gets one
+    OrderEvent; an order that didn't change writes nothing.
+    """
+    with transaction.atomic():
+        counts, pks = _upsert(broker_account, snapshots, {}, source, event_qty or {})
+        legs = [leg for parent in snapshots for leg in parent.legs]
+        if legs:
+            parents = {leg.id: pks[parent.id] for parent in snapshots for leg in parent.legs}
+            leg_counts, _ = _upsert(broker_account, legs, parents, source, {})
+            counts += leg_counts
+    return counts
+
+
+def _upsert(
+    broker_account: BrokerAccount,
+    snapshots: Sequence[types.BrokerOrder],
+    parents: dict[str, int],
+    source: str,
+    event_qty: dict[str, object],
+) -> tuple[SyncCounts, dict[str, int]]:
+    """One batch: lock the rows it touches, claim pending ones, one upsert, one event insert."""
+    existing = _lock_existing(broker_account, snapshots)
+    by_broker_id = {row.broker_order_id: row for row in existing if row.broker_order_id}
+    pending = {row.client_order_id: row for row in existing if not row.broker_order_id}
+    taken_client_ids = {row.client_order_id: row.broker_order_id for row in by_broker_id.values()}
+    incoming = []
+    for snapshot in snapshots:
+        claimed = pending.get(snapshot.client_order_id)
+        if snapshot.id not in by_broker_id and claimed is not None:
+            # The desk placed it but never heard back (a timed-out submission): it's this one.
+            Order.objects.filter(pk=claimed.pk).update(broker_order_id=snapshot.id)
+            by_broker_id[snapshot.id] = claimed
+        elif taken_client_ids.get(snapshot.client_order_id, snapshot.id) != snapshot.id:
+            logger.warning(
+                "broker account %s: order %s reuses client_order_id %r of order %s; skipped",
+                broker_account.pk,
+                snapshot.id,
+                snapshot.client_order_id,
+                taken_client_ids[snapshot.client_order_id],
+            )
+            continue
+        incoming.append(snapshot)
+
+    changed = _write(broker_account, incoming, parents) if incoming else {}
+    pks = {broker_order_id: row.pk for broker_order_id, row in by_broker_id.items()} | changed
+
+    recorded: list[_Event] = []
+    created = 0
+    for snapshot in incoming:
+        if snapshot.id not in changed:
+            continue
+        before = by_broker_id.get(snapshot.id)
+        created += before is None
+        if before is not None and (before.status, before.filled_qty, before.broker_order_id) == (
+            snapshot.status,
+            snapshot.filled_qty,
+            snapshot.id,
+        ):
+            continue
+        recorded.append(
+            _Event(
+                order_id=changed[snapshot.id],
+                event=_event_name(before.status if before else "", snapshot),
+                status=snapshot.status,
+                filled_qty=snapshot.filled_qty,
+                price=snapshot.filled_avg_price,
+                qty=event_qty.get(snapshot.id),
+                at=snapshot.updated_at,
+            )
+        )
+    if recorded:
+        _insert_events(recorded, source)
+        _publish_after_commit(broker_account, snapshots, changed, recorded)
+    counts = SyncCounts(
+        created=created,
+        updated=len(changed) - created,
+        unchanged=len(snapshots) - len(changed),
+    )
+    return counts, pks
+
+
+def _lock_existing(
+    broker_account: BrokerAccount, snapshots: Sequence[types.BrokerOrder]
+) -> list[_Existing]:
+    """The batch's rows as they are before it, locked (so the events name the true change)."""
+    broker_ids = [s.id for s in snapshots]
+    client_ids = [s.client_order_id for s in snapshots]
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        # Two bound arrays instead of the ORM's 2 x 500 literals rendered into the SQL.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_LOCK_EXISTING_SQL, [broker_account.pk, broker_ids, client_ids])
+            return [_Existing(*row) for row in cursor]
+    rows = (
+        Order.objects.select_for_update()
+        .filter(broker_account=broker_account)
+        .filter(Q(broker_order_id__in=broker_ids) | Q(client_order_id__in=client_ids))
+        .order_by("pk")
+        .values_list("pk", "broker_order_id", "client_order_id", "status", "filled_qty")
+    )
+    return [_Existing(*row) for row in rows]
+
+
+_LOCK_EXISTING_SQL = (
+    f"SELECT id, broker_order_id, client_order_id, status, filled_qty FROM {Order._meta.db_table}"  # noqa: S608
+    " WHERE broker_account_id = %s"
+    " AND (broker_order_id = ANY(%s::text[]) OR client_order_id = ANY(%s::text[]))"
+    " ORDER BY id FOR UPDATE"
+)
+
+
+# Columns written on insert, in statement order; per-row values come from `_row`.
+_ROW_COLUMNS = (
+    "broker_order_id",
+    *_MIRRORED_FIELDS,
+    "replaced_by",
+    "replaces",
+    "parent_id",
+    "broker_updated_at",
+)
+# Columns the same for every row of a batch.
+_BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "created_at", "updated_at")
+# Columns a newer snapshot overwrites.
+_UPDATED_COLUMNS = (*_MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
+
+
+def _row(snapshot: types.BrokerOrder, parents: dict[str, int]) -> tuple:
+    return (
+        snapshot.id,
+        *(getattr(snapshot, name) for name in _MIRRORED_FIELDS),
+        snapshot.replaced_by or "",
+        snapshot.replaces or "",
+        parents.get(snapshot.id),
+        snapshot.updated_at,
+    )
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@functools.cache
+def _conflict_clause() -> str:
+    table = _q(Order._meta.db_table)
+    newer = (
+        f"{table}.broker_updated_at IS NULL"
+        f" OR EXCLUDED.broker_updated_at > {table}.broker_updated_at"
+        f" OR (EXCLUDED.broker_updated_at = {table}.broker_updated_at"
+        f" AND (EXCLUDED.filled_qty > {table}.filled_qty"
+        f" OR (EXCLUDED.status IN ({_TERMINAL_SQL})"
+        f" AND {table}.status NOT IN ({_TERMINAL_SQL}))))"
+    )
+    assignments = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c in _UPDATED_COLUMNS)
+    return (
+        # The predicate of the partial unique index order_broker_id_unique, as Django wrote it
+        # (SQLite only infers the index from the very same expression).
+        " ON CONFLICT (broker_account_id, broker_order_id) WHERE NOT (broker_order_id = '')"
+        f" DO UPDATE SET {assignments}"
+        f" WHERE ({newer})"
+        f" AND EXCLUDED.filled_qty >= {table}.filled_qty"
+        f" AND ({table}.status NOT IN ({_TERMINAL_SQL}) OR EXCLUDED.status = {table}.status)"
+        f" RETURNING {table}.id, {table}.broker_order_id"
+    )
+
+
+def _write(
+    broker_account: BrokerAccount, snapshots: Sequence[types.BrokerOrder], parents: dict[str, int]
+) -> dict[str, int]:
+    """The upsert statement; returns {broker order id: pk} of the rows it inserted or updated."""
+    now = timezone.now()
+    batch = (broker_account.user_id, broker_account.pk, "sync", now, now)
+    # Sorted, so concurrent upserts of overlapping batches take row locks in one order.
+    rows = sorted((_row(snapshot, parents) for snapshot in snapshots), key=lambda row: row[0])
+    if connection.vendor == "postgresql":
+        returned = _write_postgresql(batch, rows)
+    else:
+        returned = _write_values(batch, rows)
+    return {broker_order_id: pk for pk, broker_order_id in returned}
+
+
+# Binary COPY needs each column's exact wire type; the staging table uses these.
+_STAGING_TYPES = {
+    "CharField": "text",
+    "DecimalField": "numeric",
+    "DateTimeField": "timestamptz",
+    "BooleanField": "bool",
+    "ForeignKey": "int8",
+}
+_STAGING_TABLE = "order_sync_incoming"
+
+
+@functools.cache
+def _staging_types() -> list[str]:
+    fields = {f.column: f for f in Order._meta.concrete_fields}
+    return [_STAGING_TYPES[fields[c].get_internal_type()] for c in _ROW_COLUMNS]
+
+
+@functools.cache
+def _merge_statement() -> str:
+    columns = ", ".join(_q(c) for c in (*_BATCH_COLUMNS, *_ROW_COLUMNS))
+    staged = ", ".join(_q(c) for c in _ROW_COLUMNS)
+    # Identifiers come from the model's metadata; every value is a bound parameter.
+    return (
+        f"INSERT INTO {_q(Order._meta.db_table)} ({columns})"  # noqa: S608
+        f" SELECT %s, %s, %s, %s, %s, {staged} FROM {_STAGING_TABLE}" + _conflict_clause()
+    )
+
+
+def _write_postgresql(batch: tuple, rows: list[tuple]) -> list[tuple]:
+    """Binary COPY of the batch into a per-session staging table, then one merge.
+
+    COPY's per-row encoding runs in psycopg's C code, where bound arrays (an UNNEST) are
+    encoded value by value in Python: measured, the merge is about twice as fast.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    definition = ", ".join(
+        f"{_q(c)} {t}" for c, t in zip(_ROW_COLUMNS, _staging_types(), strict=True)
+    )
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE} ({definition}) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {_STAGING_TABLE}")  # a batch's legs follow it in one commit
+        with cursor.copy(f"COPY {_STAGING_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_staging_types())
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_merge_statement(), batch)
+        return cursor.fetchall()
+
+
+def _write_values(batch: tuple, rows: list[tuple]) -> list[tuple]:
+    fields = {f.column: f for f in Order._meta.concrete_fields}
+    columns = (*_BATCH_COLUMNS, *_ROW_COLUMNS)
+    adapt = [fields[c].get_db_prep_save for c in columns]
+    per_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    # SQLite allows 32,766 parameters per statement.
+    chunk = 32_766 // len(columns)
+    returned = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            params = [
+                prep(value, connection)
+                for row in part
+                for prep, value in zip(adapt, (*batch, *row), strict=True)
+            ]
+            cursor.execute(
+                f"INSERT INTO {_q(Order._meta.db_table)} ({', '.join(map(_q, columns))})"  # noqa: S608
+                f" VALUES {', '.join([per_row] * len(part))}" + _conflict_clause(),
+                params,
+            )
+            returned.extend(cursor.fetchall())
+    return returned
+
+
+def _insert_events(recorded: list[_Event], source: str) -> None:
+    """The batch's OrderEvents in one statement (a binary COPY on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        OrderEvent.objects.bulk_create(
+            OrderEvent(source=source, **event._asdict()) for event in recorded
+        )
+        return
+    import psycopg
+
+    columns = ", ".join(_q(c) for c in (*_Event._fields, "source", "detail"))
+    with (
+        psycopg.Cursor(connection.connection) as cursor,
+        cursor.copy(
+            f"COPY {_q(OrderEvent._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(_EVENT_COPY_TYPES)
+        for event in recorded:
+            copy.write_row((*event, source, {}))
+
+
+# The wire types of _Event's fields, then source and detail.
+_EVENT_COPY_TYPES = (
+    "int8",
+    "text",
+    "text",
+    "numeric",
+    "numeric",
+    "numeric",
+    "timestamptz",
+    "text",
+    "jsonb",
+)
+
+
+def _publish_after_commit(
+    broker_account: BrokerAccount,
+    snapshots: Sequence[types.BrokerOrder],
+    changed: dict[str, int],
+    recorded: list[_Event],
+) -> None:
+    """The stream's `order` frames for the recorded events, sent in one go after the commit."""
+    by_pk = {changed[s.id]: s for s in snapshots if s.id in changed}
+    now = timezone.now()
+    messages = [
+        # order_message reads these attributes of an Order; the snapshot has them all.
+        events.order_message(
+            SimpleNamespace(
+                **{name: getattr(by_pk[event.order_id], name) for name in _MESSAGE_FIELDS},
+                pk=event.order_id,
+                broker_order_id=by_pk[event.order_id].id,
+                updated_at=now,
+            ),
+            event.event,
+        )
+        for event in recorded
+    ]
+    group = events.user_group(broker_account.user_id)
+
+    async def send_all() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        for message in messages:
+            await layer.group_send(group, {"type": "order.update", "message": message})
+
+    transaction.on_commit(async_to_sync(send_all))
+
+
+_MESSAGE_FIELDS = (
+    "client_order_id",
+    "symbol",
+    "side",
+    "type",
+    "status",
+    "qty",
+    "filled_qty",
+    "filled_avg_price",
+)
+
+
+# --- live order updates -------------------------------------------------------
+
+
+def apply_order_update(broker_account: BrokerAccount, update: types.OrderUpdate) -> SyncCounts:
+    """Apply one of the broker's order updates (a fill, a cancel…) through the sync's upsert."""
+    return upsert_broker_orders(
+        broker_account,
+        [update.order],
+        source="stream",
+        event_qty={update.order.id: update.qty} if update.qty is not None else None,
+    )
+
+
+def order_update_handler(broker_account: BrokerAccount) -> OrderUpdateHandler:
+    """The `on_update` for a broker's OrderUpdateStream: each update reaches the database.
+
+    The stream process (`manage.py runstream`, or the embedded hub) runs one
+    OrderUpdateStream per linked account with this handler; the periodic sync is the net.
+    """
+    # Closes stale database connections around each call, like a Channels consumer.
+    apply = database_sync_to_async(apply_order_update)
+
+    async def on_update(update: types.OrderUpdate) -> None:
+        await apply(broker_account, update)
+
+    return on_update
+
+
+# --- one sync at a time per account -------------------------------------------
+
+
+@contextmanager
+def account_sync_lock(broker_account: BrokerAccount) -> Iterator[Callable[[], None]]:
+    """Hold the account's sync lock (Redis when configured, else a database lease).
+
+    Yields a function that renews the lock; raises SyncInProgress if another sync holds it.
+    The lock expires after the task time limit, so a killed worker can't block the account.
+    """
+    ttl = settings.CELERY_TASK_TIME_LIMIT
+    with _lock_for(broker_account, ttl) as renew:
+        renewed_at = time.monotonic()
+
+        def renew_now_and_then() -> None:
+            nonlocal renewed_at
+            if time.monotonic() - renewed_at > ttl / 3:  # renewing every batch costs a commit
+                renew()
+                renewed_at = time.monotonic()
+
+        yield renew_now_and_then
+
+
+@contextmanager
+def _lock_for(broker_account: BrokerAccount, ttl: int) -> Iterator[Callable[[], None]]:
+    if settings.REDIS_URL:
+        from redis.exceptions import LockError
+
+        lock = _redis().lock(f"tradedesk:order-sync:{broker_account.pk}", timeout=ttl)
+        if not lock.acquire(blocking=False):
+            raise SyncInProgress(f"broker account {broker_account.pk} is being synced")
+
+        def renew() -> None:
+            try:
+                lock.reacquire()
+            except LockError as lost:  # expired or deleted: another sync may have started
+                raise SyncInProgress(f"lost the sync lock of account {broker_account.pk}") from lost
+
+        try:
+            yield renew
+        finally:
+            with suppress(LockError):  # expired meanwhile: nothing left to release
+                lock.release()
+        return
+
+    holder = uuid.uuid4().hex
+    if not _take_lease(broker_account, holder, ttl):
+        raise SyncInProgress(f"broker account {broker_account.pk} is being synced")
+    try:
+        yield lambda: _extend_lease(broker_account, holder, ttl)
+    finally:
+        OrderSyncLease.objects.filter(broker_account=broker_account, holder=holder).update(
+            holder="", expires_at=timezone.now()
+        )
+
+
+@functools.cache
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _take_lease(broker_account: BrokerAccount, holder: str, ttl: int) -> bool:
+    now = timezone.now()
+    OrderSyncLease.objects.bulk_create(
+        [OrderSyncLease(broker_account=broker_account, expires_at=now)], ignore_conflicts=True
+    )
+    # One conditional UPDATE: of two concurrent takers, the second finds the holder set.
+    taken = (
+        OrderSyncLease.objects.filter(broker_account=broker_account)
+        .filter(Q(holder="") | Q(expires_at__lte=now))
+        .update(holder=holder, expires_at=now + timedelta(seconds=ttl))
+    )
+    return taken == 1
+
+
+def _extend_lease(broker_account: BrokerAccount, holder: str, ttl: int) -> None:
+    OrderSyncLease.objects.filter(broker_account=broker_account, holder=holder).update(
+        expires_at=timezone.now() + timedelta(seconds=ttl)
+    )
+
+
+# --- sync runs (the API's and the schedule's progress records) -----------------
+
+
+def execute_sync_run(run: SyncRun) -> SyncRun:
+    """Sync the run's account (or every active account of its user), recording progress.
+
+    A broker error marks the run failed and propagates (the task retries it); another sync
+    of the same account running marks it skipped: that sync covers it.
+    """
+    accounts = (
+        [run.broker_account] if run.broker_account_id else list(active_broker_accounts(run.user))
+    )
+    _save_run(run, status="running", started_at=timezone.now(), finished_at=None, error="")
+    totals = SyncCounts()
+    try:
+        for account in accounts:
+            done_before = totals
+
+            def progress(counts: SyncCounts, base: SyncCounts = done_before) -> None:
+                _save_run(run, **_count_fields(base + counts))
+
+            totals += sync_orders(account, on_batch=progress)
+    except SyncInProgress as busy:
+        _save_run(run, status="skipped", error=str(busy), finished_at=timezone.now())
+        return run
+    except BrokerError as failure:
+        _save_run(run, status="failed", error=failure.message, finished_at=timezone.now())
+        raise
+    except Exception as failure:
+        _save_run(run, status="failed", error=repr(failure), finished_at=timezone.now())
+        raise
+    _save_run(run, status="done", finished_at=timezone.now(), **_count_fields(totals))
+    return run
+
+
+def _count_fields(counts: SyncCounts) -> dict[str, int]:
+    return {"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged}
+
+
+def _save_run(run: SyncRun, **values) -> None:
+    for name, value in values.items():
+        setattr(run, name, value)
+    SyncRun.objects.filter(pk=run.pk).update(**values)
+
+
+class SyncQueueUnavailable(Exception):
+    """The task queue refused the sync (its broker is down)."""
+
+
+def request_sync(
+    *, user: User, broker_account: BrokerAccount | None = None, trigger: str = "api"
+) -> SyncRun:
+    """Record a queued sync and hand it to a worker; the run's id is the task's id."""
+    from kombu.exceptions import OperationalError
+
+    from .tasks import run_sync  # the tasks module imports this one
+
+    run = SyncRun.objects.create(user=user, broker_account=broker_account, trigger=trigger)
+    try:
+        run_sync.apply_async((str(run.pk),), task_id=str(run.pk))
+    except OperationalError as failure:
+        _save_run(run, status="failed", error="task queue unavailable", finished_at=timezone.now())
+        raise SyncQueueUnavailable(str(failure)) from failure
+    run.refresh_from_db()
+    return run

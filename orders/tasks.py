@@ -1,0 +1,71 @@
+"""Celery tasks: thin wrappers over the sync and snapshot services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from accounts.models import BrokerAccount
+from tradedesk.broker.errors import BrokerUnavailable, RateLimited
+from tradedesk.broker.sim import exchange
+
+from . import snapshots, sync
+from .models import SyncRun
+
+# Idempotent tasks: redelivery after a worker dies (acks_late) just syncs again.
+_RETRYING = {
+    "acks_late": True,
+    "autoretry_for": (BrokerUnavailable, RateLimited),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sync_all_accounts() -> int:
+    """Fan out: one sync task per active broker account. Returns how many were queued."""
+    account_ids = list(BrokerAccount.objects.filter(is_active=True).values_list("pk", flat=True))
+    for account_id in account_ids:
+        sync_account.delay(account_id)
+    return len(account_ids)
+
+
+@shared_task(bind=True, **_RETRYING)
+def sync_account(self, broker_account_id: int) -> dict:
+    """Sync one account; its SyncRun has the task's id, so a retry continues the same run."""
+    account = BrokerAccount.objects.select_related("user").get(pk=broker_account_id)
+    run, _ = SyncRun.objects.get_or_create(
+        pk=self.request.id,
+        defaults={"user": account.user, "broker_account": account, "trigger": "schedule"},
+    )
+    return _result(sync.execute_sync_run(run))
+
+
+@shared_task(**_RETRYING)
+def run_sync(run_id: str) -> dict:
+    """Execute a sync someone asked for (the API, admin): the SyncRun already exists."""
+    return _result(sync.execute_sync_run(SyncRun.objects.get(pk=run_id)))
+
+
+@shared_task(acks_late=True)
+def snapshot_positions() -> int:
+    return snapshots.snapshot_positions()
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=10)
+def match_paper_orders() -> None:
+    """Match the paper exchange's resting orders, if the exchange offers a sweep of all
+    accounts (`process_open_orders`); without it, orders match when their account is used."""
+    process_open_orders = getattr(exchange, "process_open_orders", None)
+    if process_open_orders is not None:
+        process_open_orders()
+
+
+def _result(run: SyncRun) -> dict:
+    return {
+        "status": run.status,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+    }
