@@ -54,12 +54,10 @@ def snapshot_positions() -> int:
 
 
 @shared_task(acks_late=True, ignore_result=True, expires=10)
-def match_paper_orders() -> None:
-    """Match the paper exchange's resting orders, if the exchange offers a sweep of all
-    accounts (`process_open_orders`); without it, orders match when their account is used."""
-    process_open_orders = getattr(exchange, "process_open_orders", None)
-    if process_open_orders is not None:
-        process_open_orders()
+def match_paper_orders() -> int:
+    """Match the paper exchange's resting orders in every account that has some, so they
+    fill as the simulated market moves even when no one is looking at the account."""
+    return exchange.process_open_orders()
 
 
 def _result(run: SyncRun) -> dict:

@@ -9,7 +9,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tradedesk.broker.errors import BrokerUnavailable, RateLimited
+from tradedesk.broker.errors import AuthenticationFailed, BrokerUnavailable, RateLimited
 
 
 class SafeJSONParser(JSONParser):
@@ -32,6 +32,15 @@ def exception_handler(exc, context):
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, AuthenticationFailed):
+        # The stored keys stopped working (revoked at the broker): not the client's request.
+        return Response(
+            {
+                "detail": "The broker refused this account's credentials; link it again.",
+                "code": "broker_credentials_refused",
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     if isinstance(exc, RateLimited):
         return Response(

@@ -113,3 +113,60 @@ def test_an_alpaca_outage_is_a_503_not_a_500(api, alpaca_account, fake_alpaca):
     response = api.get("/api/v1/account/", {"broker_account": alpaca_account["id"]})
     assert response.status_code == 503
     assert response["Retry-After"]
+
+
+def _place_resting(api, alpaca_account) -> dict:
+    response = api.post(
+        "/api/v1/orders/",
+        {
+            "symbol": "AAPL",
+            "qty": "2",
+            "side": "buy",
+            "type": "limit",
+            "limit_price": "150",
+            "time_in_force": "gtc",
+            "broker_account": alpaca_account["id"],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()["order"]
+
+
+def test_cancel_goes_to_alpaca_and_is_recorded(api, alpaca_account, fake_alpaca):
+    placed = _place_resting(api, alpaca_account)
+    response = api.delete(f"/api/v1/orders/{placed['id']}/")
+    assert response.status_code == 200, response.content
+    assert fake_alpaca.requests_to("DELETE", f"/v2/orders/{placed['broker_order_id']}")
+    assert fake_alpaca.orders[placed["broker_order_id"]]["status"] == "canceled"
+    order = Order.objects.get(pk=placed["id"])
+    assert order.status == "canceled"
+    assert "cancel_requested" in [e.event for e in order.events.all()]
+
+
+def test_replace_goes_to_alpaca_and_links_old_and_new(api, alpaca_account, fake_alpaca):
+    placed = _place_resting(api, alpaca_account)
+    response = api.patch(f"/api/v1/orders/{placed['id']}/", {"limit_price": "155"}, format="json")
+    assert response.status_code == 200, response.content
+    new = response.json()
+    assert new["broker_order_id"] != placed["broker_order_id"]
+    assert new["replaces"] == placed["broker_order_id"]
+    assert Decimal(new["limit_price"]) == Decimal("155")
+    old = Order.objects.get(pk=placed["id"])
+    assert (old.status, old.replaced_by) == ("replaced", new["broker_order_id"])
+    assert fake_alpaca.orders[placed["broker_order_id"]]["status"] == "replaced"
+
+
+def test_a_closed_alpaca_order_cannot_be_canceled(api, alpaca_account, fake_alpaca):
+    placed = _place_resting(api, alpaca_account)
+    fake_alpaca.fill(placed["broker_order_id"], "150")
+    response = api.delete(f"/api/v1/orders/{placed['id']}/")
+    assert response.status_code == 422
+    assert Order.objects.get(pk=placed["id"]).status == "filled"  # the desk caught up
+
+
+def test_keys_revoked_at_alpaca_give_a_clear_503(api, alpaca_account, fake_alpaca):
+    fake_alpaca.secret = "rotated-elsewhere"
+    response = api.get("/api/v1/account/", {"broker_account": alpaca_account["id"]})
+    assert response.status_code == 503
+    assert response.json()["code"] == "broker_credentials_refused"

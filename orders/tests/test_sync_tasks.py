@@ -207,16 +207,42 @@ def test_snapshot_task_runs(brokers, trader):
     assert tasks.snapshot_positions() == 1
 
 
-def test_match_paper_orders_runs_whether_or_not_the_exchange_offers_a_sweep(monkeypatch):
-    from tradedesk.broker.sim import exchange
+def test_match_paper_orders_fills_a_resting_order_nobody_is_looking_at(monkeypatch):
+    """A buy limit placed under the market rests; once the price comes down to it, the
+    periodic task fills it without anyone touching the account."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
 
-    swept = []
-    monkeypatch.setattr(exchange, "process_open_orders", lambda: swept.append(1), raising=False)
-    tasks.match_paper_orders()
-    monkeypatch.delattr(exchange, "process_open_orders")
-    tasks.match_paper_orders()
+    from tradedesk.broker.sim import exchange, market
+    from tradedesk.broker.types import OrderRequest
 
-    assert swept == [1]
+    placed_at = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    later = placed_at + timedelta(minutes=30)
+    low = min(
+        market.quote("AAPL", placed_at + timedelta(seconds=s)).ask_price for s in range(60, 1800, 5)
+    )
+    limit = low.quantize(Decimal("0.01"))
+    assert limit < market.quote("AAPL", placed_at).ask_price  # it can't fill at once
+
+    account_id = exchange.open_account()
+    resting = exchange.SimBroker(account_id, now=lambda: placed_at).submit_order(
+        OrderRequest(
+            symbol="AAPL",
+            side="buy",
+            type="limit",
+            time_in_force="gtc",
+            client_order_id="rest-1",
+            qty=Decimal("1"),
+            limit_price=limit,
+        )
+    )
+    assert resting.status == "new"
+
+    monkeypatch.setattr(exchange.timezone, "now", lambda: later)
+    assert tasks.match_paper_orders() == 1
+    filled = exchange.SimOrder.objects.get(pk=resting.id)
+    assert (filled.status, filled.filled_qty) == ("filled", 1)
+    assert filled.filled_avg_price <= limit
 
 
 # --- API ----------------------------------------------------------------------
