@@ -216,3 +216,5 @@ class OrderUpdate:
     price: Decimal | None = None
     qty: Decimal | None = None
     position_qty: Decimal | None = None
+    # The account at the broker, for a feed that carries several accounts (the paper exchange's).
+    account_id: str = ""

@@ -384,6 +384,24 @@ def _to_update(event: SimOrderEvent) -> OrderUpdate:
     )
 
 
+def latest_event_id() -> int:
+    return SimOrderEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def events_after(last_event_id: int, limit: int = 500) -> list[tuple[int, OrderUpdate]]:
+    """Every paper account's trade updates after `last_event_id`, oldest first, each naming
+    its account (the exchange-wide feed the stream process follows)."""
+    events = (
+        SimOrderEvent.objects.filter(id__gt=last_event_id)
+        .select_related("order", "account")
+        .order_by("id")[:limit]
+    )
+    return [
+        (event.id, dataclasses.replace(_to_update(event), account_id=event.account.account_id))
+        for event in events
+    ]
+
+
 def process_open_orders(now: datetime | None = None) -> int:
     """Match every paper account that has open orders; returns how many were matched.
 
