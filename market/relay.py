@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_TRY_AGAIN_LATER = 1013
 RECONNECT_S = 1.0
-# Queued message kinds that overflow may drop; orders, status and replies are never dropped.
-DROPPABLE_KINDS = frozenset({"trade", "bar"})
+# The market kinds a connection queues (and may drop on overflow), and the stream each is in;
+# orders, status and replies queue too but are never dropped.
+STREAM_OF_KIND = {"trade": "trades", "bar": "bars"}
 
 
 class Connection:
@@ -89,7 +90,7 @@ class Connection:
             self._ready.set()
 
     def push_market(self, kind: str, body: str) -> None:
-        if kind == "trade" and "trades" in self.streams or kind == "bar" and "bars" in self.streams:
+        if STREAM_OF_KIND[kind] in self.streams:
             self._enqueue(body, droppable=True)
 
     def push(self, message: dict) -> None:
