@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -45,10 +46,14 @@ class Command(BaseCommand):
             quotes_per_second=options["quotes_per_second"],
             trades_per_second=options["trades_per_second"],
         )
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(asyncio.CancelledError):
             asyncio.run(self._run(factory))
 
     async def _run(self, factory) -> None:
+        # SIGTERM/SIGINT unwind through the finally blocks, so the lock is released at once.
+        main = asyncio.current_task()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, main.cancel)
         transport = RedisTransport(settings.REDIS_URL)
         lock = transport.redis.lock(HUB_LOCK_KEY, timeout=LOCK_TTL_S, sleep=1)
         try:
