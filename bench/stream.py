@@ -79,7 +79,7 @@ async def bare_server(port: int, redis_url: str) -> None:
             message = await pubsub.get_message(timeout=None)
             if message is None:
                 continue
-            kind, symbol, body = message["data"].split("|", 2)
+            _kind, symbol, body = message["data"].split("|", 2)
             websockets.broadcast(by_symbol.get(symbol, ()), f"[{body}]")
 
 
@@ -192,17 +192,16 @@ async def measure(name: str, url_for, pid: int, args, redis_url: str) -> None:
         for s in r["symbols"]
     )
     delivered = sum(len(within(r["trades"], observed.window)) for r in results)
+    trades_pct = 100 * delivered / max(expected, 1)
     print(
         f"{name:<22} staleness p50 {np.percentile(stale, 50):7.1f} ms  "
-        f"p99 {np.percentile(stale, 99):7.1f} ms  trades {100 * delivered / max(expected, 1):6.2f}%  "
+        f"p99 {np.percentile(stale, 99):7.1f} ms  trades {trades_pct:6.2f}%  "
         f"frames/s {observed.frames / args.seconds:8.0f}  server CPU {100 * cpu:5.1f}% of a core",
         flush=True,
     )
 
 
-SYMBOLS = (
-    "AAPL MSFT NVDA AMZN GOOGL META TSLA SPY QQQ IWM DIA BRK.B JPM V MA UNH JNJ PG XOM"
-).split()
+SYMBOLS: list[str] = []  # the paper exchange's universe, filled in main()
 
 
 def main() -> None:
@@ -260,7 +259,7 @@ def main() -> None:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        ),  # fmt: skip
+        ),
         "bare": subprocess.Popen([python, __file__, "--bare-server", str(bare_port)], env=env),
     }
     print(
