@@ -1,0 +1,95 @@
+"""The hub: the deployment's one upstream market-data connection, published once.
+
+It subscribes upstream to the union of what every web process's connections want, publishes
+each upstream message once through the transport, and turns upstream trouble into `status`
+messages (clients keep their sockets; the hub reconnects with backoff and resubscribes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+
+from tradedesk.broker.base import FeedStatusHandler, MarketDataHandler, MarketDataStream
+from tradedesk.broker.types import Bar, Quote, Trade
+
+from .messages import envelope, market_message, status_message
+from .transport import HEARTBEAT_S, Transport
+
+logger = logging.getLogger(__name__)
+
+StreamFactory = Callable[[MarketDataHandler, FeedStatusHandler], MarketDataStream]
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+def upstream_factory(**sim_options) -> StreamFactory:
+    """The configured upstream (settings.MARKET_DATA_PROVIDER): the paper exchange or Alpaca."""
+    if settings.MARKET_DATA_PROVIDER == "alpaca":
+        from tradedesk.broker.alpaca import AlpacaMarketDataStream
+
+        return AlpacaMarketDataStream
+    from tradedesk.broker.sim.stream import SimMarketDataStream
+
+    return lambda on_data, on_status: SimMarketDataStream(on_data, on_status, **sim_options)
+
+
+class Hub:
+    def __init__(self, transport: Transport, stream_factory: StreamFactory) -> None:
+        self.transport = transport
+        self.upstream = stream_factory(self._on_data, self._on_status)
+        self.symbols: set[str] = set()
+        self._state = ""
+
+    async def run(self) -> None:
+        follower = asyncio.create_task(self._follow_interest())
+        try:
+            await self._run_upstream()
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await self.upstream.stop()
+
+    async def _run_upstream(self) -> None:
+        backoff = BACKOFF_FIRST_S
+        while True:
+            await self.upstream.set_symbols(set(self.symbols))
+            try:
+                await self.upstream.run()
+                return  # stop() was called
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any upstream failure: report, back off, reconnect
+                logger.warning("upstream market data failed: %s; retry in %.1fs", error, backoff)
+                await self._on_status("down", f"upstream failed: {error}; reconnecting")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _follow_interest(self) -> None:
+        while True:
+            try:
+                wanted = await self.transport.wanted_symbols()
+                if wanted != self.symbols:
+                    self.symbols = wanted
+                    await self.upstream.set_symbols(set(wanted))
+                await self.transport.wait_interest_change(HEARTBEAT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the transport hiccuped: keep the last union, try again
+                logger.exception("could not read stream interest")
+                await asyncio.sleep(1)
+
+    async def _on_data(self, item: Quote | Trade | Bar) -> None:
+        await self.transport.publish(envelope(market_message(item)))
+
+    async def _on_status(self, state: str, detail: str) -> None:
+        # Publish transitions only: an upstream that reports "down" every retry stays one message.
+        if state == self._state:
+            return
+        self._state = state
+        await self.transport.publish(envelope(status_message(state, detail)))

@@ -1,0 +1,282 @@
+"""The relay, one per web process: each published message once, to the local connections.
+
+An in-process registry (symbol → connections) replaces a channel-layer message per consumer
+per quote. Each connection conflates quotes (latest per symbol wins), queues trades, bars,
+orders and status in order, and leaves as one frame at most every STREAM_FLUSH_MS — at once
+when it was idle. A slow connection's queue is bounded: overflow drops its oldest trades and
+bars (it is told how many), and one that stays over the limit is closed with 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from django.conf import settings
+
+from .messages import STATUS_KIND, dumps, envelope, frame, open_envelope, status_message
+from .transport import HEARTBEAT_S, Transport, transport_for
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TRY_AGAIN_LATER = 1013
+RECONNECT_S = 1.0
+# The market kinds a connection queues (and may drop on overflow), and the stream each is in;
+# orders, status and replies queue too but are never dropped.
+STREAM_OF_KIND = {"trade": "trades", "bar": "bars"}
+
+
+class Connection:
+    """One client's subscription, pending messages and flusher."""
+
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Awaitable[None]],
+        *,
+        streams: set[str],
+        flush_s: float,
+        queue_limit: int,
+        slow_close_s: float,
+    ) -> None:
+        self._send = send
+        self._close = close
+        self.streams = set(streams)
+        self.symbols: set[str] = set()
+        self.flush_s = flush_s
+        self.queue_limit = queue_limit
+        self.slow_close_s = slow_close_s
+        self._quotes: dict[str, str] = {}
+        self._queue: deque[tuple[bool, str]] = deque()
+        self._dropped = 0
+        self._over_limit_since: float | None = None
+        self._ready = asyncio.Event()
+        self._flusher: asyncio.Task | None = None
+        self.closed = False
+
+    @classmethod
+    def from_settings(cls, send, close, *, streams: set[str]) -> Connection:
+        return cls(
+            send,
+            close,
+            streams=streams,
+            flush_s=settings.STREAM_FLUSH_MS / 1000,
+            queue_limit=settings.STREAM_QUEUE_LIMIT,
+            slow_close_s=settings.STREAM_SLOW_CLOSE_S,
+        )
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_forever())
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._flusher is not None and self._flusher is not asyncio.current_task():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    # --- filling ---------------------------------------------------------
+    def push_quote(self, symbol: str, body: str) -> None:
+        if "quotes" in self.streams and not self.closed:
+            self._quotes[symbol] = body
+            self._ready.set()
+
+    def push_market(self, kind: str, body: str) -> None:
+        if STREAM_OF_KIND[kind] in self.streams:
+            self._enqueue(body, droppable=True)
+
+    def push(self, message: dict) -> None:
+        """A message that is never conflated nor dropped (order, status, reply)."""
+        self._enqueue(dumps(message), droppable=False)
+
+    def push_text(self, body: str) -> None:
+        self._enqueue(body, droppable=False)
+
+    def _enqueue(self, body: str, *, droppable: bool) -> None:
+        if self.closed:
+            return
+        self._queue.append((droppable, body))
+        if len(self._queue) > self.queue_limit:
+            self._drop_oldest()
+        self._ready.set()
+
+    def _drop_oldest(self) -> None:
+        for index, (droppable, _) in enumerate(self._queue):
+            if droppable:
+                del self._queue[index]
+                self._dropped += 1
+                break
+        now = time.monotonic()
+        if self._over_limit_since is None:
+            self._over_limit_since = now
+        elif now - self._over_limit_since >= self.slow_close_s:
+            logger.info("closing a stream client that stayed over its queue limit")
+            self.closed = True
+            asyncio.get_running_loop().create_task(self._close(CLOSE_TRY_AGAIN_LATER))
+
+    # --- draining --------------------------------------------------------
+    def take(self) -> list[str]:
+        """Everything pending, in frame order; resets the slow-client clock."""
+        bodies = []
+        if self._dropped:
+            lagging = status_message(
+                "lagging",
+                "this connection reads too slowly; its oldest trades and bars were dropped",
+                dropped=self._dropped,
+            )
+            bodies.append(dumps(lagging))
+            self._dropped = 0
+        bodies.extend(body for _, body in self._queue)
+        bodies.extend(self._quotes.values())
+        self._queue.clear()
+        self._quotes.clear()
+        self._over_limit_since = None
+        return bodies
+
+    async def _flush_forever(self) -> None:
+        while not self.closed:
+            await self._ready.wait()
+            self._ready.clear()
+            bodies = self.take()
+            if bodies:
+                await self._send(frame(bodies))
+            await asyncio.sleep(self.flush_s)
+
+
+class Relay:
+    def __init__(self, transport: Transport, process_id: str | None = None) -> None:
+        self.transport = transport
+        self.process_id = (
+            process_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
+        self.by_symbol: dict[str, set[Connection]] = {}
+        self.connections: set[Connection] = set()
+        self.latest_quotes: dict[str, str] = {}
+        self.feed_status: dict | None = None
+        self._interest_changed = asyncio.Event()
+
+    async def run(self) -> None:
+        keeper = asyncio.create_task(self._keep_interest())
+        try:
+            while True:
+                try:
+                    async for payload in self.transport.messages():
+                        self.dispatch(payload)
+                except Exception as error:  # lost the transport: tell clients, keep their sockets
+                    logger.warning("stream relay lost its transport: %s", error)
+                    self.dispatch(
+                        envelope(status_message("down", "market data relay reconnecting"))
+                    )
+                    await asyncio.sleep(RECONNECT_S)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    def dispatch(self, payload: str) -> None:
+        kind, symbol, body = open_envelope(payload)
+        if kind == "quote":
+            self.latest_quotes[symbol] = body
+            for connection in self.by_symbol.get(symbol, ()):
+                connection.push_quote(symbol, body)
+        elif kind == STATUS_KIND:
+            self.feed_status = json.loads(body)
+            for connection in self.connections:
+                connection.push_text(body)
+        else:
+            for connection in self.by_symbol.get(symbol, ()):
+                connection.push_market(kind, body)
+
+    # --- the registry ----------------------------------------------------
+    def attach(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        if self.feed_status is not None and self.feed_status["state"] != "up":
+            connection.push(self.feed_status)
+
+    def subscribe(self, connection: Connection, symbols: set[str]) -> None:
+        for symbol in symbols - connection.symbols:
+            subscribers = self.by_symbol.setdefault(symbol, set())
+            if not subscribers:
+                self._interest_changed.set()
+            subscribers.add(connection)
+            if symbol in self.latest_quotes:
+                connection.push_quote(symbol, self.latest_quotes[symbol])
+        connection.symbols |= symbols
+
+    def unsubscribe(self, connection: Connection, symbols: set[str]) -> None:
+        for symbol in symbols & connection.symbols:
+            subscribers = self.by_symbol[symbol]
+            subscribers.discard(connection)
+            if not subscribers:
+                # The last local subscriber: release it (and forget a quote that will go stale).
+                del self.by_symbol[symbol]
+                self.latest_quotes.pop(symbol, None)
+                self._interest_changed.set()
+        connection.symbols -= symbols
+
+    def detach(self, connection: Connection) -> None:
+        self.unsubscribe(connection, set(connection.symbols))
+        self.connections.discard(connection)
+
+    async def _keep_interest(self) -> None:
+        """Tell the hub what this process wants: at once on change, and as a heartbeat."""
+        try:
+            while True:
+                self._interest_changed.clear()
+                try:
+                    await self.transport.set_interest(self.process_id, set(self.by_symbol))
+                except Exception:  # the transport hiccuped; the next heartbeat retries
+                    logger.exception("could not record stream interest")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HEARTBEAT_S):
+                        await self._interest_changed.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.transport.drop_interest(self.process_id)
+
+
+class _ProcessStream:
+    """This process's relay (and, in the embedded run, the hub), bound to one event loop."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.relay: Relay | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.transport: Transport | None = None
+
+    def relay_for_this_loop(self) -> Relay:
+        """Started lazily on the first connection, in the running loop."""
+        loop = asyncio.get_running_loop()
+        if self.relay is not None and self.loop is loop:
+            return self.relay
+        from .hub import Hub, upstream_factory
+
+        self.loop = loop
+        self.transport = transport_for(settings.REDIS_URL)
+        self.relay = Relay(self.transport)
+        self.tasks = [loop.create_task(self.relay.run())]
+        if not settings.REDIS_URL:
+            # Embedded run: no runstream process, so the hub lives here with the relay.
+            self.tasks.append(loop.create_task(Hub(self.transport, upstream_factory()).run()))
+        return self.relay
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.transport is not None:
+            await self.transport.close()
+        self.__init__()
+
+
+process_stream = _ProcessStream()

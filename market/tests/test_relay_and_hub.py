@@ -1,0 +1,235 @@
+"""The relay's per-connection conflation and limits, and the hub's upstream handling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from market import hub as hub_module
+from market.hub import Hub
+from market.messages import envelope, market_message
+from market.relay import Connection, Relay
+from market.transport import MemoryTransport
+from tradedesk.broker.base import MarketDataStream
+from tradedesk.broker.types import Quote, Trade
+
+AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def quote(symbol: str, bid: str) -> str:
+    price = Decimal(bid)
+    return envelope(
+        market_message(
+            Quote(symbol, price, Decimal(100), price + Decimal("0.01"), Decimal(200), AT)
+        )
+    )
+
+
+def trade(symbol: str, size: int) -> str:
+    return envelope(market_message(Trade(symbol, Decimal("10.00"), Decimal(size), AT)))
+
+
+class Client:
+    """A connection's far end: records frames; `stalled` makes sending hang like a dead peer."""
+
+    def __init__(self, *, stalled: bool = False):
+        self.frames: list[list[dict]] = []
+        self.closed_with: list[int] = []
+        self.stalled = stalled
+        self.arrived = asyncio.Event()
+
+    async def send(self, text: str) -> None:
+        self.frames.append(json.loads(text))
+        self.arrived.set()
+        if self.stalled:
+            await asyncio.Event().wait()
+
+    async def close(self, code: int) -> None:
+        self.closed_with.append(code)
+
+    async def next_frame(self) -> list[dict]:
+        await asyncio.wait_for(self.arrived.wait(), 3)
+        self.arrived.clear()
+        return self.frames[-1]
+
+
+def connect(relay: Relay, client: Client, symbols: set[str], **limits) -> Connection:
+    options = {"flush_s": 0.01, "queue_limit": 100, "slow_close_s": 60} | limits
+    connection = Connection(
+        client.send, client.close, streams={"quotes", "trades", "bars"}, **options
+    )
+    relay.attach(connection)
+    relay.subscribe(connection, symbols)
+    connection.start()
+    return connection
+
+
+async def test_quotes_conflate_to_the_latest_per_symbol_and_every_trade_is_kept():
+    relay = Relay(MemoryTransport())
+    client = Client()
+    connection = connect(relay, client, {"AAPL", "MSFT"})
+    for payload in [
+        quote("AAPL", "100.00"),
+        trade("AAPL", 1),
+        quote("AAPL", "100.50"),
+        quote("MSFT", "400.00"),
+        trade("AAPL", 2),
+        quote("AAPL", "101.00"),
+        trade("SPY", 9),  # nobody here wants SPY
+        trade("MSFT", 3),
+    ]:
+        relay.dispatch(payload)
+    first = await client.next_frame()
+    assert [(m["type"], m.get("size"), m.get("bid_price")) for m in first] == [
+        ("trade", "1", None),
+        ("trade", "2", None),
+        ("trade", "3", None),
+        ("quote", None, "101.00"),
+        ("quote", None, "400.00"),
+    ]
+    await connection.stop()
+
+
+async def test_a_stalled_client_loses_its_oldest_trades_is_told_and_others_are_unaffected():
+    relay = Relay(MemoryTransport())
+    slow, fast = Client(stalled=True), Client()
+    slow_connection = connect(relay, slow, {"AAPL"}, queue_limit=3)
+    fast_connection = connect(relay, fast, {"AAPL"})
+
+    relay.dispatch(trade("AAPL", 0))
+    assert [m["size"] for m in await slow.next_frame()] == ["0"]  # now stuck in send
+    await fast.next_frame()
+    for size in range(1, 8):
+        relay.dispatch(trade("AAPL", size))
+        await asyncio.sleep(0)
+    # The fast client got everything, at its own pace.
+    got = []
+    while len(got) < 7:
+        got += [m["size"] for m in await fast.next_frame()]
+    assert got == [str(size) for size in range(1, 8)]
+
+    # The stalled one kept the newest three and will learn that four were dropped.
+    assert slow_connection.take()[0] == json.dumps(
+        {
+            "type": "status",
+            "state": "lagging",
+            "detail": "this connection reads too slowly; its oldest trades and bars were dropped",
+            "dropped": 4,
+        },
+        separators=(",", ":"),
+    )
+    assert slow.closed_with == []
+    await slow_connection.stop()
+    await fast_connection.stop()
+
+
+async def test_a_client_over_its_limit_for_too_long_is_closed_with_1013():
+    relay = Relay(MemoryTransport())
+    slow = Client(stalled=True)
+    connection = connect(relay, slow, {"AAPL"}, queue_limit=2, slow_close_s=0)
+    relay.dispatch(trade("AAPL", 0))
+    await slow.next_frame()
+    for size in range(1, 6):
+        relay.dispatch(trade("AAPL", size))
+    await asyncio.sleep(0)
+    assert slow.closed_with == [1013]
+    assert connection.closed
+    await connection.stop()
+
+
+async def test_status_goes_to_everyone_and_a_newcomer_learns_the_feed_is_down():
+    relay = Relay(MemoryTransport())
+    client = Client()
+    connect(relay, client, set())
+    relay.dispatch(envelope({"type": "status", "state": "down", "detail": "upstream failed"}))
+    assert (await client.next_frame())[0]["state"] == "down"
+    newcomer = Client()
+    connect(relay, newcomer, set())
+    assert (await newcomer.next_frame())[0]["state"] == "down"
+
+
+class FlakyUpstream(MarketDataStream):
+    """Fails on its first run; on the second it sends one quote per subscribed symbol."""
+
+    def __init__(self, on_data, on_status):
+        super().__init__(on_data, on_status)
+        self.runs = 0
+        self.subscriptions: list[set[str]] = []
+        self.stopped = asyncio.Event()
+
+    async def set_symbols(self, symbols: set[str]) -> None:
+        self.subscriptions.append(set(symbols))
+
+    async def stop(self) -> None:
+        self.stopped.set()
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise ConnectionError("connection reset by peer")
+        await self.on_status("up", "connected")
+        for symbol in sorted(self.subscriptions[-1]):
+            price = Decimal("10.00")
+            await self.on_data(Quote(symbol, price, Decimal(1), price, Decimal(1), AT))
+        await self.stopped.wait()
+
+
+def collect(transport: MemoryTransport) -> tuple[list[dict], asyncio.Task]:
+    """Everything the hub publishes from now on, decoded."""
+    received: list[dict] = []
+
+    async def consume() -> None:
+        async for payload in transport.messages():
+            received.append(json.loads(payload.split("|", 2)[2]))
+
+    return received, asyncio.create_task(consume())
+
+
+async def until(condition) -> None:
+    async with asyncio.timeout(3):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_the_hub_reports_an_upstream_drop_reconnects_and_resubscribes(monkeypatch):
+    monkeypatch.setattr(hub_module, "BACKOFF_FIRST_S", 0)
+    transport = MemoryTransport()
+    await transport.set_interest("web-1", {"AAPL"})
+    messages, collector = collect(transport)
+    await asyncio.sleep(0)
+    hub = Hub(transport, FlakyUpstream)
+    running = asyncio.create_task(hub.run())
+
+    await until(lambda: len(messages) >= 3)
+    assert [(m["type"], m.get("state")) for m in messages] == [
+        ("status", "down"),
+        ("status", "up"),
+        ("quote", None),
+    ]
+    assert messages[2]["symbol"] == "AAPL"
+    assert hub.upstream.runs == 2
+    assert hub.upstream.subscriptions[-1] == {"AAPL"}
+    for task in (running, collector):
+        task.cancel()
+    await asyncio.gather(running, collector, return_exceptions=True)
+
+
+async def test_the_hub_subscribes_to_the_union_and_releases_what_nobody_wants():
+    transport = MemoryTransport()
+    hub = Hub(transport, FlakyUpstream)
+    following = asyncio.create_task(hub._follow_interest())
+
+    async def upstream_settles_on(symbols: set[str]) -> None:
+        await until(lambda: hub.upstream.subscriptions[-1:] == [symbols])
+
+    await transport.set_interest("web-1", {"AAPL", "MSFT"})
+    await transport.set_interest("web-2", {"MSFT", "SPY"})
+    await upstream_settles_on({"AAPL", "MSFT", "SPY"})
+    await transport.set_interest("web-2", set())
+    await upstream_settles_on({"AAPL", "MSFT"})
+    await transport.drop_interest("web-1")
+    await upstream_settles_on(set())
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)

@@ -1,0 +1,167 @@
+"""How the hub and the relays talk: Redis between processes, or memory inside one process.
+
+A transport carries (1) the hub's published messages, each delivered once to every relay,
+and (2) each relay process's interest (the symbols its connections want), which expires
+when a process stops heartbeating, so the hub subscribes upstream to the live union.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+logger = logging.getLogger(__name__)
+
+DATA_CHANNEL = "tradedesk:stream:data"
+INTEREST_CHANNEL = "tradedesk:stream:interest"
+PROCESSES_KEY = "tradedesk:stream:processes"
+INTEREST_KEY = "tradedesk:stream:interest:{process_id}"
+HUB_LOCK_KEY = "tradedesk:stream:hub-lock"
+# A relay refreshes its interest every HEARTBEAT_S; the hub forgets it after INTEREST_TTL_S.
+HEARTBEAT_S = 5.0
+INTEREST_TTL_S = 15.0
+
+
+class Transport(abc.ABC):
+    # --- relay side -----------------------------------------------------
+    @abc.abstractmethod
+    def messages(self) -> AsyncIterator[str]:
+        """Every published payload, once, in order."""
+
+    @abc.abstractmethod
+    async def set_interest(self, process_id: str, symbols: set[str]) -> None:
+        """Record (and refresh the lease on) what this process's connections want."""
+
+    @abc.abstractmethod
+    async def drop_interest(self, process_id: str) -> None: ...
+
+    # --- hub side -------------------------------------------------------
+    @abc.abstractmethod
+    async def publish(self, payload: str) -> None: ...
+
+    @abc.abstractmethod
+    async def wanted_symbols(self) -> set[str]:
+        """The union of every live process's interest."""
+
+    @abc.abstractmethod
+    async def wait_interest_change(self, timeout: float) -> None:
+        """Return when some process's interest changed, or after `timeout`."""
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryTransport(Transport):
+    """The embedded run: hub and relay in one process, no server."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[str]] = []
+        self._interest: dict[str, set[str]] = {}
+        self._changed = asyncio.Event()
+
+    async def messages(self) -> AsyncIterator[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.remove(queue)
+
+    async def set_interest(self, process_id: str, symbols: set[str]) -> None:
+        if self._interest.get(process_id) != symbols:
+            self._interest[process_id] = set(symbols)
+            self._changed.set()
+
+    async def drop_interest(self, process_id: str) -> None:
+        if self._interest.pop(process_id, None) is not None:
+            self._changed.set()
+
+    async def publish(self, payload: str) -> None:
+        for queue in self._queues:
+            queue.put_nowait(payload)
+
+    async def wanted_symbols(self) -> set[str]:
+        return set().union(*self._interest.values())
+
+    async def wait_interest_change(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        self._changed.clear()
+
+
+class RedisTransport(Transport):
+    """Production: one pub/sub channel for the data, a lease per process for interest."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self._interest_pubsub = None
+
+    async def messages(self) -> AsyncIterator[str]:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(DATA_CHANNEL)
+        try:
+            while True:
+                # redis-py reconnects and resubscribes inside get_message.
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    yield message["data"]
+        finally:
+            await pubsub.aclose()
+
+    async def set_interest(self, process_id: str, symbols: set[str]) -> None:
+        key = INTEREST_KEY.format(process_id=process_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if symbols:
+                pipe.sadd(key, *symbols)
+                pipe.expire(key, int(INTEREST_TTL_S))
+            pipe.zadd(PROCESSES_KEY, {process_id: time.time() + INTEREST_TTL_S})
+            pipe.publish(INTEREST_CHANNEL, process_id)
+            await pipe.execute()
+
+    async def drop_interest(self, process_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(INTEREST_KEY.format(process_id=process_id))
+            pipe.zrem(PROCESSES_KEY, process_id)
+            pipe.publish(INTEREST_CHANNEL, process_id)
+            await pipe.execute()
+
+    async def publish(self, payload: str) -> None:
+        await self.redis.publish(DATA_CHANNEL, payload)
+
+    async def wanted_symbols(self) -> set[str]:
+        await self.redis.zremrangebyscore(PROCESSES_KEY, "-inf", time.time())
+        process_ids = await self.redis.zrange(PROCESSES_KEY, 0, -1)
+        if not process_ids:
+            return set()
+        keys = [INTEREST_KEY.format(process_id=pid) for pid in process_ids]
+        return set(await self.redis.sunion(keys))
+
+    async def wait_interest_change(self, timeout: float) -> None:
+        if self._interest_pubsub is None:
+            self._interest_pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            await self._interest_pubsub.subscribe(INTEREST_CHANNEL)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if await self._interest_pubsub.get_message(timeout=left) is not None:
+                # Drain a burst of changes so one recomputation covers them all.
+                while await self._interest_pubsub.get_message(timeout=0) is not None:
+                    pass
+                return
+
+    async def close(self) -> None:
+        if self._interest_pubsub is not None:
+            await self._interest_pubsub.aclose()
+        await self.redis.aclose()
+
+
+def transport_for(redis_url: str) -> Transport:
+    return RedisTransport(redis_url) if redis_url else MemoryTransport()
