@@ -1,6 +1,7 @@
-"""The embedded run: daphne (pages, admin, API, stream), a Celery worker and Celery beat.
+"""The embedded run: daphne (pages, admin, API, the stream and its market-data hub), the
+stream process following live order updates, a Celery worker and Celery beat.
 
-`make run` execs this after migrating; Ctrl-C (or SIGTERM) stops all three.
+`make run` execs this after migrating; Ctrl-C (or SIGTERM) stops all of them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def commands(host: str, port: int) -> dict[str, list[str]]:
             "2",
         ],
         "beat": [python, "-m", "celery", "-A", "tradedesk", "beat", "--loglevel", "INFO"],
+        "stream": [python, "manage.py", "runstream"],
     }
 
 

@@ -22,7 +22,9 @@ def child(body):
     report = "sys.stdout.write(str(os.getpid()) + chr(10)); sys.stdout.flush(); "
     return [sys.executable, "-c", "import os, sys, time; " + report + body]
 sleeper = child("time.sleep(120)")
-run.commands = lambda host, port: {{"web": child({web!r}), "worker": sleeper, "beat": sleeper}}
+run.commands = lambda host, port: {{
+    "web": child({web!r}), "worker": sleeper, "beat": sleeper, "stream": sleeper
+}}
 sys.exit(run.main())
 """
 
@@ -72,6 +74,7 @@ def test_the_embedded_run_starts_daphne_a_worker_and_beat():
     ]
     assert commands["worker"][1:6] == ["-m", "celery", "-A", "tradedesk", "worker"]
     assert commands["beat"][1:6] == ["-m", "celery", "-A", "tradedesk", "beat"]
+    assert commands["stream"][1:] == ["manage.py", "runstream"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
