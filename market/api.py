@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -45,10 +44,44 @@ def bar_json(bar) -> dict:
     }
 
 
+def _decimal():
+    return serializers.DecimalField(max_digits=24, decimal_places=9)
+
+
+class QuoteSerializer(serializers.Serializer):
+    """Schema of one quote in responses (decimals as strings, time ISO 8601 UTC)."""
+
+    symbol = serializers.CharField()
+    bid_price = _decimal()
+    bid_size = _decimal()
+    ask_price = _decimal()
+    ask_size = _decimal()
+    timestamp = serializers.DateTimeField()
+
+
+class LatestQuotesSerializer(serializers.Serializer):
+    quotes = serializers.DictField(child=QuoteSerializer())
+
+
+class BarSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    open = _decimal()
+    high = _decimal()
+    low = _decimal()
+    close = _decimal()
+    volume = _decimal()
+
+
+class BarsSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    timeframe = serializers.ChoiceField(choices=TIMEFRAMES)
+    bars = BarSerializer(many=True)
+
+
 class LatestQuotesView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("symbols", str, required=True)],
-        responses=OpenApiTypes.OBJECT,
+        responses=LatestQuotesSerializer,
     )
     def get(self, request):
         try:
@@ -84,7 +117,7 @@ class BarsQuery(serializers.Serializer):
 
 
 class BarsView(APIView):
-    @extend_schema(parameters=[BarsQuery], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[BarsQuery], responses=BarsSerializer)
     def get(self, request):
         query = BarsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
