@@ -4,9 +4,28 @@ from accounts.models import BrokerAccount
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
 
-from . import services
+from . import selectors, services
 from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
 from .sync import SyncQueueUnavailable, request_sync
+
+
+def cancel_and_report(modeladmin, request, orders) -> None:
+    """Cancel each order through the desk service (audited as the operator); report the outcome."""
+    canceled, failures = 0, []
+    for order in orders:
+        try:
+            services.cancel_order(user=order.user, order=order, source="admin", actor=request.user)
+        except (services.OrderNotModifiable, BrokerError) as error:
+            failures.append(f"#{order.pk}: {getattr(error, 'message', error)}")
+        else:
+            canceled += 1
+    modeladmin.message_user(request, f"Canceled {canceled} order(s).", messages.SUCCESS)
+    if failures:
+        modeladmin.message_user(
+            request,
+            f"{len(failures)} could not be canceled: {'; '.join(failures)}",
+            messages.WARNING,
+        )
 
 
 class OrderEventInline(admin.TabularInline):
@@ -49,25 +68,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected open orders", permissions=["change"])
     def cancel_open_orders(self, request, queryset):
-        canceled, failures = 0, []
-        for order in queryset.filter(status__in=types.OPEN_STATUSES).select_related(
+        open_orders = queryset.filter(status__in=types.OPEN_STATUSES).select_related(
             "user", "broker_account"
-        ):
-            try:
-                services.cancel_order(
-                    user=order.user, order=order, source="admin", actor=request.user
-                )
-            except (services.OrderNotModifiable, BrokerError) as error:
-                failures.append(f"#{order.pk}: {getattr(error, 'message', error)}")
-            else:
-                canceled += 1
-        self.message_user(request, f"Canceled {canceled} order(s).", messages.SUCCESS)
-        if failures:
-            self.message_user(
-                request,
-                f"{len(failures)} could not be canceled: {'; '.join(failures)}",
-                messages.WARNING,
-            )
+        )
+        cancel_and_report(self, request, open_orders)
 
     @admin.action(description="Sync the broker accounts of the selected orders")
     def sync_accounts(self, request, queryset):
@@ -126,6 +130,14 @@ class TradingHaltAdmin(admin.ModelAdmin):
     list_select_related = ["user", "broker_account", "created_by"]
     autocomplete_fields = ["user", "broker_account"]
     readonly_fields = ["created_by", "created_at"]
+    actions = ["cancel_covered_orders"]
+
+    @admin.action(description="Cancel all open orders these halts cover", permissions=["change"])
+    def cancel_covered_orders(self, request, queryset):
+        covered: dict[int, Order] = {}
+        for halt in queryset:
+            covered.update((order.pk, order) for order in selectors.open_orders_under(halt))
+        cancel_and_report(self, request, covered.values())
 
     def save_model(self, request, obj, form, change):
         if not change:

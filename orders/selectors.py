@@ -54,3 +54,15 @@ def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Order]:
 def orders_placed_since(user: User, since: datetime) -> int:
     """How many orders (legs not counted) the user placed at or after `since`."""
     return Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since).count()
+
+
+def open_orders_under(halt: TradingHalt) -> QuerySet[Order]:
+    """The open orders a kill switch covers: the whole desk's, one user's or one account's."""
+    orders = Order.objects.filter(status__in=types.OPEN_STATUSES).select_related(
+        "user", "broker_account"
+    )
+    if halt.scope == TradingHalt.SCOPE_USER:
+        return orders.filter(user=halt.user_id)
+    if halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT:
+        return orders.filter(broker_account=halt.broker_account_id)
+    return orders

@@ -61,3 +61,37 @@ def test_a_trader_cannot_run_admin_actions(client, trader, resting_order):
     client.force_login(trader)
     cancel_action(client, [Order.objects.get(pk=resting_order["id"])])
     assert Order.objects.get(pk=resting_order["id"]).status == "new"
+
+
+def test_a_halts_cancel_action_cancels_only_the_orders_it_covers(
+    client, operator, trader, other_trader, resting_order
+):
+    from decimal import Decimal
+
+    from orders import services
+    from orders.models import TradingHalt
+    from orders.validation import OrderInput
+
+    others = services.place_order(
+        user=other_trader,
+        broker_account=other_trader.broker_accounts.get(),
+        order_input=OrderInput(
+            symbol="MSFT",
+            side="buy",
+            type="limit",
+            time_in_force="gtc",
+            qty=Decimal("1"),
+            limit_price=Decimal("10"),
+        ),
+    ).order
+    halt = TradingHalt.objects.create(scope="user", user=trader, mode="halted", reason="review")
+
+    response = client.post(
+        "/admin/orders/tradinghalt/",
+        {"action": "cancel_covered_orders", "_selected_action": [halt.pk]},
+        follow=True,
+    )
+
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Canceled 1 order(s)."]
+    assert Order.objects.get(pk=resting_order["id"]).status == "canceled"
+    assert Order.objects.get(pk=others.pk).status == "new"
