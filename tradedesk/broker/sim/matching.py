@@ -331,6 +331,10 @@ def _workable(order: SimOrder) -> bool:
 def match_account(account: SimAccount, now: datetime) -> list[SimOrder]:
     """Bring every open order of a (locked) account up to `now`; returns those still open."""
     orders = list(account.orders.filter(status__in=types.OPEN_STATUSES).order_by("created_at"))
+    if not orders:
+        # Nothing to bring up to date, nor to remember: an order placed later works from its
+        # own active_at, which is later than any matched_at this could write.
+        return []
     earliest = now - timedelta(minutes=settings.SIM_MATCH_LOOKBACK_MINUTES)
     stale = [
         order
