@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -117,9 +118,15 @@ def trading_day(now: datetime, *, trades_now: bool) -> date:
 
 def business_days(day: date, count: int = BUSINESS_DAYS) -> list[date]:
     """`day` and the count-1 NYSE sessions before it, oldest first."""
+    return list(_business_days(day, count))
+
+
+@lru_cache(maxsize=256)
+def _business_days(day: date, count: int) -> tuple[date, ...]:
+    # Cached: every order asks, and the pandas look-up costs more than the rest of the count.
     end = pd.Timestamp(day) - pd.Timedelta(days=1)
     earlier = nyse().sessions_in_range(end - pd.Timedelta(days=7 + 2 * count), end)
-    return [session.date() for session in earlier[-(count - 1) :]] + [day]
+    return (*(session.date() for session in earlier[-(count - 1) :]), day)
 
 
 def count_with_order(

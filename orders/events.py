@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -38,11 +43,51 @@ def publish_order_after_commit(order: Order, event: str) -> None:
     message = order_message(order, event)
     user_id = order.user_id
 
-    def send() -> None:
+    async def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(
+            await layer.group_send(
                 user_group(user_id), {"type": "order.update", "message": message}
             )
 
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: run_from_sync(send))
+
+
+# --- running the channel layer's coroutines from sync code ----------------------------
+_sender_lock = threading.Lock()
+_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for publishing, on a daemon thread (one per process: a fork
+    starts its own)."""
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="order-events", daemon=True).start()
+            _sender = (os.getpid(), loop)
+        return _sender[1]
+
+
+def _serving_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop this sync code was called from (an ASGI view, a consumer's
+    database_sync_to_async), as asgiref's async_to_sync finds it."""
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+def run_from_sync(send: Callable[[], Awaitable[None]]) -> None:
+    """Run a channel-layer coroutine from sync code and wait for it.
+
+    Under an event loop, on that loop: an in-memory layer's consumers live there. Elsewhere
+    (WSGI workers, Celery, commands) on the process's long-lived sender loop rather than
+    async_to_sync's new thread and loop per call, which cost milliseconds per order and, with
+    Redis, a new connection each time.
+    """
+    if _serving_loop() is not None:
+        async_to_sync(send)()
+        return
+    asyncio.run_coroutine_threadsafe(send(), _sender_loop()).result()

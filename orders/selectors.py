@@ -42,12 +42,13 @@ def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Or
     )
 
 
-def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Order]:
-    """The account's orders with fills completed at or after `since`, oldest first."""
+def fills_since(broker_account: BrokerAccount, since: datetime) -> list:
+    """The account's fills completed at or after `since`, oldest first: rows with symbol, side,
+    filled_qty and filled_at (tuples, not models: a busy day has hundreds)."""
     return list(
         Order.objects.filter(broker_account=broker_account, filled_qty__gt=0, filled_at__gte=since)
-        .only("symbol", "side", "filled_qty", "filled_at")
         .order_by("filled_at", "id")
+        .values_list("symbol", "side", "filled_qty", "filled_at", named=True)
     )
 
 

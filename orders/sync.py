@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import NamedTuple
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -498,7 +497,7 @@ def _publish_after_commit(
         for message in messages:
             await layer.group_send(group, {"type": "order.update", "message": message})
 
-    transaction.on_commit(async_to_sync(send_all))
+    transaction.on_commit(lambda: events.run_from_sync(send_all))
 
 
 _MESSAGE_FIELDS = (

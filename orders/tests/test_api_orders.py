@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from orders.models import Order, OrderEvent
 from orders.validation import Verdict
@@ -242,3 +243,23 @@ def test_validation_sees_buying_power_an_order_just_spent(api, place):
     again = api.post("/api/v1/orders/validate/", big, format="json").json()
     assert again["valid"] is False
     assert [e["code"] for e in again["errors"]] == ["insufficient_buying_power"]
+
+
+def test_placing_an_order_costs_the_same_queries_whatever_the_accounts_history(place):
+    def queries_of(side: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = place(side=side)
+        assert response.status_code == 201, response.content
+        assert response.json()["order"]["status"] == "filled"
+        return len(captured)
+
+    # The first buy opens the position; from then on a buy and a sell each cost a fixed count.
+    place(side="buy")
+    early = (queries_of("sell"), queries_of("buy"))
+    for _ in range(24):
+        place(side="sell")
+        place(side="buy")
+    late = (queries_of("sell"), queries_of("buy"))
+
+    assert Order.objects.filter(status="filled").count() == 53
+    assert late == early

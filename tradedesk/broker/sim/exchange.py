@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from tradedesk.broker import types
@@ -42,7 +43,7 @@ from tradedesk.broker.types import (
 
 from . import calendar, market, matching
 from .matching import close, record
-from .models import SimAccount, SimOrder, SimOrderEvent
+from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS
 
 # Alpaca's error codes, so the desk handles both brokers' rejections the same way.
@@ -114,7 +115,14 @@ class SimBroker(Broker):
 
     # --- helpers ----------------------------------------------------------
     def _account(self, *, lock: bool = False) -> SimAccount:
-        queryset = SimAccount.objects.select_for_update() if lock else SimAccount.objects
+        """The account, locked for a change; unlocked, annotated with `has_open_orders`."""
+        if lock:
+            queryset = SimAccount.objects.select_for_update()
+        else:
+            open_orders = SimOrder.objects.filter(
+                account=OuterRef("pk"), status__in=types.OPEN_STATUSES
+            )
+            queryset = SimAccount.objects.annotate(has_open_orders=Exists(open_orders))
         try:
             return queryset.get(account_id=self.account_id)
         except SimAccount.DoesNotExist:
@@ -136,12 +144,22 @@ class SimBroker(Broker):
         with transaction.atomic():
             matching.match_account(self._account(lock=True), now)
 
+    def _matched(self) -> tuple[SimAccount, list[SimOrder]]:
+        """The account and its open orders, matched up to now (what every read starts from)."""
+        account = self._account()
+        if not account.has_open_orders:
+            # Nothing to match: no lock, no write (most reads of a quiet account).
+            return account, []
+        now = self._now()
+        with transaction.atomic():
+            account = self._account(lock=True)
+            return account, matching.match_account(account, now)
+
     def events_after(self, last_event_id: int, limit: int = 500) -> list[tuple[int, OrderUpdate]]:
         """The account's trade updates after `last_event_id`, oldest first (the stream's feed)."""
-        self.process()
+        account, _ = self._matched()
         events = (
-            self._account()
-            .events.filter(id__gt=last_event_id)
+            account.events.filter(id__gt=last_event_id)
             .select_related("order")
             .order_by("id")[: min(limit, 500)]
         )
@@ -149,17 +167,16 @@ class SimBroker(Broker):
 
     # --- account ----------------------------------------------------------
     def get_account(self) -> Account:
-        self.process()
-        account = self._account()
+        account, open_orders = self._matched()
         now = self._now()
-        long_value, short_value = _market_values(account, now)
+        long_value, short_value = _market_values(_held_positions(account), now)
         equity = account.cash + long_value + short_value
         return Account(
             account_id=account.account_id,
             status="ACTIVE",
             currency="USD",
             cash=_money(account.cash),
-            buying_power=_money(_buying_power(account, now)),
+            buying_power=_money(_buying_power(account, long_value, short_value, open_orders, now)),
             equity=_money(equity),
             last_equity=_money(equity),
             portfolio_value=_money(equity),
@@ -181,10 +198,10 @@ class SimBroker(Broker):
             ) from None
 
     def list_positions(self) -> list[Position]:
-        self.process()
+        account, _ = self._matched()
         now = self._now()
         result = []
-        for position in self._account().positions.exclude(qty=0).order_by("symbol"):
+        for position in sorted(_held_positions(account), key=lambda held: held.symbol):
             price = market.trade(position.symbol, now).price
             market_value = position.qty * price
             cost_basis = position.qty * position.avg_entry_price
@@ -223,24 +240,24 @@ class SimBroker(Broker):
             with transaction.atomic():
                 account = self._account(lock=True)
                 # Bring the book up to date first: what is held and committed depends on it.
-                matching.match_account(account, now)
-                _check_submission(account, asset, request, now)
-                order = _create_order(account, request, now)
+                open_orders = matching.match_account(account, now)
+                _check_submission(account, asset, request, now, open_orders)
+                order, *legs = matching.match_placed(
+                    account, _create_order(account, request, now), now
+                )
         except IntegrityError:
             raise OrderRejected(
                 "client_order_id must be unique", code=CODE_BAD_REQUEST, http_status=422
             ) from None
-        self.process()
-        order.refresh_from_db()
-        return self._with_legs(order)
+        return _to_broker_order(order, legs)
 
     def get_order(self, order_id: str) -> BrokerOrder:
-        self.process()
-        return self._with_legs(self._order(self._account(), id=order_id))
+        account, _ = self._matched()
+        return self._with_legs(self._order(account, id=order_id))
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder:
-        self.process()
-        return self._with_legs(self._order(self._account(), client_order_id=client_order_id))
+        account, _ = self._matched()
+        return self._with_legs(self._order(account, client_order_id=client_order_id))
 
     def list_orders(
         self,
@@ -252,8 +269,8 @@ class SimBroker(Broker):
         direction: str = "asc",
         symbols: Iterable[str] | None = None,
     ) -> list[BrokerOrder]:
-        self.process()
-        orders = self._account().orders.filter(parent__isnull=True)
+        account, _ = self._matched()
+        orders = account.orders.filter(parent__isnull=True)
         if status == "open":
             orders = orders.filter(status__in=types.OPEN_STATUSES)
         elif status == "closed":
@@ -477,25 +494,32 @@ def _exit_leg(parent: SimOrder, request: OrderRequest, leg: LegRequest, now: dat
     return _new_order(parent.account, request, now, **values)
 
 
-def _create_order(account: SimAccount, request: OrderRequest, now: datetime) -> SimOrder:
-    """The order and, for bracket/oto/oco, its legs as child orders."""
+def _create_order(account: SimAccount, request: OrderRequest, now: datetime) -> list[SimOrder]:
+    """The order and, for bracket/oto/oco, its legs as child orders: [order, *legs]."""
     legs = [leg for leg in (request.take_profit, request.stop_loss) if leg is not None]
     if request.order_class == "oco":
         # Alpaca's OCO: the take-profit limit is the order, the stop-loss its one leg.
         parent = _new_order(account, request, now, limit_price=request.take_profit.limit_price)
-        _exit_leg(parent, request, request.stop_loss, now, side=request.side)
-        return parent
+        return [parent, _exit_leg(parent, request, request.stop_loss, now, side=request.side)]
     parent = _new_order(account, request, now)
-    for leg in legs if request.order_class in ("bracket", "oto") else []:
-        # Exit legs wait (`held`) until the entry fills.
-        _exit_leg(parent, request, leg, now, status="held", active_at=None)
-    return parent
+    # Exit legs wait (`held`) until the entry fills.
+    return [
+        parent,
+        *(
+            _exit_leg(parent, request, leg, now, status="held", active_at=None)
+            for leg in (legs if request.order_class in ("bracket", "oto") else [])
+        ),
+    ]
 
 
-def _market_values(account: SimAccount, now: datetime) -> tuple[Decimal, Decimal]:
-    """Long and short (negative) market value of the account's positions at `now`."""
+def _held_positions(account: SimAccount) -> list[SimPosition]:
+    return list(account.positions.exclude(qty=0))
+
+
+def _market_values(positions: Iterable[SimPosition], now: datetime) -> tuple[Decimal, Decimal]:
+    """Long and short (negative) market value of the positions at `now`."""
     long_value = short_value = Decimal("0")
-    for position in account.positions.exclude(qty=0):
+    for position in positions:
         value = position.qty * market.trade(position.symbol, now).price
         if value >= 0:
             long_value += value
@@ -504,13 +528,12 @@ def _market_values(account: SimAccount, now: datetime) -> tuple[Decimal, Decimal
     return long_value, short_value
 
 
-def _open_buy_commitment(account: SimAccount, now: datetime) -> Decimal:
-    """What the account's open buy orders would still spend (limit/stop price, else the ask)."""
+def _open_buy_commitment(open_orders: Iterable[SimOrder], now: datetime) -> Decimal:
+    """What the open buy orders would still spend (limit/stop price, else the ask)."""
     total = Decimal("0")
-    orders = account.orders.filter(side="buy", status__in=types.OPEN_STATUSES).exclude(
-        status="held"
-    )
-    for order in orders:
+    for order in open_orders:
+        if order.side != "buy" or order.status == "held":
+            continue
         if order.qty is None:
             total += order.notional
             continue
@@ -519,23 +542,27 @@ def _open_buy_commitment(account: SimAccount, now: datetime) -> Decimal:
     return total
 
 
-def _buying_power(account: SimAccount, now: datetime) -> Decimal:
-    long_value, short_value = _market_values(account, now)
+def _buying_power(
+    account: SimAccount,
+    long_value: Decimal,
+    short_value: Decimal,
+    open_orders: Iterable[SimOrder],
+    now: datetime,
+) -> Decimal:
+    """From the positions' market values and the account's open orders (matched up to now)."""
     equity = account.cash + long_value + short_value
     available = settings.SIM_MARGIN_MULTIPLIER * equity - (long_value - short_value)
-    return max(Decimal("0"), available - _open_buy_commitment(account, now))
+    return max(Decimal("0"), available - _open_buy_commitment(open_orders, now))
 
 
-def _position_qty(account: SimAccount, symbol: str) -> Decimal:
-    position = account.positions.filter(symbol=symbol).first()
-    return position.qty if position else Decimal("0")
-
-
-def _held_for_sells(account: SimAccount, symbol: str) -> Decimal:
+def _held_for_sells(open_orders: Iterable[SimOrder], symbol: str) -> Decimal:
     """Shares promised to open sell orders; an OCO group's exits count once."""
     by_group: dict = {}
-    orders = account.orders.filter(symbol=symbol, side="sell", status__in=types.OPEN_STATUSES)
-    for order in orders.exclude(status="held").exclude(qty=None):
+    for order in open_orders:
+        if order.symbol != symbol or order.side != "sell" or order.status == "held":
+            continue
+        if order.qty is None:  # a notional sell promises no shares yet
+            continue
         group = order.parent_id if order.parent_id and order.order_class != "simple" else order.id
         by_group[group] = max(by_group.get(group, Decimal("0")), order.qty - order.filled_qty)
     return sum(by_group.values(), Decimal("0"))
@@ -638,9 +665,16 @@ def _check_auction_window(request: OrderRequest, now: datetime) -> None:
 
 
 def _check_submission(
-    account: SimAccount, asset: Asset, request: OrderRequest, now: datetime
+    account: SimAccount,
+    asset: Asset,
+    request: OrderRequest,
+    now: datetime,
+    open_orders: list[SimOrder],
 ) -> None:
-    """The exchange's own refusals, with Alpaca's codes and messages."""
+    """The exchange's own refusals, with Alpaca's codes and messages.
+
+    `open_orders` are the account's open orders, matched up to `now`.
+    """
     _check_shape(request)
     _check_auction_window(request, now)
     quote = market.quote(request.symbol, now)
@@ -665,9 +699,10 @@ def _check_submission(
         )
         _check_leg_prices(request, base)
 
-    held = _position_qty(account, request.symbol)
+    positions = _held_positions(account)
+    held = next((p.qty for p in positions if p.symbol == request.symbol), Decimal("0"))
     if request.side == "sell":
-        available = max(held, Decimal("0")) - _held_for_sells(account, request.symbol)
+        available = max(held, Decimal("0")) - _held_for_sells(open_orders, request.symbol)
         opening = max(Decimal("0"), qty - max(available, Decimal("0")))
         shortable = asset.shortable and asset.easy_to_borrow
         if opening > 0 and (fractional or not shortable or settings.SIM_MARGIN_MULTIPLIER <= 1):
@@ -687,5 +722,6 @@ def _check_submission(
             if request.notional is not None
             else max(Decimal("0"), qty - covering) * price
         )
-    if cost > _buying_power(account, now):
+    long_value, short_value = _market_values(positions, now)
+    if cost > _buying_power(account, long_value, short_value, open_orders, now):
         _reject("insufficient buying power", code=CODE_FORBIDDEN, http_status=403)

@@ -88,9 +88,15 @@ def close(order: SimOrder, status: str, at: datetime) -> None:
     setattr(order, f"{status}_at", at)
     order.save()
     record(order, status, at)
-    # Legs still waiting for their entry can never become active now.
-    for leg in order.legs.filter(status="held"):
+    # Legs still waiting for their entry can never become active now (a simple order has none).
+    for leg in _held_legs(order):
         close(leg, "canceled", at)
+
+
+def _held_legs(order: SimOrder) -> list[SimOrder]:
+    if order.order_class == "simple":
+        return []
+    return list(order.legs.filter(status="held"))
 
 
 def oco_group(order: SimOrder) -> list[SimOrder]:
@@ -158,7 +164,7 @@ def fill(
         position_qty=position_qty,
     )
     if done:
-        for leg in order.legs.filter(status="held"):
+        for leg in _held_legs(order):
             leg.status = "new"
             leg.active_at = leg.updated_at = at
             leg.save()
@@ -322,9 +328,13 @@ def _workable(order: SimOrder) -> bool:
     return order.status in types.OPEN_STATUSES and order.status != "held"
 
 
-def match_account(account: SimAccount, now: datetime) -> None:
-    """Bring every open order of a (locked) account up to `now`."""
+def match_account(account: SimAccount, now: datetime) -> list[SimOrder]:
+    """Bring every open order of a (locked) account up to `now`; returns those still open."""
     orders = list(account.orders.filter(status__in=types.OPEN_STATUSES).order_by("created_at"))
+    if not orders:
+        # Nothing to bring up to date, nor to remember: an order placed later works from its
+        # own active_at, which is later than any matched_at this could write.
+        return []
     earliest = now - timedelta(minutes=settings.SIM_MATCH_LOOKBACK_MINUTES)
     stale = [
         order
@@ -342,9 +352,26 @@ def match_account(account: SimAccount, now: datetime) -> None:
                 ),
                 lambda order, end=end: _working_since(account, order, earliest) < end,
             )
-    _step_all(account, orders, lambda order: live_observation(order, now), lambda order: True)
+    orders = _step_all(
+        account, orders, lambda order: live_observation(order, now), lambda order: True
+    )
     account.matched_at = now
     account.save(update_fields=["matched_at"])
+    return [order for order in orders if order.status in types.OPEN_STATUSES]
+
+
+def match_placed(account: SimAccount, placed: list[SimOrder], now: datetime) -> list[SimOrder]:
+    """Match orders just placed at `now` in an account whose book was matched at `now`.
+
+    The rest of the book already saw this instant's quote, and a new order trades only
+    against the market, so only the new order (and legs its fill releases) can trade.
+    Returns the orders as stored.
+    """
+    stepped = _step_all(
+        account, placed, lambda order: live_observation(order, now), lambda order: True
+    )
+    # A trade or close already reloaded them; otherwise read back what was stored.
+    return stepped if stepped is not placed else _reloaded(placed)
 
 
 def _step_all(account, orders, observe, due) -> list[SimOrder]:
