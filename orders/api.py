@@ -18,8 +18,8 @@ from tradedesk.broker import types
 from tradedesk.broker.errors import OrderRejected
 
 from . import selectors, services
-from .filters import OrderFilter
-from .models import Order, OrderEvent
+from .filters import OrderFilter, PositionSnapshotFilter
+from .models import Order, OrderEvent, PositionSnapshot
 from .validation import OrderInput
 
 _DECIMAL = {"max_digits": 24, "decimal_places": 9, "required": False, "allow_null": True}
@@ -497,3 +497,41 @@ class PositionsView(APIView):
                 for p in positions
             ]
         )
+
+
+class PositionSnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PositionSnapshot
+        fields = [
+            "broker_account",
+            "symbol",
+            "qty",
+            "side",
+            "avg_entry_price",
+            "current_price",
+            "market_value",
+            "cost_basis",
+            "unrealized_pl",
+            "unrealized_plpc",
+            "snapshot_at",
+        ]
+        read_only_fields = fields
+
+
+class SnapshotCursorPagination(CursorPagination):
+    ordering = ("-snapshot_at", "-id")
+    page_size = 200
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+
+
+class PositionHistoryView(generics.ListAPIView):
+    """The caller's position snapshots, newest first (?symbol=&after=&before=)."""
+
+    serializer_class = PositionSnapshotSerializer
+    pagination_class = SnapshotCursorPagination
+    filterset_class = PositionSnapshotFilter
+    queryset = PositionSnapshot.objects.none()  # the schema's model; requests use their own
+
+    def get_queryset(self):
+        return selectors.position_snapshots_for(self.request.user)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order"),
     path("account/", api.AccountView.as_view(), name="api-account"),
     path("positions/", api.PositionsView.as_view(), name="api-positions"),
+    path("positions/history/", api.PositionHistoryView.as_view(), name="api-position-history"),
 ]

@@ -1,4 +1,5 @@
-"""Order history filters for the API (?status=&symbol=&side=&after=&before=)."""
+"""API filters: order history (?status=&symbol=&side=&after=&before=) and position
+snapshots (?symbol=&after=&before=)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.db.models import QuerySet
 
 from tradedesk.broker import types
 
-from .models import Order
+from .models import Order, PositionSnapshot
 
 # "open" and "closed" group Alpaca's statuses the way Alpaca's own ?status= does.
 STATUS_GROUPS = {
@@ -16,13 +17,17 @@ STATUS_GROUPS = {
 }
 
 
+def by_symbol(queryset: QuerySet, name: str, value: str) -> QuerySet:
+    return queryset.filter(symbol=value.strip().upper())
+
+
 class OrderFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         choices=[(name, name) for name in ("open", "closed", "all", *types.ORDER_STATUSES)],
         method="filter_status",
         help_text="open, closed, all, or one of Alpaca's order statuses.",
     )
-    symbol = django_filters.CharFilter(method="filter_symbol", max_length=16)
+    symbol = django_filters.CharFilter(method=by_symbol, max_length=16)
     side = django_filters.ChoiceFilter(choices=[(side, side) for side in types.ORDER_SIDES])
     after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Created at or after (ISO 8601)."
@@ -40,5 +45,16 @@ class OrderFilter(django_filters.FilterSet):
             return queryset
         return queryset.filter(status__in=STATUS_GROUPS.get(value, (value,)))
 
-    def filter_symbol(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
-        return queryset.filter(symbol=value.strip().upper())
+
+class PositionSnapshotFilter(django_filters.FilterSet):
+    symbol = django_filters.CharFilter(method=by_symbol, max_length=16)
+    after = django_filters.IsoDateTimeFilter(
+        field_name="snapshot_at", lookup_expr="gte", help_text="Taken at or after (ISO 8601)."
+    )
+    before = django_filters.IsoDateTimeFilter(
+        field_name="snapshot_at", lookup_expr="lt", help_text="Taken before (ISO 8601)."
+    )
+
+    class Meta:
+        model = PositionSnapshot
+        fields = ["symbol", "after", "before"]

@@ -14,13 +14,12 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from tradedesk.broker import types
 
+from .filters import STATUS_GROUPS
 from .models import Order, PositionSnapshot
 from .selectors import orders_for
 
 PAGE_SIZE = 50
-STATUS_GROUPS = {"open": types.OPEN_STATUSES, "closed": types.TERMINAL_STATUSES}
 
 
 class BadCursor(ValueError):

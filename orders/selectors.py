@@ -8,7 +8,7 @@ from django.http import Http404
 from accounts.models import BrokerAccount, User
 from tradedesk.broker import types
 
-from .models import Order, TradingHalt
+from .models import Order, PositionSnapshot, TradingHalt
 
 
 def orders_for(user: User) -> QuerySet[Order]:
@@ -67,3 +67,7 @@ def open_orders_under(halt: TradingHalt) -> QuerySet[Order]:
     if halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT:
         return orders.filter(broker_account=halt.broker_account_id)
     return orders
+
+
+def position_snapshots_for(user: User) -> QuerySet[PositionSnapshot]:
+    return PositionSnapshot.objects.filter(user=user)

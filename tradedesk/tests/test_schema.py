@@ -15,6 +15,7 @@ def test_the_schema_validates_without_warnings_and_lists_the_api():
         "/api/v1/broker-accounts/",
         "/api/v1/account/",
         "/api/v1/positions/",
+        "/api/v1/positions/history/",
         "/api/v1/orders/",
         "/api/v1/orders/validate/",
         "/api/v1/orders/{order_id}/",
