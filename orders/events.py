@@ -35,14 +35,28 @@ def order_message(order: Order, event: str) -> dict:
 
 
 def publish_order_after_commit(order: Order, event: str) -> None:
-    message = order_message(order, event)
-    user_id = order.user_id
+    publish_after_commit(order.user_id, [order_message(order, event)])
+
+
+def publish_after_commit(user_id: int, messages: list[dict]) -> None:
+    """Send `order` frames to the user's stream connections once the transaction commits.
+
+    One frame goes as {"type": "order.update", "message": frame}; several (a sync batch) go as
+    ONE {"type": "order.updates", "messages": [frame, ...]}, which a consumer unpacks in order:
+    a group_send per frame would cost a channel-layer round trip each and overrun the
+    channel's capacity (the layer drops what doesn't fit).
+    """
+    if not messages:
+        return
+    if len(messages) == 1:
+        payload = {"type": "order.update", "message": messages[0]}
+    else:
+        payload = {"type": "order.updates", "messages": messages}
+    group = user_group(user_id)
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(
-                user_group(user_id), {"type": "order.update", "message": message}
-            )
+            async_to_sync(layer.group_send)(group, payload)
 
     transaction.on_commit(send)

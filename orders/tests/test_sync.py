@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from orders import sync
+from orders import events, sync
 from orders.models import Order, OrderEvent
 from tradedesk.broker.types import BrokerOrder, OrderUpdate
 
@@ -264,7 +264,7 @@ def test_a_sync_killed_midway_keeps_its_batches_and_the_next_run_finishes(accoun
 
 def test_a_failed_batch_writes_nothing(account, monkeypatch):
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
-    monkeypatch.setattr(sync, "_insert_events", _raise_crash)  # after the orders upsert
+    monkeypatch.setattr(sync, "_publish", _raise_crash)  # after the upsert and its events
 
     with pytest.raises(Crash):
         sync.sync_orders(account, broker=broker)
@@ -332,7 +332,7 @@ def test_changed_orders_are_published_to_their_owner_after_commit(
         async def group_send(self, group, message):
             sent.append((group, message["message"]["status"], message["message"]["event"]))
 
-    monkeypatch.setattr(sync, "get_channel_layer", Layer)
+    monkeypatch.setattr(events, "get_channel_layer", Layer)
     broker = FakeBroker([(1000, broker_order(1, status="filled", filled_qty=Decimal("10")))])
 
     with django_capture_on_commit_callbacks(execute=True):
