@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import NamedTuple
 
 from channels.db import database_sync_to_async
@@ -320,10 +320,13 @@ _BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "created_at", "u
 _UPDATED_COLUMNS = (*_MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
 
 
+_mirrored_values = operator.attrgetter(*_MIRRORED_FIELDS)
+
+
 def _row(snapshot: types.BrokerOrder, parents: dict[str, int]) -> tuple:
     return (
         snapshot.id,
-        *(getattr(snapshot, name) for name in _MIRRORED_FIELDS),
+        *_mirrored_values(snapshot),
         snapshot.replaced_by or "",
         snapshot.replaces or "",
         parents.get(snapshot.id),
@@ -451,11 +454,12 @@ def _write_postgresql(
     connection.ensure_connection()
     # Django's error classes (an IntegrityError redoes the batch), as from its own cursors.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # One round trip; TRUNCATE, as a batch's legs follow it in one transaction.
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE}"
-            f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS"
+            f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS;"
+            f" TRUNCATE {_STAGING_TABLE}"
         )
-        cursor.execute(f"TRUNCATE {_STAGING_TABLE}")  # a batch's legs follow it in one commit
         with cursor.copy(f"COPY {_STAGING_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([t for _, t in columns])
             for row in rows:
@@ -543,33 +547,19 @@ def _publish(
 ) -> None:
     """The stream's `order` frames for the recorded events, sent in one go after the commit."""
     by_id = {snapshot.id: snapshot for snapshot in snapshots}
+    timestamp = batch.now.isoformat()  # the rows' updated_at
     messages = [
-        # order_message reads these attributes of an Order; the snapshot has them all.
-        events.order_message(
-            SimpleNamespace(
-                **{name: getattr(by_id[outcome.broker_order_id], name) for name in _MESSAGE_FIELDS},
-                pk=outcome.pk,
-                broker_order_id=outcome.broker_order_id,
-                updated_at=batch.now,
-            ),
+        events.order_frame(
+            by_id[outcome.broker_order_id],
             outcome.event,
+            pk=outcome.pk,
+            broker_order_id=outcome.broker_order_id,
+            timestamp=timestamp,
         )
         for outcome in outcomes
         if outcome.event is not None
     ]
     events.publish_after_commit(batch.user_id, messages)
-
-
-_MESSAGE_FIELDS = (
-    "client_order_id",
-    "symbol",
-    "side",
-    "type",
-    "status",
-    "qty",
-    "filled_qty",
-    "filled_avg_price",
-)
 
 
 # --- live order updates -------------------------------------------------------
