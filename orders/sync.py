@@ -454,17 +454,16 @@ def _write_postgresql(
     connection.ensure_connection()
     # Django's error classes (an IntegrityError redoes the batch), as from its own cursors.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # One round trip. TRUNCATE: a batch's legs follow it in one transaction. An asynchronous
-        # commit: what a sync writes is a copy of the broker's state, so a database crash that
-        # loses its last moments of commits (whole transactions, the newest ones: never one in
-        # part) loses nothing the next sync doesn't fetch again — the watermark is read from
-        # the rows that survived. It doesn't wait for the WAL flush: each batch's commit is
-        # as long as its merge otherwise.
+        # One round trip. An asynchronous commit (no wait for the WAL flush): a sync writes a
+        # copy of the broker's state, and a database crash loses only the newest commits,
+        # whole; the watermark is read from the rows that survived, so the next sync fetches
+        # those orders again. DELETE, not TRUNCATE (a new file per batch): ON COMMIT DELETE ROWS
+        # empties the table in place; this clears it for legs following a batch in one commit.
         cursor.execute(
-            "SET LOCAL synchronous_commit = off;"
+            "SET LOCAL synchronous_commit = off;"  # noqa: S608 (identifiers are ours)
             f" CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE}"
             f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS;"
-            f" TRUNCATE {_STAGING_TABLE}"
+            f" DELETE FROM {_STAGING_TABLE}"
         )
         with cursor.copy(f"COPY {_STAGING_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([t for _, t in columns])
