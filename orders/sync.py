@@ -1,10 +1,11 @@
 """Order sync: the broker's orders upserted into the desk's record, batch by batch.
 
-One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch (on PostgreSQL
-from a staging table filled by binary COPY, on SQLite a multi-row VALUES) with RETURNING telling
-which rows changed; one OrderEvent per changed order in the same transaction. The periodic sync, the
-API's "sync now" and the stream's live order updates all go through `upsert_broker_orders`.
-"""
+One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch with one OrderEvent
+per changed order in the same transaction: on PostgreSQL a single statement from a staging table
+filled by binary COPY, which also locks the rows' prior state and writes the events; on SQLite a
+multi-row VALUES, then the events. The stream's `order` frames follow the commit, one
+channel-layer message per batch. The periodic sync, the API's "sync now" and the stream's live
+order updates all go through `upsert_broker_orders`."""
 
 from __future__ import annotations
 
