@@ -479,6 +479,7 @@ def _write_postgresql(
                 "now": batch.now,
                 "source": batch.source,
             },
+            prepare=True,  # run every batch: planned once per connection
         )
         return [_Outcome(*row) for row in cursor.fetchall()]
 
