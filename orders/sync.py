@@ -455,17 +455,19 @@ def _write_postgresql(
     connection.ensure_connection()
     # Django's error classes (an IntegrityError redoes the batch), as from its own cursors.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # One round trip. An asynchronous commit (no wait for the WAL flush): a sync writes a
-        # copy of the broker's state, and a database crash loses only the newest commits,
-        # whole; the watermark is read from the rows that survived, so the next sync fetches
-        # those orders again. DELETE, not TRUNCATE (a new file per batch): ON COMMIT DELETE ROWS
-        # empties the table in place; this clears it for legs following a batch in one commit.
-        cursor.execute(
-            "SET LOCAL synchronous_commit = off;"  # noqa: S608 (identifiers are ours)
-            f" CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE}"
-            f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS;"
-            f" DELETE FROM {_STAGING_TABLE}"
-        )
+        # One round trip (a pipeline also carries the transaction's BEGIN). An asynchronous
+        # commit (no wait for the WAL flush): a sync writes a copy of the broker's state, and a
+        # database crash loses only the newest commits, whole; the watermark is read from the
+        # rows that survived, so the next sync fetches those orders again. DELETE, not TRUNCATE
+        # (a new file per batch): ON COMMIT DELETE ROWS empties the table in place; this clears
+        # it for legs following a batch in one commit.
+        with cursor.connection.pipeline():
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE}"
+                f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS"
+            )
+            cursor.execute(f"DELETE FROM {_STAGING_TABLE}")  # noqa: S608 (our identifier)
         with cursor.copy(f"COPY {_STAGING_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([t for _, t in columns])
             for row in rows:
