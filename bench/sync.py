@@ -2,11 +2,12 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sync python bench/sync.py
 
-Prints rows/s for the desk's sync path (paging; per 500-order batch a locking read, a binary COPY
-into a staging table + one merge with the monotonic guard, an OrderEvent per change, and the
-order frames for the stream), a per-row update_or_create loop, bulk_create(update_conflicts=True)
-and binary COPY into a temp table + one INSERT … SELECT … ON CONFLICT (the limit), measured in
-the same run, with the ratios. The database's tables are emptied first: use a dedicated one.
+Prints rows/s for the desk's sync path (paging; per 500-order batch a binary COPY into a staging
+table + one statement that locks the rows' prior state, merges with the monotonic guard and
+writes an OrderEvent per change, then one channel-layer message with the batch's order frames),
+a per-row update_or_create loop, bulk_create(update_conflicts=True) and binary COPY into a temp
+table + one INSERT … SELECT … ON CONFLICT (the limit), measured in the same run, with the ratios.
+The database's tables are emptied first: use a dedicated one.
 """
 
 from __future__ import annotations

@@ -97,6 +97,12 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         if self.connection is not None:
             self.connection.push(event["message"])
 
+    async def order_updates(self, event) -> None:
+        """A sync batch's order changes in one channel-layer message, in order."""
+        if self.connection is not None:
+            for message in event["messages"]:
+                self.connection.push(message)
+
     async def _apply(self, symbols: frozenset[str], streams: frozenset[str]) -> None:
         connection = self.connection
         group = user_group(self.user.pk)

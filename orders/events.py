@@ -11,6 +11,8 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from tradedesk.broker import types
+
 from .models import Order
 
 
@@ -19,36 +21,69 @@ def user_group(user_id: int) -> str:
 
 
 def order_message(order: Order, event: str) -> dict:
-    def text(value):
-        return None if value is None else str(value)
+    return order_frame(
+        order,
+        event,
+        pk=order.pk,
+        broker_order_id=order.broker_order_id,
+        timestamp=order.updated_at.isoformat() if order.updated_at else None,
+    )
 
+
+def order_frame(
+    order: Order | types.BrokerOrder,
+    event: str,
+    *,
+    pk: int,
+    broker_order_id: str,
+    timestamp: str | None,
+) -> dict:
+    """The stream's `order` frame, from an Order or the broker snapshot just written to it."""
     return {
         "type": "order",
-        "id": order.pk,
-        "broker_order_id": order.broker_order_id,
+        "id": pk,
+        "broker_order_id": broker_order_id,
         "client_order_id": order.client_order_id,
         "symbol": order.symbol,
         "side": order.side,
         "order_type": order.type,
         "status": order.status,
-        "qty": text(order.qty),
-        "filled_qty": text(order.filled_qty),
-        "filled_avg_price": text(order.filled_avg_price),
+        "qty": _text(order.qty),
+        "filled_qty": _text(order.filled_qty),
+        "filled_avg_price": _text(order.filled_avg_price),
         "event": event,
-        "timestamp": order.updated_at.isoformat() if order.updated_at else None,
+        "timestamp": timestamp,
     }
 
 
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
 def publish_order_after_commit(order: Order, event: str) -> None:
-    message = order_message(order, event)
-    user_id = order.user_id
+    publish_after_commit(order.user_id, [order_message(order, event)])
+
+
+def publish_after_commit(user_id: int, messages: list[dict]) -> None:
+    """Send `order` frames to the user's stream connections once the transaction commits.
+
+    One frame goes as {"type": "order.update", "message": frame}; several (a sync batch) go as
+    ONE {"type": "order.updates", "messages": [frame, ...]}, which a consumer unpacks in order:
+    a group_send per frame would cost a channel-layer round trip each and overrun the
+    channel's capacity (the layer drops what doesn't fit).
+    """
+    if not messages:
+        return
+    if len(messages) == 1:
+        payload = {"type": "order.update", "message": messages[0]}
+    else:
+        payload = {"type": "order.updates", "messages": messages}
+    group = user_group(user_id)
 
     async def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            await layer.group_send(
-                user_group(user_id), {"type": "order.update", "message": message}
-            )
+            await layer.group_send(group, payload)
 
     transaction.on_commit(lambda: run_from_sync(send))
 

@@ -143,7 +143,7 @@ def apply_broker_order(
     if changed:
         _record_event(
             order,
-            _event_name(before[0], snapshot),
+            event_name(before[0], snapshot.status),
             source=source,
             actor=actor,
             at=snapshot.updated_at,
@@ -152,14 +152,27 @@ def apply_broker_order(
     return changed
 
 
-def _event_name(previous_status: str, snapshot: types.BrokerOrder) -> str:
-    if snapshot.status == "filled":
-        return "fill"
-    if snapshot.status == "partially_filled":
-        return "partial_fill"
-    if snapshot.status == previous_status:
-        return "accepted"
-    return snapshot.status
+# How a change to a status is recorded: these statuses name their own event; any other status
+# is its own event, or "accepted" when it stayed the same (the broker confirmed the order).
+# `event_name` and `event_name_sql` (the sync's set-based path) both read these rules.
+_STATUS_EVENTS = {"filled": "fill", "partially_filled": "partial_fill"}
+_SAME_STATUS_EVENT = "accepted"
+
+
+def event_name(previous_status: str, status: str) -> str:
+    """The OrderEvent name for an order going from `previous_status` ("" if new) to `status`."""
+    if status in _STATUS_EVENTS:
+        return _STATUS_EVENTS[status]
+    return _SAME_STATUS_EVENT if status == previous_status else status
+
+
+def event_name_sql(previous_status: str, status: str) -> str:
+    """`event_name` as a SQL expression over two text-valued SQL expressions."""
+    named = " ".join(f"WHEN '{own}' THEN '{event}'" for own, event in _STATUS_EVENTS.items())
+    return (
+        f"CASE {status} {named} WHEN {previous_status} THEN '{_SAME_STATUS_EVENT}'"
+        f" ELSE {status} END"
+    )
 
 
 def _record_event(

@@ -1,28 +1,28 @@
 """Order sync: the broker's orders upserted into the desk's record, batch by batch.
 
-One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch (on PostgreSQL
-from a staging table filled by binary COPY, on SQLite a multi-row VALUES) with RETURNING telling
-which rows changed; one OrderEvent per changed order in the same transaction. The periodic sync, the
-API's "sync now" and the stream's live order updates all go through `upsert_broker_orders`.
-"""
+One `INSERT … ON CONFLICT … DO UPDATE … WHERE <incoming is newer>` per batch with one OrderEvent
+per changed order in the same transaction: on PostgreSQL a single statement from a staging table
+filled by binary COPY, which also locks the rows' prior state and writes the events; on SQLite a
+multi-row VALUES, then the events. The stream's `order` frames follow the commit, one
+channel-layer message per batch. The periodic sync, the API's "sync now" and the stream's live
+order updates all go through `upsert_broker_orders`."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import NamedTuple
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -36,7 +36,7 @@ from tradedesk.broker.errors import BrokerError
 
 from . import events
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
-from .services import _MIRRORED_FIELDS, _event_name
+from .services import _MIRRORED_FIELDS, event_name, event_name_sql
 
 logger = logging.getLogger(__name__)
 
@@ -140,16 +140,14 @@ def _submitted_at(order: types.BrokerOrder) -> datetime:
 # --- the upsert ---------------------------------------------------------------
 
 
-class _Event(NamedTuple):
-    """An OrderEvent row to write (source and detail are the batch's)."""
+class _Outcome(NamedTuple):
+    """One order of a batch after its upsert."""
 
-    order_id: int
-    event: str
-    status: str
-    filled_qty: object
-    price: object
-    qty: object
-    at: datetime
+    pk: int
+    broker_order_id: str
+    written: bool  # inserted or updated; False: the guard kept the stored row
+    created: bool
+    event: str | None  # the OrderEvent recorded (its status, fill or broker id changed)
 
 
 @dataclass(frozen=True)
@@ -174,13 +172,35 @@ def upsert_broker_orders(
     leaves the row as it is. A pending desk order (no broker id yet) is matched by its
     client_order_id. Every order whose status, filled qty or broker id changed gets one
     OrderEvent; an order that didn't change writes nothing.
+
+    On PostgreSQL a batch is one statement, events included (`_merge_statement`). A snapshot
+    whose client_order_id is taken — by a desk order whose submission timed out (to claim) or
+    by another broker order (to skip) — fails it on the client id's unique index; the batch is
+    then redone after a locking read that sorts those out first, as every batch does elsewhere.
     """
+    qty = event_qty or {}
+    if connection.vendor != "postgresql":
+        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=True)
+    try:
+        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=False)
+    except IntegrityError:
+        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=True)
+
+
+def _upsert_with_legs(
+    broker_account: BrokerAccount,
+    snapshots: Sequence[types.BrokerOrder],
+    source: str,
+    event_qty: dict[str, object],
+    *,
+    resolve_client_ids: bool,
+) -> SyncCounts:
     with transaction.atomic():
-        counts, pks = _upsert(broker_account, snapshots, {}, source, event_qty or {})
+        counts, pks = _upsert(broker_account, snapshots, {}, source, event_qty, resolve_client_ids)
         legs = [leg for parent in snapshots for leg in parent.legs]
         if legs:
             parents = {leg.id: pks[parent.id] for parent in snapshots for leg in parent.legs}
-            leg_counts, _ = _upsert(broker_account, legs, parents, source, {})
+            leg_counts, _ = _upsert(broker_account, legs, parents, source, {}, resolve_client_ids)
             counts += leg_counts
     return counts
 
@@ -191,19 +211,57 @@ def _upsert(
     parents: dict[str, int],
     source: str,
     event_qty: dict[str, object],
+    resolve_client_ids: bool,
 ) -> tuple[SyncCounts, dict[str, int]]:
-    """One batch: lock the rows it touches, claim pending ones, one upsert, one event insert."""
+    """One batch: one upsert with its events, then the stream's frames (after the commit)."""
+    incoming, existing, claimed = snapshots, {}, set()
+    if resolve_client_ids:
+        incoming, existing, claimed = _resolve_client_ids(broker_account, snapshots)
+    batch = _Batch(broker_account.user_id, broker_account.pk, source, timezone.now())
+    if not incoming:
+        outcomes = []
+    elif connection.vendor == "postgresql":
+        outcomes = _write_postgresql(batch, incoming, parents, event_qty, claimed)
+    else:
+        outcomes = _write_values(batch, incoming, parents, event_qty, existing)
+    _publish(batch, incoming, outcomes)
+    written = [outcome for outcome in outcomes if outcome.written]
+    created = sum(outcome.created for outcome in written)
+    counts = SyncCounts(
+        created=created,
+        updated=len(written) - created,
+        unchanged=len(snapshots) - len(written),
+    )
+    return counts, {outcome.broker_order_id: outcome.pk for outcome in outcomes}
+
+
+class _Batch(NamedTuple):
+    user_id: int
+    broker_account_id: int
+    source: str
+    now: datetime
+
+
+def _resolve_client_ids(
+    broker_account: BrokerAccount, snapshots: Sequence[types.BrokerOrder]
+) -> tuple[list[types.BrokerOrder], dict[str, _Existing], set[str]]:
+    """Claim pending desk orders and drop snapshots reusing a taken client_order_id.
+
+    Returns the snapshots to write, the batch's rows as they were (by broker id) and the
+    broker ids just claimed.
+    """
     existing = _lock_existing(broker_account, snapshots)
     by_broker_id = {row.broker_order_id: row for row in existing if row.broker_order_id}
     pending = {row.client_order_id: row for row in existing if not row.broker_order_id}
     taken_client_ids = {row.client_order_id: row.broker_order_id for row in by_broker_id.values()}
-    incoming = []
+    incoming, claimed = [], set()
     for snapshot in snapshots:
-        claimed = pending.get(snapshot.client_order_id)
-        if snapshot.id not in by_broker_id and claimed is not None:
+        claim = pending.get(snapshot.client_order_id)
+        if snapshot.id not in by_broker_id and claim is not None:
             # The desk placed it but never heard back (a timed-out submission): it's this one.
-            Order.objects.filter(pk=claimed.pk).update(broker_order_id=snapshot.id)
-            by_broker_id[snapshot.id] = claimed
+            Order.objects.filter(pk=claim.pk).update(broker_order_id=snapshot.id)
+            by_broker_id[snapshot.id] = claim
+            claimed.add(snapshot.id)
         elif taken_client_ids.get(snapshot.client_order_id, snapshot.id) != snapshot.id:
             logger.warning(
                 "broker account %s: order %s reuses client_order_id %r of order %s; skipped",
@@ -214,43 +272,7 @@ def _upsert(
             )
             continue
         incoming.append(snapshot)
-
-    changed = _write(broker_account, incoming, parents) if incoming else {}
-    pks = {broker_order_id: row.pk for broker_order_id, row in by_broker_id.items()} | changed
-
-    recorded: list[_Event] = []
-    created = 0
-    for snapshot in incoming:
-        if snapshot.id not in changed:
-            continue
-        before = by_broker_id.get(snapshot.id)
-        created += before is None
-        if before is not None and (before.status, before.filled_qty, before.broker_order_id) == (
-            snapshot.status,
-            snapshot.filled_qty,
-            snapshot.id,
-        ):
-            continue
-        recorded.append(
-            _Event(
-                order_id=changed[snapshot.id],
-                event=_event_name(before.status if before else "", snapshot),
-                status=snapshot.status,
-                filled_qty=snapshot.filled_qty,
-                price=snapshot.filled_avg_price,
-                qty=event_qty.get(snapshot.id),
-                at=snapshot.updated_at,
-            )
-        )
-    if recorded:
-        _insert_events(recorded, source)
-        _publish_after_commit(broker_account, snapshots, changed, recorded)
-    counts = SyncCounts(
-        created=created,
-        updated=len(changed) - created,
-        unchanged=len(snapshots) - len(changed),
-    )
-    return counts, pks
+    return incoming, by_broker_id, claimed
 
 
 def _lock_existing(
@@ -299,15 +321,23 @@ _BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "created_at", "u
 _UPDATED_COLUMNS = (*_MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
 
 
+_mirrored_values = operator.attrgetter(*_MIRRORED_FIELDS)
+
+
 def _row(snapshot: types.BrokerOrder, parents: dict[str, int]) -> tuple:
     return (
         snapshot.id,
-        *(getattr(snapshot, name) for name in _MIRRORED_FIELDS),
+        *_mirrored_values(snapshot),
         snapshot.replaced_by or "",
         snapshot.replaces or "",
         parents.get(snapshot.id),
         snapshot.updated_at,
     )
+
+
+def _batch_values(batch: _Batch) -> tuple:
+    """The values of _BATCH_COLUMNS."""
+    return (batch.user_id, batch.broker_account_id, "sync", batch.now, batch.now)
 
 
 def _q(name: str) -> str:
@@ -334,23 +364,7 @@ def _conflict_clause() -> str:
         f" WHERE ({newer})"
         f" AND EXCLUDED.filled_qty >= {table}.filled_qty"
         f" AND ({table}.status NOT IN ({_TERMINAL_SQL}) OR EXCLUDED.status = {table}.status)"
-        f" RETURNING {table}.id, {table}.broker_order_id"
     )
-
-
-def _write(
-    broker_account: BrokerAccount, snapshots: Sequence[types.BrokerOrder], parents: dict[str, int]
-) -> dict[str, int]:
-    """The upsert statement; returns {broker order id: pk} of the rows it inserted or updated."""
-    now = timezone.now()
-    batch = (broker_account.user_id, broker_account.pk, "sync", now, now)
-    # Sorted, so concurrent upserts of overlapping batches take row locks in one order.
-    rows = sorted((_row(snapshot, parents) for snapshot in snapshots), key=lambda row: row[0])
-    if connection.vendor == "postgresql":
-        returned = _write_postgresql(batch, rows)
-    else:
-        returned = _write_values(batch, rows)
-    return {broker_order_id: pk for pk, broker_order_id in returned}
 
 
 # Binary COPY needs each column's exact wire type; the staging table uses these.
@@ -362,154 +376,199 @@ _STAGING_TYPES = {
     "ForeignKey": "int8",
 }
 _STAGING_TABLE = "order_sync_incoming"
+# Staged with each row besides its columns: the qty of the event (a live fill's) and whether
+# the row was just claimed (its broker id changed: an event even if nothing else did).
+_STAGING_EXTRA = (("event_qty", "numeric"), ("claimed", "bool"))
 
 
 @functools.cache
-def _staging_types() -> list[str]:
+def _staging_columns() -> list[tuple[str, str]]:
     fields = {f.column: f for f in Order._meta.concrete_fields}
-    return [_STAGING_TYPES[fields[c].get_internal_type()] for c in _ROW_COLUMNS]
+    return [
+        *((c, _STAGING_TYPES[fields[c].get_internal_type()]) for c in _ROW_COLUMNS),
+        *_STAGING_EXTRA,
+    ]
 
 
 @functools.cache
 def _merge_statement() -> str:
+    """Lock the batch's rows, upsert, record an OrderEvent per change: one statement.
+
+    `existing` is the locked pre-image (RETURNING can't show a row's old values); the upsert
+    waits on it through a one-time filter, so every row is locked — and read as it was —
+    before the upsert changes any. Identifiers come from the models; values are parameters.
+    """
+    table = _q(Order._meta.db_table)
     columns = ", ".join(_q(c) for c in (*_BATCH_COLUMNS, *_ROW_COLUMNS))
     staged = ", ".join(_q(c) for c in _ROW_COLUMNS)
-    # Identifiers come from the model's metadata; every value is a bound parameter.
-    return (
-        f"INSERT INTO {_q(Order._meta.db_table)} ({columns})"  # noqa: S608
-        f" SELECT %s, %s, %s, %s, %s, {staged} FROM {_STAGING_TABLE}" + _conflict_clause()
+    event_columns = ("order_id", "event", "status", "filled_qty", "price", "qty", "at")
+    changed = (
+        "e.id IS NULL OR s.claimed"
+        " OR (e.status, e.filled_qty) IS DISTINCT FROM (w.status, w.filled_qty)"
     )
+    return f"""
+        WITH existing AS (
+            SELECT id, broker_order_id, status, filled_qty FROM {table}
+            WHERE broker_account_id = %(account)s AND NOT (broker_order_id = '')
+            AND broker_order_id IN (SELECT broker_order_id FROM {_STAGING_TABLE})
+            ORDER BY id FOR UPDATE
+        ), written AS (
+            INSERT INTO {table} ({columns})
+            SELECT %(user)s, %(account)s, %(placed_via)s, %(now)s, %(now)s, {staged}
+            FROM {_STAGING_TABLE} WHERE (SELECT count(*) FROM existing) >= 0
+            {_conflict_clause()}
+            RETURNING id, broker_order_id, status, filled_qty, filled_avg_price, broker_updated_at
+        ), outcomes AS (
+            SELECT w.*, s.event_qty, e.id IS NULL AS created,
+                CASE WHEN {changed} THEN {event_name_sql("e.status", "w.status")} END AS event
+            FROM written w JOIN {_STAGING_TABLE} s USING (broker_order_id)
+            LEFT JOIN existing e USING (broker_order_id)
+        ), recorded AS (
+            INSERT INTO {_q(OrderEvent._meta.db_table)} ({", ".join(event_columns)}, source, detail)
+            SELECT id, event, status, filled_qty, filled_avg_price, event_qty, broker_updated_at,
+                %(source)s, '{{}}'
+            FROM outcomes WHERE event IS NOT NULL
+        )
+        SELECT coalesce(o.id, e.id), broker_order_id, o.id IS NOT NULL, coalesce(o.created, false),
+            o.event
+        FROM outcomes o FULL JOIN existing e USING (broker_order_id)
+    """  # noqa: S608
 
 
-def _write_postgresql(batch: tuple, rows: list[tuple]) -> list[tuple]:
-    """Binary COPY of the batch into a per-session staging table, then one merge.
+def _write_postgresql(
+    batch: _Batch,
+    snapshots: Sequence[types.BrokerOrder],
+    parents: dict[str, int],
+    event_qty: dict[str, object],
+    claimed: set[str],
+) -> list[_Outcome]:
+    """Binary COPY of the batch into a per-session staging table, then `_merge_statement`.
 
     COPY's per-row encoding runs in psycopg's C code, where bound arrays (an UNNEST) are
     encoded value by value in Python: measured, the merge is about twice as fast.
     """
     import psycopg
 
+    # Sorted, so concurrent upserts of overlapping batches take row locks in one order.
+    rows = sorted((*_row(s, parents), event_qty.get(s.id), s.id in claimed) for s in snapshots)
+    columns = _staging_columns()
     connection.ensure_connection()
-    definition = ", ".join(
-        f"{_q(c)} {t}" for c, t in zip(_ROW_COLUMNS, _staging_types(), strict=True)
-    )
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE} ({definition}) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute(f"TRUNCATE {_STAGING_TABLE}")  # a batch's legs follow it in one commit
+    # Django's error classes (an IntegrityError redoes the batch), as from its own cursors.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # One round trip (a pipeline also carries the transaction's BEGIN). An asynchronous
+        # commit (no wait for the WAL flush): a sync writes a copy of the broker's state, and a
+        # database crash loses only the newest commits, whole; the watermark is read from the
+        # rows that survived, so the next sync fetches those orders again. DELETE, not TRUNCATE
+        # (a new file per batch): ON COMMIT DELETE ROWS empties the table in place; this clears
+        # it for legs following a batch in one commit.
+        with cursor.connection.pipeline():
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE}"
+                f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS"
+            )
+            cursor.execute(f"DELETE FROM {_STAGING_TABLE}")  # noqa: S608 (our identifier)
         with cursor.copy(f"COPY {_STAGING_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_staging_types())
+            copy.set_types([t for _, t in columns])
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(_merge_statement(), batch)
-        return cursor.fetchall()
+        cursor.execute(
+            _merge_statement(),
+            {
+                "user": batch.user_id,
+                "account": batch.broker_account_id,
+                "placed_via": "sync",
+                "now": batch.now,
+                "source": batch.source,
+            },
+            prepare=True,  # run every batch: planned once per connection
+        )
+        return [_Outcome(*row) for row in cursor.fetchall()]
 
 
-def _write_values(batch: tuple, rows: list[tuple]) -> list[tuple]:
+def _write_values(
+    batch: _Batch,
+    snapshots: Sequence[types.BrokerOrder],
+    parents: dict[str, int],
+    event_qty: dict[str, object],
+    existing: dict[str, _Existing],
+) -> list[_Outcome]:
+    """The upsert as multi-row VALUES (SQLite), then the events it calls for in one insert."""
     fields = {f.column: f for f in Order._meta.concrete_fields}
     columns = (*_BATCH_COLUMNS, *_ROW_COLUMNS)
     adapt = [fields[c].get_db_prep_save for c in columns]
     per_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    rows = sorted(_row(snapshot, parents) for snapshot in snapshots)
     # SQLite allows 32,766 parameters per statement.
     chunk = 32_766 // len(columns)
-    returned = []
+    written = {}
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             params = [
                 prep(value, connection)
                 for row in part
-                for prep, value in zip(adapt, (*batch, *row), strict=True)
+                for prep, value in zip(adapt, (*_batch_values(batch), *row), strict=True)
             ]
             cursor.execute(
                 f"INSERT INTO {_q(Order._meta.db_table)} ({', '.join(map(_q, columns))})"  # noqa: S608
-                f" VALUES {', '.join([per_row] * len(part))}" + _conflict_clause(),
+                f" VALUES {', '.join([per_row] * len(part))}"
+                + _conflict_clause()
+                + f" RETURNING {_q('id')}, {_q('broker_order_id')}",
                 params,
             )
-            returned.extend(cursor.fetchall())
-    return returned
+            written.update((broker_order_id, pk) for pk, broker_order_id in cursor.fetchall())
+
+    outcomes, recorded = [], []
+    for snapshot in snapshots:
+        before = existing.get(snapshot.id)
+        pk = written.get(snapshot.id)
+        if pk is None:
+            if before is not None:
+                outcomes.append(_Outcome(before.pk, snapshot.id, False, False, None))
+            continue
+        event = None
+        if before is None or (before.status, before.filled_qty, before.broker_order_id) != (
+            snapshot.status,
+            snapshot.filled_qty,
+            snapshot.id,
+        ):
+            event = event_name(before.status if before else "", snapshot.status)
+            recorded.append(
+                OrderEvent(
+                    order_id=pk,
+                    event=event,
+                    status=snapshot.status,
+                    filled_qty=snapshot.filled_qty,
+                    price=snapshot.filled_avg_price,
+                    qty=event_qty.get(snapshot.id),
+                    at=snapshot.updated_at,
+                    source=batch.source,
+                )
+            )
+        outcomes.append(_Outcome(pk, snapshot.id, True, before is None, event))
+    OrderEvent.objects.bulk_create(recorded)
+    return outcomes
 
 
-def _insert_events(recorded: list[_Event], source: str) -> None:
-    """The batch's OrderEvents in one statement (a binary COPY on PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        OrderEvent.objects.bulk_create(
-            OrderEvent(source=source, **event._asdict()) for event in recorded
-        )
-        return
-    import psycopg
-
-    columns = ", ".join(_q(c) for c in (*_Event._fields, "source", "detail"))
-    with (
-        psycopg.Cursor(connection.connection) as cursor,
-        cursor.copy(
-            f"COPY {_q(OrderEvent._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(_EVENT_COPY_TYPES)
-        for event in recorded:
-            copy.write_row((*event, source, {}))
-
-
-# The wire types of _Event's fields, then source and detail.
-_EVENT_COPY_TYPES = (
-    "int8",
-    "text",
-    "text",
-    "numeric",
-    "numeric",
-    "numeric",
-    "timestamptz",
-    "text",
-    "jsonb",
-)
-
-
-def _publish_after_commit(
-    broker_account: BrokerAccount,
-    snapshots: Sequence[types.BrokerOrder],
-    changed: dict[str, int],
-    recorded: list[_Event],
+def _publish(
+    batch: _Batch, snapshots: Sequence[types.BrokerOrder], outcomes: list[_Outcome]
 ) -> None:
     """The stream's `order` frames for the recorded events, sent in one go after the commit."""
-    by_pk = {changed[s.id]: s for s in snapshots if s.id in changed}
-    now = timezone.now()
+    by_id = {snapshot.id: snapshot for snapshot in snapshots}
+    timestamp = batch.now.isoformat()  # the rows' updated_at
     messages = [
-        # order_message reads these attributes of an Order; the snapshot has them all.
-        events.order_message(
-            SimpleNamespace(
-                **{name: getattr(by_pk[event.order_id], name) for name in _MESSAGE_FIELDS},
-                pk=event.order_id,
-                broker_order_id=by_pk[event.order_id].id,
-                updated_at=now,
-            ),
-            event.event,
+        events.order_frame(
+            by_id[outcome.broker_order_id],
+            outcome.event,
+            pk=outcome.pk,
+            broker_order_id=outcome.broker_order_id,
+            timestamp=timestamp,
         )
-        for event in recorded
+        for outcome in outcomes
+        if outcome.event is not None
     ]
-    group = events.user_group(broker_account.user_id)
-
-    async def send_all() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        for message in messages:
-            await layer.group_send(group, {"type": "order.update", "message": message})
-
-    transaction.on_commit(lambda: events.run_from_sync(send_all))
-
-
-_MESSAGE_FIELDS = (
-    "client_order_id",
-    "symbol",
-    "side",
-    "type",
-    "status",
-    "qty",
-    "filled_qty",
-    "filled_avg_price",
-)
+    events.publish_after_commit(batch.user_id, messages)
 
 
 # --- live order updates -------------------------------------------------------

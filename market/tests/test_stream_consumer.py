@@ -229,6 +229,27 @@ async def test_order_messages_reach_only_their_owner(trader, other_trader):
         await communicator.disconnect()
 
 
+async def test_a_sync_batch_of_order_changes_arrives_in_order(trader):
+    """A sync publishes a batch's frames as one channel-layer message; all of them arrive."""
+    from orders.events import publish_after_commit
+
+    alice = stream(f"token={access_token(trader)}&streams=orders")
+    await alice.connect()
+    await frame(alice)
+    batch = [
+        {"type": "order", "id": n, "client_order_id": f"batch-{n}", "event": "fill"}
+        for n in range(3)
+    ]
+    await sync_to_async(publish_after_commit)(trader.pk, batch)
+    seen = await messages_until(alice, lambda m: m.get("client_order_id") == "batch-2")
+    assert [m["client_order_id"] for m in seen if m["type"] == "order"] == [
+        "batch-0",
+        "batch-1",
+        "batch-2",
+    ]
+    await alice.disconnect()
+
+
 async def test_the_connection_closes_with_1008_when_the_token_expires(trader):
     token = AccessToken.for_user(trader)
     token.set_exp(lifetime=timedelta(seconds=1))

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connection, connections
 
-from orders import sync
+from orders import events, services, sync
 from orders.models import Order, OrderEvent
-from tradedesk.broker.types import BrokerOrder, OrderUpdate
+from tradedesk.broker.types import ORDER_STATUSES, BrokerOrder, OrderUpdate
 
 from .fake_broker import FakeBroker, at_ns, broker_order
 
@@ -93,6 +93,22 @@ def test_a_change_updates_the_row_and_records_one_event(account):
     assert order.events.count() == 2
 
 
+def test_the_sql_event_names_agree_with_the_python_ones_for_every_status_change():
+    # The set-based upsert names events in SQL; single-order paths in Python. None: a new order.
+    changes = [(p, s) for p in (None, "", *ORDER_STATUSES) for s in ORDER_STATUSES]
+    pairs = " UNION ALL ".join(["SELECT %s AS n, %s AS previous, %s AS status"] * len(changes))
+    expression = services.event_name_sql("previous", "status")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {expression} FROM ({pairs}) AS changes ORDER BY n",
+            [value for n, change in enumerate(changes) for value in (n, *change)],
+        )
+        in_sql = [name for (name,) in cursor.fetchall()]
+
+    assert in_sql == [services.event_name(p or "", s) for p, s in changes]
+    assert {"fill", "partial_fill", "accepted", "canceled"} <= set(in_sql)
+
+
 def test_older_snapshots_never_overwrite_newer_ones(account):
     first = broker_order(1)
     t0 = first.updated_at
@@ -139,7 +155,11 @@ def test_same_timestamp_counts_only_when_it_fills_more_or_finishes(account):
     assert rows(account)[0][1:3] == ("filled", Decimal("10"))
 
 
-def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader):
+@pytest.mark.parametrize(
+    ("broker_status", "event"),
+    [("new", "new"), ("pending_new", "accepted")],  # same status: the broker id alone changed
+)
+def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader, broker_status, event):
     pending = Order.objects.create(
         user=trader,
         broker_account=account,
@@ -153,7 +173,7 @@ def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader):
         status="pending_new",
         placed_via="api",
     )
-    broker = FakeBroker([(1000, broker_order(1))])
+    broker = FakeBroker([(1000, broker_order(1, status=broker_status))])
 
     counts = sync.sync_orders(account, broker=broker)
 
@@ -161,11 +181,27 @@ def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader):
     pending.refresh_from_db()
     assert (pending.broker_order_id, pending.status, pending.placed_via) == (
         broker_order(1).id,
-        "new",
+        broker_status,
         "api",
     )
     assert Order.objects.filter(broker_account=account).count() == 1
-    assert [e.event for e in pending.events.all()] == ["new"]
+    assert [e.event for e in pending.events.all()] == [event]
+
+
+def test_a_broker_order_reusing_a_taken_client_order_id_is_skipped(account, caplog):
+    first = broker_order(1)
+    sync.upsert_broker_orders(account, [first], source="sync")
+    reused = broker_order(2, client_order_id=first.client_order_id)
+
+    counts = sync.upsert_broker_orders(account, [reused, broker_order(3)], source="sync")
+
+    assert counts == sync.SyncCounts(created=1, updated=0, unchanged=1)
+    assert sorted(Order.objects.values_list("broker_order_id", flat=True)) == [
+        first.id,
+        broker_order(3).id,
+    ]
+    assert OrderEvent.objects.count() == 2
+    assert f"reuses client_order_id {first.client_order_id!r}" in caplog.text
 
 
 def test_legs_are_stored_as_child_orders(account):
@@ -264,7 +300,7 @@ def test_a_sync_killed_midway_keeps_its_batches_and_the_next_run_finishes(accoun
 
 def test_a_failed_batch_writes_nothing(account, monkeypatch):
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
-    monkeypatch.setattr(sync, "_insert_events", _raise_crash)  # after the orders upsert
+    monkeypatch.setattr(sync, "_publish", _raise_crash)  # after the upsert and its events
 
     with pytest.raises(Crash):
         sync.sync_orders(account, broker=broker)
@@ -332,7 +368,7 @@ def test_changed_orders_are_published_to_their_owner_after_commit(
         async def group_send(self, group, message):
             sent.append((group, message["message"]["status"], message["message"]["event"]))
 
-    monkeypatch.setattr(sync, "get_channel_layer", Layer)
+    monkeypatch.setattr(events, "get_channel_layer", Layer)
     broker = FakeBroker([(1000, broker_order(1, status="filled", filled_qty=Decimal("10")))])
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -341,3 +377,35 @@ def test_changed_orders_are_published_to_their_owner_after_commit(
         sync.sync_orders(account, broker=broker, since=at_ns(0))
 
     assert sent == [(f"orders.user.{account.user_id}", "filled", "fill")]
+
+
+def test_a_batch_of_changes_reaches_the_stream_as_one_message_of_frames(
+    account, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+
+    class Layer:
+        async def group_send(self, group, message):
+            sent.append((group, message))
+
+    monkeypatch.setattr(events, "get_channel_layer", Layer)
+    broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
+    sync.sync_orders(account, broker=broker)
+    broker.change(broker_order(2).id, status="canceled", updated_at=at_ns(9000))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sync.sync_orders(account, broker=broker, since=at_ns(0))
+    with django_capture_on_commit_callbacks(execute=True):
+        sync.sync_orders(account, broker=FakeBroker((n * 1000, broker_order(n)) for n in (4, 5)))
+
+    group = f"orders.user.{account.user_id}"
+    stored = dict(Order.objects.values_list("broker_order_id", "pk"))
+    assert [(g, m["type"]) for g, m in sent] == [(group, "order.update"), (group, "order.updates")]
+    assert (sent[0][1]["message"]["id"], sent[0][1]["message"]["event"]) == (
+        stored[broker_order(2).id],
+        "canceled",
+    )
+    assert [(m["type"], m["broker_order_id"], m["event"]) for m in sent[1][1]["messages"]] == [
+        ("order", broker_order(4).id, "new"),
+        ("order", broker_order(5).id, "new"),
+    ]
