@@ -2,7 +2,8 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sync python bench/sync.py
 
-Prints rows/s for the desk's sync path (paging; per 500-order batch a binary COPY into a staging
+Prints rows/s for the desk's sync path (pages of 500; per batch of ORDER_SYNC_BATCH_SIZE
+orders, whole pages, a binary COPY into a staging
 table + one statement that locks the rows' prior state, merges with the monotonic guard and
 writes an OrderEvent per change, then one channel-layer message with the batch's order frames),
 a per-row update_or_create loop, bulk_create(update_conflicts=True) and binary COPY into a temp
@@ -38,6 +39,7 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
 
+    from django.conf import settings
     from django.db import connection, transaction
 
     from accounts.models import BrokerAccount
@@ -170,7 +172,8 @@ def main() -> int:
         f"{ORDERS:,} broker orders ({ORDERS - CHANGED:,} new + {CHANGED:,} changed) into "
         f"PostgreSQL {connection.pg_version // 10000}:"
     )
-    desk_rate = timed("desk sync_orders (guard, events, frames; 500/batch)", desk)
+    batch = f"{settings.ORDER_SYNC_BATCH_SIZE}/batch"
+    desk_rate = timed(f"desk sync_orders (guard, events, frames; {batch})", desk)
     row_rate = timed("per-row update_or_create loop", per_row, rows=PER_ROW_SAMPLE, repeats=1)
     bulk_rate = timed("bulk_create(update_conflicts=True), no guard", bulk)
     limit_rate = timed("binary COPY + one INSERT … ON CONFLICT, guard on (limit)", copy_merge)

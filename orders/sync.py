@@ -77,9 +77,10 @@ def sync_orders(
     broker: Broker | None = None,
     on_batch: Callable[[SyncCounts], None] | None = None,
 ) -> SyncCounts:
-    """Page through the account's orders at the broker (oldest first) and upsert each page.
+    """Page through the account's orders at the broker (oldest first) and upsert them in
+    batches of at least ORDER_SYNC_BATCH_SIZE orders (whole pages).
 
-    Starts at `since`, else at the account's watermark (see `sync_watermark`). Each page is
+    Starts at `since`, else at the account's watermark (see `sync_watermark`). Each batch is
     committed on its own, so a sync killed midway keeps what it wrote and the next one resumes
     from the watermark. Raises SyncInProgress when another sync of the account is running.
     """
@@ -88,6 +89,17 @@ def sync_orders(
         cursor = since if since is not None else sync_watermark(broker_account)
         counts = SyncCounts()
         recent: dict[str, datetime] = {}  # ids seen at or after the cursor: they may come again
+        batch: list[types.BrokerOrder] = []
+
+        def flush() -> None:
+            nonlocal counts
+            if batch:
+                counts += upsert_broker_orders(broker_account, batch, source="sync")
+                batch.clear()
+                renew_lock()
+                if on_batch is not None:
+                    on_batch(counts)
+
         while True:
             page = broker.list_orders(status="all", after=cursor, direction="asc", limit=PAGE_LIMIT)
             fresh = [order for order in page if order.id not in recent]
@@ -99,10 +111,9 @@ def sync_orders(
                         broker_account.pk,
                     )
                 break
-            counts += upsert_broker_orders(broker_account, fresh, source="sync")
-            renew_lock()
-            if on_batch is not None:
-                on_batch(counts)
+            batch.extend(fresh)
+            if len(batch) >= settings.ORDER_SYNC_BATCH_SIZE:
+                flush()
             if len(page) < PAGE_LIMIT:
                 break
             cursor = max(_submitted_at(order) for order in page) - _OVERLAP
@@ -111,6 +122,7 @@ def sync_orders(
                 for order_id, at in [*recent.items(), *((o.id, _submitted_at(o)) for o in page)]
                 if at >= cursor
             }
+        flush()
     return counts
 
 

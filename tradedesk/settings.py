@@ -302,7 +302,8 @@ VALIDATION_CACHE_SECONDS = env_int("VALIDATION_CACHE_SECONDS", 5)
 # --- Sync and snapshots -----------------------------------------------------
 ORDER_SYNC_INTERVAL = env_int("ORDER_SYNC_INTERVAL", 60)
 POSITION_SNAPSHOT_INTERVAL = env_int("POSITION_SNAPSHOT_INTERVAL", 300)
-ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 500)
+# Orders per sync transaction (whole pages of up to 500): fewer commits, fewer round trips.
+ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 1000)
 
 # --- Stream -----------------------------------------------------------------
 STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 100)

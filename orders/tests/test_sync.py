@@ -272,7 +272,8 @@ class Crash(Exception):
     pass
 
 
-def test_a_sync_killed_midway_keeps_its_batches_and_the_next_run_finishes(account):
+def test_a_sync_killed_midway_keeps_its_batches_and_the_next_run_finishes(account, settings):
+    settings.ORDER_SYNC_BATCH_SIZE = 500  # a transaction per page
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 1201))
 
     def crash_on_second_page(page: int) -> None:
@@ -409,3 +410,15 @@ def test_a_batch_of_changes_reaches_the_stream_as_one_message_of_frames(
         ("order", broker_order(4).id, "new"),
         ("order", broker_order(5).id, "new"),
     ]
+
+
+def test_pages_are_committed_in_batches_of_the_configured_size(account, settings):
+    settings.ORDER_SYNC_BATCH_SIZE = 1000
+    broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 2001))
+    committed = []
+
+    sync.sync_orders(account, broker=broker, on_batch=lambda counts: committed.append(counts))
+
+    # Pages of 500 overlap by one order; each batch holds whole pages, at least 1,000 orders.
+    assert [c.created for c in committed] == [1498, 2000]
+    assert Order.objects.filter(broker_account=account).count() == 2000
