@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
-from .messages import STATUS_KIND, dumps, envelope, frame, open_envelope, status_message
-from .transport import HEARTBEAT_S, Transport, transport_for
+from .messages import STATUS_KIND, dumps, frame, open_envelope, status_message
+from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class Relay:
         self.latest_quotes: dict[str, str] = {}
         self.feed_status: dict | None = None
         self._interest_changed = asyncio.Event()
+        self._subscribed_before = False
 
     async def run(self) -> None:
         keeper = asyncio.create_task(self._keep_interest())
@@ -169,17 +170,34 @@ class Relay:
             while True:
                 try:
                     async for payload in self.transport.messages():
-                        self.dispatch(payload)
+                        if payload == SUBSCRIBED:
+                            self._on_subscribed()
+                        else:
+                            self.dispatch(payload)
                 except Exception as error:  # lost the transport: tell clients, keep their sockets
                     logger.warning("stream relay lost its transport: %s", error)
-                    self.dispatch(
-                        envelope(status_message("down", "market data relay reconnecting"))
-                    )
+                    # Not the feed's state (feed_status): the relay's own, until it resubscribes.
+                    self._tell_everyone(status_message("down", "market data relay reconnecting"))
                     await asyncio.sleep(RECONNECT_S)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+
+    def _on_subscribed(self) -> None:
+        """A subscription after the first: what was published in between never reached us."""
+        if self._subscribed_before:
+            logger.warning("stream relay resubscribed; messages published meanwhile were missed")
+            state = self.feed_status["state"] if self.feed_status else "up"
+            self._tell_everyone(
+                status_message(state, "market data relay resubscribed; some messages were missed")
+            )
+        self._subscribed_before = True
+
+    def _tell_everyone(self, message: dict) -> None:
+        body = dumps(message)
+        for connection in self.connections:
+            connection.push_text(body)
 
     def dispatch(self, payload: str) -> None:
         kind, symbol, body = open_envelope(payload)

@@ -11,7 +11,7 @@ from market import hub as hub_module
 from market.hub import Hub
 from market.messages import envelope, market_message
 from market.relay import Connection, Relay
-from market.transport import MemoryTransport
+from market.transport import SUBSCRIBED, MemoryTransport
 from tradedesk.broker.base import MarketDataStream
 from tradedesk.broker.types import Quote, Trade
 
@@ -182,7 +182,8 @@ def collect(transport: MemoryTransport) -> tuple[list[dict], asyncio.Task]:
 
     async def consume() -> None:
         async for payload in transport.messages():
-            received.append(json.loads(payload.split("|", 2)[2]))
+            if payload != SUBSCRIBED:
+                received.append(json.loads(payload.split("|", 2)[2]))
 
     return received, asyncio.create_task(consume())
 
