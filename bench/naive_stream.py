@@ -20,15 +20,19 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from bench.stream import keep_interest  # noqa: E402
 from market.transport import RedisTransport  # noqa: E402
 
 feeder: asyncio.Task | None = None
+wanted: set[str] = set()
 
 
 async def feed_groups() -> None:
     """Every hub message, group_send to the symbol's group."""
     layer = get_channel_layer()
-    async for payload in RedisTransport(settings.REDIS_URL).messages():
+    transport = RedisTransport(settings.REDIS_URL)
+    asyncio.get_running_loop().create_task(keep_interest(transport, "bench-naive", wanted))
+    async for payload in transport.messages():
         if payload:
             _kind, symbol, body = payload.split("|", 2)
             await layer.group_send(f"naive.{symbol}", {"type": "market", "text": f"[{body}]"})
@@ -39,6 +43,7 @@ class NaiveConsumer(AsyncWebsocketConsumer):
         global feeder
         query = parse_qs(self.scope["query_string"].decode())
         for symbol in query["symbols"][0].split(","):
+            wanted.add(symbol)
             await self.channel_layer.group_add(f"naive.{symbol}", self.channel_name)
         await self.accept()
         if feeder is None:

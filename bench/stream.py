@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from market.transport import DATA_CHANNEL, pubsub_channel  # noqa: E402  (no Django needed)
+from market.transport import DATA_CHANNEL, RedisTransport, pubsub_channel  # noqa: E402
 
 SETUP = """
 from django.core.management import call_command
@@ -44,6 +44,7 @@ call_command("migrate", verbosity=0)
 print(AccessToken.for_user(register_user(username="bench", password="s3cret-Passw0rd!")))
 """
 TARGET_P99_MS, TARGET_CPU = 100, 70
+HUB_RUNNING = "Market-data hub running."
 GRACE_S = 2.0  # after the window, what was sent inside it may still arrive
 SETTLE_S = 3.0  # after the last client connects: subscriptions reach the hub
 
@@ -72,6 +73,13 @@ def redis_pid(redis_url: str) -> int:
     return int(redis.Redis.from_url(redis_url).info("server")["process_id"])
 
 
+async def keep_interest(transport: RedisTransport, name: str, symbols) -> None:
+    """What a relay does for the desk: tell the hub which symbols this server's clients want."""
+    while True:
+        await transport.set_interest(name, set(symbols))
+        await asyncio.sleep(1)
+
+
 # --- the bare broadcast server (a subprocess) -------------------------------------------------
 async def bare_server(port: int, redis_url: str) -> None:
     import redis.asyncio as redis
@@ -93,8 +101,11 @@ async def bare_server(port: int, redis_url: str) -> None:
         ignore_subscribe_messages=True
     )
     await pubsub.subscribe(pubsub_channel(DATA_CHANNEL, redis_url))
+    interest = asyncio.create_task(
+        keep_interest(RedisTransport(redis_url), f"bench-bare-{port}", by_symbol)
+    )
     async with websockets.serve(handler, "127.0.0.1", port):
-        while True:
+        while interest:
             message = await pubsub.get_message(timeout=None)
             if message is not None:
                 _kind, symbol, body = message["data"].split("|", 2)
@@ -348,7 +359,14 @@ def main() -> None:
 
     def hub(quotes: float, trades: float) -> subprocess.Popen:
         rates = ["--quotes-per-second", str(quotes), "--trades-per-second", str(trades)]
-        return subprocess.Popen([python, manage, "runstream", *rates], **quiet)
+        started = (work / "servers.log").read_text().count(HUB_RUNNING)
+        process = subprocess.Popen([python, manage, "runstream", *rates], **quiet)
+        deadline = time.monotonic() + 30  # a hub that was killed holds the lock for its TTL
+        while (work / "servers.log").read_text().count(HUB_RUNNING) == started:
+            if time.monotonic() > deadline:
+                sys.exit("the hub did not start within 30 s")
+            time.sleep(0.2)
+        return process
 
     def desk_urls(ports):
         path = f"/api/v1/broker/stream?token={token}&streams=quotes,trades&symbols="
