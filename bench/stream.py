@@ -20,6 +20,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -303,8 +304,9 @@ def stop(processes: list[subprocess.Popen], label: str) -> None:
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            print(f"  ({label} did not stop within 15 s of SIGTERM: killed)", flush=True)
+            process.send_signal(signal.SIGABRT)  # -X faulthandler: its stacks go to the log
+            process.wait()
+            print(f"  ({label} did not stop within 15 s of SIGTERM: aborted)", flush=True)
     if (took := time.monotonic() - started) > 2:
         print(f"  ({label} took {took:.1f} s to stop)", flush=True)
 
@@ -360,7 +362,8 @@ def main() -> None:
     def hub(quotes: float, trades: float) -> subprocess.Popen:
         rates = ["--quotes-per-second", str(quotes), "--trades-per-second", str(trades)]
         started = (work / "servers.log").read_text().count(HUB_RUNNING)
-        process = subprocess.Popen([python, manage, "runstream", *rates], **quiet)
+        command = [python, "-X", "faulthandler", manage, "runstream", *rates]
+        process = subprocess.Popen(command, **quiet)
         deadline = time.monotonic() + 30  # a hub that was killed holds the lock for its TTL
         while (work / "servers.log").read_text().count(HUB_RUNNING) == started:
             if time.monotonic() > deadline:
