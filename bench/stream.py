@@ -405,12 +405,10 @@ def main() -> None:
     for kind in filter(None, args.servers.split(",")):
         label = f"{names.get(kind, 'bare websockets')} {args.quotes:.0f} q/s"
         run(kind, args.quotes, args.trades, label)
-    held = None
-    for rate in [float(r) for r in filter(None, args.sweep.split(","))]:
-        figures = run("desk", rate, rate / 10, f"{names['desk']} {rate:.0f} q/s")
-        if not figures["holds"]:
-            break
-        held = rate
+    held, holding = None, True  # every rate is run; the answer is the last of an unbroken run
+    for rate in sorted(float(r) for r in filter(None, args.sweep.split(","))):
+        holding = holding and run("desk", rate, rate / 10, f"{names['desk']} {rate:.0f} q/s")["holds"]
+        held = rate if holding else held
     if args.sweep:
         print(f"highest swept quote rate that holds the targets: {held}", flush=True)
 
