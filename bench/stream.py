@@ -407,7 +407,8 @@ def main() -> None:
         run(kind, args.quotes, args.trades, label)
     held, holding = None, True  # every rate is run; the answer is the last of an unbroken run
     for rate in sorted(float(r) for r in filter(None, args.sweep.split(","))):
-        holding = holding and run("desk", rate, rate / 10, f"{names['desk']} {rate:.0f} q/s")["holds"]
+        figures = run("desk", rate, rate / 10, f"{names['desk']} {rate:.0f} q/s")
+        holding = holding and figures["holds"]
         held = rate if holding else held
     if args.sweep:
         print(f"highest swept quote rate that holds the targets: {held}", flush=True)
