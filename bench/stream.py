@@ -287,7 +287,8 @@ def measure(name: str, urls: list[str], pids: list[int], others: dict, args, red
     )
     cpu_text = "  ".join(f"{key} {value:4.0f}%" for key, value in cpu.items())
     print(
-        f"{name:<28} upstream {figures['upstream']:5.0f} q/s  staleness p50 {figures['p50']:7.1f} ms  p99 {figures['p99']:8.1f} ms  "
+        f"{name:<28} upstream {figures['upstream']:5.0f} q/s  "
+        f"staleness p50 {figures['p50']:7.1f} ms  p99 {figures['p99']:8.1f} ms  "
         f"trades {figures['trades']:6.2f}%  frames/s {figures['frames']:7.0f}  "
         f"closed {figures['closed']}  CPU (of a core): {cpu_text}  load {load:.1f}",
         flush=True,
