@@ -57,7 +57,7 @@ class Connection:
         self.flush_s = flush_s
         self.queue_limit = queue_limit
         self.slow_close_s = slow_close_s
-        self._relay: Relay | None = None
+        self.relay: Relay | None = None
         self._quotes_seen: dict[str, int] = {}  # symbol → the relay's version last sent
         self._queue: deque[tuple[bool, str]] = deque()
         self._dropped = 0
@@ -127,9 +127,9 @@ class Connection:
     # --- draining --------------------------------------------------------
     def _changed_quotes(self) -> list[str]:
         """Symbols whose latest quote (held once, by the relay) this connection has not sent."""
-        if self._relay is None or "quotes" not in self.streams:
+        if self.relay is None or "quotes" not in self.streams:
             return []
-        versions, seen = self._relay.quote_versions, self._quotes_seen
+        versions, seen = self.relay.quote_versions, self._quotes_seen
         return [s for s in self.symbols if s in versions and versions[s] != seen.get(s)]
 
     def forget_quote(self, symbol: str) -> None:
@@ -149,7 +149,7 @@ class Connection:
         bodies.extend(body for _, body in self._queue)
         self._queue.clear()
         if changed := self._changed_quotes():
-            versions, latest = self._relay.quote_versions, self._relay.latest_quotes
+            versions, latest = self.relay.quote_versions, self.relay.latest_quotes
             for symbol in sorted(changed):
                 bodies.append(latest[symbol])
                 self._quotes_seen[symbol] = versions[symbol]
@@ -160,8 +160,8 @@ class Connection:
         while not self.closed:
             if not (self._queue or self._dropped or self._changed_quotes()):
                 # Idle: the relay wakes us at the next quote for one of our symbols (or a push).
-                if self._relay is not None and "quotes" in self.streams:
-                    self._relay.wake_on_quote(self)
+                if self.relay is not None and "quotes" in self.streams:
+                    self.relay.wake_on_quote(self)
                 await self._ready.wait()
             self._ready.clear()
             bodies = self.take()
@@ -246,7 +246,7 @@ class Relay:
 
     # --- the registry ----------------------------------------------------
     def attach(self, connection: Connection) -> None:
-        connection._relay = self
+        connection.relay = self
         self.connections.add(connection)
         if self.feed_status is not None and self.feed_status["state"] != "up":
             connection.push(self.feed_status)
