@@ -1,12 +1,16 @@
-"""The live stream under load: the desk's hub + relay on daphne vs a bare websockets broadcast.
+"""The live stream under load: the desk's relay on daphne, the naive Channels path, a bare server.
 
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/stream.py [--clients 500] [--seconds 20]
+        [--servers desk,naive,bare] [--daphnes 1] [--client-processes 2] [--sweep 2000,4000]
 
-Both servers are fed by the same hub (`manage.py runstream` at fixed quote and trade rates,
-publishing to Redis). Each client subscribes to `--per-client` of `--symbols` symbols. Prints,
-per server: latest-quote staleness p50/p99 (an upstream quote's time until the client holds that
-quote or a newer one for the symbol), trades delivered, frames/s, and the server process's CPU.
-Not run: the naive Channels group_send-per-consumer path (see the README's stream section).
+All servers are fed by the same hub (`manage.py runstream` at fixed quote and trade rates,
+publishing to Redis). Each client subscribes to `--per-client` of `--symbols` symbols; the
+clients run in `--client-processes` processes of their own. Prints, per server: latest-quote
+staleness p50/p99 (an upstream quote's time until the client holds that quote or a newer one for
+the symbol), trades delivered, frames/s, sockets closed early, and the CPU (% of one core) of the
+server processes, the hub, Redis and the client processes — they all share this machine's cores.
+`--sweep` then raises the upstream rate for the desk (trades at a tenth of the quote rate) and
+reports the highest rate that keeps the targets.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA_CHANNEL = "tradedesk:stream:data"  # market.transport.DATA_CHANNEL (no Django import here)
+from market.transport import DATA_CHANNEL, RedisTransport, pubsub_channel  # noqa: E402
+
 SETUP = """
 from django.core.management import call_command
 from rest_framework_simplejwt.tokens import AccessToken
@@ -37,6 +44,10 @@ from accounts.services import register_user
 call_command("migrate", verbosity=0)
 print(AccessToken.for_user(register_user(username="bench", password="s3cret-Passw0rd!")))
 """
+TARGET_P99_MS, TARGET_CPU = 100, 70
+HUB_RUNNING = "Market-data hub running."
+GRACE_S = 2.0  # after the window, what was sent inside it may still arrive
+SETTLE_S = 3.0  # after the last client connects: subscriptions reach the hub
 
 
 def free_port() -> int:
@@ -46,12 +57,28 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timestamp(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
+
+
+def redis_pid(redis_url: str) -> int:
+    import redis
+
+    return int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+
+
+async def keep_interest(transport: RedisTransport, name: str, symbols) -> None:
+    """What a relay does for the desk: tell the hub which symbols this server's clients want."""
+    while True:
+        await transport.set_interest(name, set(symbols))
+        await asyncio.sleep(1)
 
 
 # --- the bare broadcast server (a subprocess) -------------------------------------------------
@@ -71,137 +98,220 @@ async def bare_server(port: int, redis_url: str) -> None:
             for symbol in symbols:
                 by_symbol[symbol].discard(connection)
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(DATA_CHANNEL)
+    pubsub = redis.Redis.from_url(redis_url, decode_responses=True).pubsub(
+        ignore_subscribe_messages=True
+    )
+    await pubsub.subscribe(pubsub_channel(DATA_CHANNEL, redis_url))
+    interest = asyncio.create_task(
+        keep_interest(RedisTransport(redis_url), f"bench-bare-{port}", by_symbol)
+    )
     async with websockets.serve(handler, "127.0.0.1", port):
-        while True:
+        while interest:
             message = await pubsub.get_message(timeout=None)
-            if message is None:
-                continue
-            _kind, symbol, body = message["data"].split("|", 2)
-            websockets.broadcast(by_symbol.get(symbol, ()), f"[{body}]")
+            if message is not None:
+                _kind, symbol, body = message["data"].split("|", 2)
+                websockets.broadcast(by_symbol.get(symbol, ()), f"[{body}]")
 
 
-# --- the clients and the upstream observer ----------------------------------------------------
-class Observed:
-    def __init__(self) -> None:
-        self.upstream_quotes: dict[str, list[float]] = defaultdict(list)
-        self.upstream_trades: dict[str, list[float]] = defaultdict(list)
-        self.frames = 0
-        self.measuring = False
-        self.window = (0.0, 0.0)
+# --- the observer and the clients (processes of their own) ------------------------------------
+def observe_upstream(redis_url: str, until: float, results) -> None:
+    """Every quote and trade the hub published, by symbol: (upstream times)."""
+    import redis
 
-
-async def observe_upstream(redis_url: str, observed: Observed) -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(DATA_CHANNEL)
-    while True:
-        message = await pubsub.get_message(timeout=None)
+    pubsub = redis.Redis.from_url(redis_url, decode_responses=True).pubsub(
+        ignore_subscribe_messages=True
+    )
+    pubsub.subscribe(pubsub_channel(DATA_CHANNEL, redis_url))
+    quotes, trades = defaultdict(list), defaultdict(list)
+    while time.time() < until:
+        message = pubsub.get_message(timeout=0.5)
         if message is None:
             continue
         kind, symbol, body = message["data"].split("|", 2)
-        if kind == "quote":
-            observed.upstream_quotes[symbol].append(timestamp(json.loads(body)["timestamp"]))
-        elif kind == "trade":
-            observed.upstream_trades[symbol].append(timestamp(json.loads(body)["timestamp"]))
+        if kind in ("quote", "trade"):
+            (quotes if kind == "quote" else trades)[symbol].append(
+                timestamp(json.loads(body)["timestamp"])
+            )
+    results.put(({s: np.array(t) for s, t in quotes.items()}, dict(trades)))
 
 
-async def run_client(url: str, symbols: list[str], observed: Observed, ready: list) -> dict:
+def run_clients(jobs: list[tuple[str, list[str]]], window_queue, results) -> None:
+    asyncio.run(_run_clients(jobs, window_queue, results))
+
+
+async def _run_clients(jobs, window_queue, results) -> None:
     import websockets
 
-    quotes: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    trades: list[float] = []
-    for _ in range(100):
+    window = [float("inf"), float("inf")]
+    frames = [0]
+
+    async def client(url: str) -> dict:
+        quotes: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        trades: list[float] = []
+        for _ in range(100):
+            try:
+                connection = await websockets.connect(url, max_queue=None, ping_interval=None)
+                break
+            except OSError:
+                await asyncio.sleep(0.2)
+        ready.append(1)
+        closed = False
         try:
-            connection = await websockets.connect(url, max_queue=None, ping_interval=None)
-            break
-        except OSError:
-            await asyncio.sleep(0.2)
-    ready.append(1)
-    try:
-        async for text in connection:
-            received = time.time()
-            observed.frames += observed.measuring
-            for message in json.loads(text):
-                if message["type"] == "quote":
-                    quotes[message["symbol"]].append((timestamp(message["timestamp"]), received))
-                elif message["type"] == "trade":
-                    trades.append(timestamp(message["timestamp"]))
-    except (asyncio.CancelledError, websockets.ConnectionClosed):
-        pass
-    return {"symbols": symbols, "quotes": quotes, "trades": trades}
+            async for text in connection:
+                received = time.time()
+                if window[0] <= received <= window[1]:
+                    frames[0] += 1
+                for message in json.loads(text):
+                    if message["type"] == "quote":
+                        quotes[message["symbol"]].append(
+                            (timestamp(message["timestamp"]), received)
+                        )
+                    elif message["type"] == "trade":
+                        trades.append(timestamp(message["timestamp"]))
+            closed = True
+        except websockets.ConnectionClosed:
+            closed = True
+        except asyncio.CancelledError:
+            pass
+        return {
+            "quotes": {s: np.array(q).reshape(-1, 2) for s, q in quotes.items()},
+            "trades": trades,
+            "closed": closed,
+        }
+
+    ready: list = []
+    tasks = []
+    for index, (url, _symbols) in enumerate(jobs):
+        tasks.append(asyncio.create_task(client(url)))
+        if index % 50 == 49:
+            await asyncio.sleep(0.05)
+    while len(ready) < len(jobs):
+        await asyncio.sleep(0.1)
+    results.put(("ready", None))
+    window[:] = await asyncio.to_thread(window_queue.get)
+    await asyncio.sleep(max(0.0, window[1] + GRACE_S - time.time()))
+    for task in tasks:
+        task.cancel()
+    outcome = await asyncio.gather(*tasks)
+    for (_url, symbols), result in zip(jobs, outcome, strict=True):
+        result["symbols"] = symbols
+    results.put(("done", (outcome, frames[0])))
 
 
-def within(times, window: tuple[float, float]) -> list[float]:
-    return [t for t in times if window[0] <= t <= window[1]]
-
-
-def staleness(observed: Observed, results: list[dict], end: float) -> np.ndarray:
+def staleness(upstream: dict, outcomes: list[dict], window, end: float) -> np.ndarray:
     """Per client and subscribed symbol, every upstream quote sent inside the window."""
     samples = []
-    for result in results:
+    for result in outcomes:
         for symbol in result["symbols"]:
-            upstream = np.array(within(observed.upstream_quotes.get(symbol, []), observed.window))
-            got = result["quotes"].get(symbol, [])
-            held = np.array([t for t, _ in got])
-            at = np.array([r for _, r in got])
-            index = np.searchsorted(held, upstream, side="left")
-            late = np.full(upstream.shape, end) - upstream  # never delivered: stale to the end
+            sent = upstream.get(symbol, np.array([]))
+            sent = sent[(sent >= window[0]) & (sent <= window[1])]
+            got = result["quotes"].get(symbol, np.zeros((0, 2)))
+            got = got[np.argsort(got[:, 0], kind="stable")]
+            held, at = got[:, 0], np.minimum.accumulate(got[::-1, 1])[::-1]
+            index = np.searchsorted(held, sent, side="left")
+            late = end - sent  # never delivered: stale to the end
             delivered = index < len(held)
-            late[delivered] = at[index[delivered]] - upstream[delivered]
+            late[delivered] = at[index[delivered]] - sent[delivered]
             samples.append(late)
-    return np.concatenate(samples) if samples else np.array([0.0])
+    samples = np.concatenate(samples) if samples else np.array([])
+    return samples if len(samples) else np.array([np.nan])
 
 
-async def measure(name: str, url_for, pid: int, args, redis_url: str) -> None:
+def measure(name: str, urls: list[str], pids: list[int], others: dict, args, redis_url) -> dict:
     symbols = SYMBOLS[: args.symbols]
-    observed = Observed()
-    observer = asyncio.create_task(observe_upstream(redis_url, observed))
-    ready: list = []
-    clients = []
+    jobs = []
     for i in range(args.clients):
         chosen = [symbols[(i * 7 + k) % len(symbols)] for k in range(args.per_client)]
-        clients.append(asyncio.create_task(run_client(url_for(chosen), chosen, observed, ready)))
-        if i % 50 == 49:
-            await asyncio.sleep(0.05)
-    while len(ready) < args.clients:
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(3)  # subscriptions reach the hub, the feed settles
-    cpu_before, started = cpu_seconds(pid), time.time()
-    observed.measuring = True
-    await asyncio.sleep(args.seconds)
-    observed.measuring = False
-    cpu = (cpu_seconds(pid) - cpu_before) / (time.time() - started)
-    end = time.time()
-    observed.window = (started, end)
-    await asyncio.sleep(1)  # what was sent inside the window arrives (or is counted missing)
-    end = time.time()
-    for client in clients:
-        client.cancel()
-    results = await asyncio.gather(*clients)
-    observer.cancel()
-
-    stale = staleness(observed, results, end) * 1000
-    expected = sum(
-        len(within(observed.upstream_trades.get(s, []), observed.window))
-        for r in results
-        for s in r["symbols"]
+        jobs.append((urls[i % len(urls)] + ",".join(chosen), chosen))
+    context = multiprocessing.get_context("spawn")
+    results, window_queue = context.Queue(), context.Queue()
+    shares = [jobs[k :: args.client_processes] for k in range(args.client_processes)]
+    clients = [
+        context.Process(target=run_clients, args=(share, window_queue, results)) for share in shares
+    ]
+    for process in clients:
+        process.start()
+    for _ in clients:
+        assert results.get(timeout=120)[0] == "ready"
+    start = time.time() + SETTLE_S
+    end = start + args.seconds
+    upstream_results = context.Queue()
+    observer = context.Process(
+        target=observe_upstream, args=(redis_url, end + GRACE_S, upstream_results)
     )
-    delivered = sum(len(within(r["trades"], observed.window)) for r in results)
-    trades_pct = 100 * delivered / max(expected, 1)
+    observer.start()
+    for _ in clients:
+        window_queue.put((start, end))
+    watched = {"server": pids, **others, "clients": [p.pid for p in clients]}
+    time.sleep(max(0.0, start - time.time()))
+    load = os.getloadavg()[0]
+    before = {key: sum(cpu_seconds(pid) for pid in pids_) for key, pids_ in watched.items()}
+    time.sleep(max(0.0, end - time.time()))
+    cpu = {
+        key: 100 * (sum(cpu_seconds(pid) for pid in pids_) - before[key]) / args.seconds
+        for key, pids_ in watched.items()
+    }
+    upstream_quotes, upstream_trades = upstream_results.get(timeout=60)
+    if not upstream_quotes:
+        print("  (the observer saw no upstream quotes: is the hub publishing?)", flush=True)
+    outcomes, frames = [], 0
+    for _ in clients:
+        _done, (outcome, counted) = results.get(timeout=120)
+        outcomes += outcome
+        frames += counted
+    for process in [*clients, observer]:
+        process.join(10)
+
+    stale = staleness(upstream_quotes, outcomes, (start, end), end + GRACE_S) * 1000
+    expected = delivered = 0
+    for result in outcomes:
+        for symbol in result["symbols"]:
+            expected += sum(start <= t <= end for t in upstream_trades.get(symbol, []))
+        delivered += sum(start <= t <= end for t in result["trades"])
+    figures = {
+        "p50": float(np.percentile(stale, 50)),
+        "p99": float(np.percentile(stale, 99)),
+        "trades": 100 * delivered / max(expected, 1),
+        "frames": frames / args.seconds,
+        "upstream": sum(((q >= start) & (q <= end)).sum() for q in upstream_quotes.values())
+        / args.seconds,
+        "closed": sum(r["closed"] for r in outcomes),
+        "cpu": cpu,
+        "load": load,
+    }
+    figures["holds"] = (
+        figures["p99"] < TARGET_P99_MS
+        and figures["trades"] >= 100
+        and max(cpu["server"] / len(pids), 0) < TARGET_CPU
+        and figures["closed"] == 0
+    )
+    cpu_text = "  ".join(f"{key} {value:4.0f}%" for key, value in cpu.items())
     print(
-        f"{name:<22} staleness p50 {np.percentile(stale, 50):7.1f} ms  "
-        f"p99 {np.percentile(stale, 99):7.1f} ms  trades {trades_pct:6.2f}%  "
-        f"frames/s {observed.frames / args.seconds:8.0f}  server CPU {100 * cpu:5.1f}% of a core",
+        f"{name:<28} upstream {figures['upstream']:5.0f} q/s  "
+        f"staleness p50 {figures['p50']:7.1f} ms  p99 {figures['p99']:8.1f} ms  "
+        f"trades {figures['trades']:6.2f}%  frames/s {figures['frames']:7.0f}  "
+        f"closed {figures['closed']}  CPU (of a core): {cpu_text}  load {load:.1f}",
         flush=True,
     )
+    return figures
 
 
 SYMBOLS: list[str] = []  # the paper exchange's universe, filled in main()
+
+
+def stop(processes: list[subprocess.Popen], label: str) -> None:
+    started = time.monotonic()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # -X faulthandler: its stacks go to the log
+            process.wait()
+            print(f"  ({label} did not stop within 15 s of SIGTERM: aborted)", flush=True)
+    if (took := time.monotonic() - started) > 2:
+        print(f"  ({label} took {took:.1f} s to stop)", flush=True)
 
 
 def main() -> None:
@@ -212,6 +322,10 @@ def main() -> None:
     parser.add_argument("--quotes", type=float, default=1000)
     parser.add_argument("--trades", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--servers", default="desk,naive,bare")
+    parser.add_argument("--daphnes", type=int, default=1, help="desk daphne processes")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--sweep", default="", help="desk only: quote rates to try, e.g. 2000,4000")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     redis_url = os.environ.get("REDIS_URL", "")
@@ -240,62 +354,67 @@ def main() -> None:
         [python, manage, "shell", "-c", SETUP], env=env, cwd=ROOT, capture_output=True,
         text=True, check=True,
     ).stdout.split()[-1]  # fmt: skip
-    desk_port, bare_port = free_port(), free_port()
-    rates = ["--quotes-per-second", str(args.quotes), "--trades-per-second", str(args.trades)]
-    processes = {
-        "hub": subprocess.Popen([python, manage, "runstream", *rates], env=env, cwd=ROOT),
-        "daphne": subprocess.Popen(
-            [
-                python,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(desk_port),
-                "tradedesk.asgi:application",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        "bare": subprocess.Popen([python, __file__, "--bare-server", str(bare_port)], env=env),
-    }
+    log = open(work / "servers.log", "w")  # noqa: SIM115 (open for the whole run)
+    quiet = {"env": env, "cwd": ROOT, "stdout": log, "stderr": subprocess.STDOUT}
+
+    def daphne(app: str) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        command = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        return subprocess.Popen(command, **quiet), port
+
+    def hub(quotes: float, trades: float) -> subprocess.Popen:
+        rates = ["--quotes-per-second", str(quotes), "--trades-per-second", str(trades)]
+        started = (work / "servers.log").read_text().count(HUB_RUNNING)
+        command = [python, "-X", "faulthandler", manage, "runstream", *rates]
+        process = subprocess.Popen(command, **quiet)
+        deadline = time.monotonic() + 30  # a hub that was killed holds the lock for its TTL
+        while (work / "servers.log").read_text().count(HUB_RUNNING) == started:
+            if time.monotonic() > deadline:
+                sys.exit("the hub did not start within 30 s")
+            time.sleep(0.2)
+        return process
+
+    def desk_urls(ports):
+        path = f"/api/v1/broker/stream?token={token}&streams=quotes,trades&symbols="
+        return [f"ws://127.0.0.1:{port}{path}" for port in ports]
+
+    def run(kind: str, quotes: float, trades: float, label: str) -> dict:
+        hub_process = hub(quotes, trades)
+        if kind == "desk":
+            servers = [daphne("tradedesk.asgi:application") for _ in range(args.daphnes)]
+            urls = desk_urls([port for _, port in servers])
+        elif kind == "naive":
+            servers = [daphne("bench.naive_stream:application")]
+            urls = [f"ws://127.0.0.1:{servers[0][1]}/naive?symbols="]
+        else:
+            port = free_port()
+            command = [python, __file__, "--bare-server", str(port)]
+            servers = [(subprocess.Popen(command, **quiet), port)]
+            urls = [f"ws://127.0.0.1:{port}/?symbols="]
+        others = {"hub": [hub_process.pid], "redis": [redis_pid(redis_url)]}
+        try:
+            return measure(label, urls, [p.pid for p, _ in servers], others, args, redis_url)
+        finally:
+            stop([p for p, _ in servers], kind)
+            stop([hub_process], "hub")
+
     print(
-        f"{args.clients} clients x {args.per_client} of {args.symbols} symbols; upstream "
-        f"{args.quotes:.0f} quotes/s + {args.trades:.0f} trades/s for {args.seconds:.0f} s",
+        f"{args.clients} clients x {args.per_client} of {args.symbols} symbols "
+        f"({args.client_processes} client processes); {os.cpu_count()} cores shared by "
+        f"everything; {args.seconds:.0f} s per run; server logs in {work}",
         flush=True,
     )
-    try:
-        desk = f"ws://127.0.0.1:{desk_port}/api/v1/broker/stream?token={token}&streams=quotes,trades&symbols="
-        asyncio.run(
-            measure(
-                "desk (relay, daphne)",
-                lambda chosen: desk + ",".join(chosen),
-                processes["daphne"].pid,
-                args,
-                redis_url,
-            )
-        )
-        bare = f"ws://127.0.0.1:{bare_port}/?symbols="
-        asyncio.run(
-            measure(
-                "bare websockets",
-                lambda chosen: bare + ",".join(chosen),
-                processes["bare"].pid,
-                args,
-                redis_url,
-            )
-        )
-    finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    names = {"desk": f"desk (relay, {args.daphnes} daphne)", "naive": "naive group_send (daphne)"}
+    for kind in filter(None, args.servers.split(",")):
+        label = f"{names.get(kind, 'bare websockets')} {args.quotes:.0f} q/s"
+        run(kind, args.quotes, args.trades, label)
+    held, holding = None, True  # every rate is run; the answer is the last of an unbroken run
+    for rate in sorted(float(r) for r in filter(None, args.sweep.split(","))):
+        figures = run("desk", rate, rate / 10, f"{names['desk']} {rate:.0f} q/s")
+        holding = holding and figures["holds"]
+        held = rate if holding else held
+    if args.sweep:
+        print(f"highest swept quote rate that holds the targets: {held}", flush=True)
 
 
 if __name__ == "__main__":

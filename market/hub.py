@@ -55,6 +55,11 @@ class Hub:
                 await follower
             await self.upstream.stop()
 
+    async def stop(self) -> None:
+        """End run() from outside by ending the upstream's loop: a cancellation alone was seen
+        to be lost inside the fixed-rate feed's loop, and the process then ignored SIGTERM."""
+        await self.upstream.stop()
+
     async def _run_upstream(self) -> None:
         backoff = BACKOFF_FIRST_S
         while True:

@@ -1,16 +1,19 @@
 """The relay, one per web process: each published message once, to the local connections.
 
 An in-process registry (symbol → connections) replaces a channel-layer message per consumer
-per quote. Each connection conflates quotes (latest per symbol wins), queues trades, bars,
-orders and status in order, and leaves as one frame at most every STREAM_FLUSH_MS — at once
-when it was idle. A slow connection's queue is bounded: overflow drops its oldest trades and
-bars (it is told how many), and one that stays over the limit is closed with 1013.
+per quote. Quotes are conflated (latest per symbol wins): the relay keeps each symbol's latest
+once, and a connection's frame carries those that changed since its last frame. Trades, bars,
+orders and status queue per connection, in order. A frame leaves at most every STREAM_FLUSH_MS
+— at once when the connection was idle. A slow connection's queue is bounded: overflow drops
+its oldest trades and bars (it is told how many), and one that stays over the limit is closed
+with 1013.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -22,8 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
-from .messages import STATUS_KIND, dumps, envelope, frame, open_envelope, status_message
-from .transport import HEARTBEAT_S, Transport, transport_for
+from .messages import STATUS_KIND, dumps, frame, open_envelope, status_message
+from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,8 @@ class Connection:
         self.flush_s = flush_s
         self.queue_limit = queue_limit
         self.slow_close_s = slow_close_s
-        self._quotes: dict[str, str] = {}
+        self.relay: Relay | None = None
+        self._quotes_seen: dict[str, int] = {}  # symbol → the relay's version last sent
         self._queue: deque[tuple[bool, str]] = deque()
         self._dropped = 0
         self._over_limit_since: float | None = None
@@ -84,10 +88,8 @@ class Connection:
                 await self._flusher
 
     # --- filling ---------------------------------------------------------
-    def push_quote(self, symbol: str, body: str) -> None:
-        if "quotes" in self.streams and not self.closed:
-            self._quotes[symbol] = body
-            self._ready.set()
+    def wake(self) -> None:
+        self._ready.set()
 
     def push_market(self, kind: str, body: str) -> None:
         if STREAM_OF_KIND[kind] in self.streams:
@@ -123,6 +125,16 @@ class Connection:
             asyncio.get_running_loop().create_task(self._close(CLOSE_TRY_AGAIN_LATER))
 
     # --- draining --------------------------------------------------------
+    def _changed_quotes(self) -> list[str]:
+        """Symbols whose latest quote (held once, by the relay) this connection has not sent."""
+        if self.relay is None or "quotes" not in self.streams:
+            return []
+        versions, seen = self.relay.quote_versions, self._quotes_seen
+        return [s for s in self.symbols if s in versions and versions[s] != seen.get(s)]
+
+    def forget_quote(self, symbol: str) -> None:
+        self._quotes_seen.pop(symbol, None)
+
     def take(self) -> list[str]:
         """Everything pending, in frame order; resets the slow-client clock."""
         bodies = []
@@ -135,15 +147,22 @@ class Connection:
             bodies.append(dumps(lagging))
             self._dropped = 0
         bodies.extend(body for _, body in self._queue)
-        bodies.extend(self._quotes.values())
         self._queue.clear()
-        self._quotes.clear()
+        if changed := self._changed_quotes():
+            versions, latest = self.relay.quote_versions, self.relay.latest_quotes
+            for symbol in sorted(changed):
+                bodies.append(latest[symbol])
+                self._quotes_seen[symbol] = versions[symbol]
         self._over_limit_since = None
         return bodies
 
     async def _flush_forever(self) -> None:
         while not self.closed:
-            await self._ready.wait()
+            if not (self._queue or self._dropped or self._changed_quotes()):
+                # Idle: the relay wakes us at the next quote for one of our symbols (or a push).
+                if self.relay is not None and "quotes" in self.streams:
+                    self.relay.wake_on_quote(self)
+                await self._ready.wait()
             self._ready.clear()
             bodies = self.take()
             if bodies:
@@ -159,9 +178,15 @@ class Relay:
         )
         self.by_symbol: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
+        # Quotes are conflated here, once per process: the latest per symbol and a version that
+        # connections compare at flush time, so a quote costs the same however many want it.
         self.latest_quotes: dict[str, str] = {}
+        self.quote_versions: dict[str, int] = {}
+        self._next_version = itertools.count(1)
+        self._idle_by_symbol: dict[str, set[Connection]] = {}
         self.feed_status: dict | None = None
         self._interest_changed = asyncio.Event()
+        self._subscribed_before = False
 
     async def run(self) -> None:
         keeper = asyncio.create_task(self._keep_interest())
@@ -169,24 +194,43 @@ class Relay:
             while True:
                 try:
                     async for payload in self.transport.messages():
-                        self.dispatch(payload)
+                        if payload == SUBSCRIBED:
+                            self._on_subscribed()
+                        else:
+                            self.dispatch(payload)
                 except Exception as error:  # lost the transport: tell clients, keep their sockets
                     logger.warning("stream relay lost its transport: %s", error)
-                    self.dispatch(
-                        envelope(status_message("down", "market data relay reconnecting"))
-                    )
+                    # Not the feed's state (feed_status): the relay's own, until it resubscribes.
+                    self._tell_everyone(status_message("down", "market data relay reconnecting"))
                     await asyncio.sleep(RECONNECT_S)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
+    def _on_subscribed(self) -> None:
+        """A subscription after the first: what was published in between never reached us."""
+        if self._subscribed_before:
+            logger.warning("stream relay resubscribed; messages published meanwhile were missed")
+            state = self.feed_status["state"] if self.feed_status else "up"
+            self._tell_everyone(
+                status_message(state, "market data relay resubscribed; some messages were missed")
+            )
+        self._subscribed_before = True
+
+    def _tell_everyone(self, message: dict) -> None:
+        body = dumps(message)
+        for connection in self.connections:
+            connection.push_text(body)
+
     def dispatch(self, payload: str) -> None:
         kind, symbol, body = open_envelope(payload)
         if kind == "quote":
-            self.latest_quotes[symbol] = body
-            for connection in self.by_symbol.get(symbol, ()):
-                connection.push_quote(symbol, body)
+            if symbol in self.by_symbol:
+                self.latest_quotes[symbol] = body
+                self.quote_versions[symbol] = next(self._next_version)
+                for connection in self._idle_by_symbol.pop(symbol, ()):
+                    connection.wake()
         elif kind == STATUS_KIND:
             self.feed_status = json.loads(body)
             for connection in self.connections:
@@ -195,8 +239,14 @@ class Relay:
             for connection in self.by_symbol.get(symbol, ()):
                 connection.push_market(kind, body)
 
+    def wake_on_quote(self, connection: Connection) -> None:
+        """An idle connection waits for the next quote of any of its symbols."""
+        for symbol in connection.symbols:
+            self._idle_by_symbol.setdefault(symbol, set()).add(connection)
+
     # --- the registry ----------------------------------------------------
     def attach(self, connection: Connection) -> None:
+        connection.relay = self
         self.connections.add(connection)
         if self.feed_status is not None and self.feed_status["state"] != "up":
             connection.push(self.feed_status)
@@ -207,18 +257,21 @@ class Relay:
             if not subscribers:
                 self._interest_changed.set()
             subscribers.add(connection)
-            if symbol in self.latest_quotes:
-                connection.push_quote(symbol, self.latest_quotes[symbol])
         connection.symbols |= symbols
+        if "quotes" in connection.streams and not symbols.isdisjoint(self.latest_quotes):
+            connection.wake()  # the latest quote of a newly subscribed symbol goes out at once
 
     def unsubscribe(self, connection: Connection, symbols: set[str]) -> None:
         for symbol in symbols & connection.symbols:
             subscribers = self.by_symbol[symbol]
             subscribers.discard(connection)
+            connection.forget_quote(symbol)
+            self._idle_by_symbol.get(symbol, set()).discard(connection)
             if not subscribers:
                 # The last local subscriber: release it (and forget a quote that will go stale).
                 del self.by_symbol[symbol]
                 self.latest_quotes.pop(symbol, None)
+                self.quote_versions.pop(symbol, None)
                 self._interest_changed.set()
         connection.symbols -= symbols
 

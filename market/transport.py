@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 
 logger = logging.getLogger(__name__)
 
-DATA_CHANNEL = "tradedesk:stream:data"
-INTEREST_CHANNEL = "tradedesk:stream:interest"
+# Pub/sub channels, named after the Redis database (see pubsub_channel()).
+DATA_CHANNEL = "tradedesk:stream:data:{db}"
+INTEREST_CHANNEL = "tradedesk:stream:interest:{db}"
 PROCESSES_KEY = "tradedesk:stream:processes"
 INTEREST_KEY = "tradedesk:stream:interest:{process_id}"
 HUB_LOCK_KEY = "tradedesk:stream:hub-lock"
@@ -26,11 +27,25 @@ HEARTBEAT_S = 5.0
 INTEREST_TTL_S = 15.0
 
 
+# What messages() yields each time its subscription is (re)established: after the first, what
+# was published in between is gone.
+SUBSCRIBED = ""
+
+
+def pubsub_channel(name: str, redis_url: str) -> str:
+    """Redis pub/sub ignores the database number: deployments (and test runs) sharing a server
+    on different databases would hear each other's data unless the channel names it."""
+    from redis.asyncio.connection import parse_url
+
+    return name.format(db=parse_url(redis_url).get("db", 0))
+
+
 class Transport(abc.ABC):
     # --- relay side -----------------------------------------------------
     @abc.abstractmethod
     def messages(self) -> AsyncIterator[str]:
-        """Every published payload, once, in order."""
+        """SUBSCRIBED, then every published payload once, in order; SUBSCRIBED again after a
+        gap (a reconnect), and whatever was published during it is lost."""
 
     @abc.abstractmethod
     async def set_interest(self, process_id: str, symbols: set[str]) -> None:
@@ -67,6 +82,7 @@ class MemoryTransport(Transport):
         queue: asyncio.Queue[str] = asyncio.Queue()
         self._queues.append(queue)
         try:
+            yield SUBSCRIBED
             while True:
                 yield await queue.get()
         finally:
@@ -102,17 +118,24 @@ class RedisTransport(Transport):
         import redis.asyncio as redis
 
         self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self.data_channel = pubsub_channel(DATA_CHANNEL, url)
+        self.interest_channel = pubsub_channel(INTEREST_CHANNEL, url)
         self._interest_pubsub = None
 
     async def messages(self) -> AsyncIterator[str]:
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(DATA_CHANNEL)
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self.data_channel)
         try:
             while True:
-                # redis-py reconnects and resubscribes inside get_message.
                 message = await pubsub.get_message(timeout=None)
-                if message is not None:
+                if message is None:
+                    continue
+                if message["type"] == "message":
                     yield message["data"]
+                elif message["type"] == "subscribe":
+                    # Also after redis-py reconnected and resubscribed by itself inside get_message
+                    # (e.g. Redis dropped a subscriber over its client-output-buffer-limit).
+                    yield SUBSCRIBED
         finally:
             await pubsub.aclose()
 
@@ -124,18 +147,18 @@ class RedisTransport(Transport):
                 pipe.sadd(key, *symbols)
                 pipe.expire(key, int(INTEREST_TTL_S))
             pipe.zadd(PROCESSES_KEY, {process_id: time.time() + INTEREST_TTL_S})
-            pipe.publish(INTEREST_CHANNEL, process_id)
+            pipe.publish(self.interest_channel, process_id)
             await pipe.execute()
 
     async def drop_interest(self, process_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(INTEREST_KEY.format(process_id=process_id))
             pipe.zrem(PROCESSES_KEY, process_id)
-            pipe.publish(INTEREST_CHANNEL, process_id)
+            pipe.publish(self.interest_channel, process_id)
             await pipe.execute()
 
     async def publish(self, payload: str) -> None:
-        await self.redis.publish(DATA_CHANNEL, payload)
+        await self.redis.publish(self.data_channel, payload)
 
     async def wanted_symbols(self) -> set[str]:
         await self.redis.zremrangebyscore(PROCESSES_KEY, "-inf", time.time())
@@ -148,7 +171,7 @@ class RedisTransport(Transport):
     async def wait_interest_change(self, timeout: float) -> None:
         if self._interest_pubsub is None:
             self._interest_pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            await self._interest_pubsub.subscribe(INTEREST_CHANNEL)
+            await self._interest_pubsub.subscribe(self.interest_channel)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if await self._interest_pubsub.get_message(timeout=left) is not None:

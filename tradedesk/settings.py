@@ -145,8 +145,18 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py caps a pool at 100 connections; hundreds of consumers need more.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py caps a pool at 100 connections; hundreds of consumers need more.
+                        "max_connections": 1000,
+                        # Every consumer waits on BZPOPMIN for 5 s; redis-py 8's default 5 s read
+                        # timeout raced it, killed idle consumers and dropped their sockets.
+                        "socket_timeout": 15,
+                    }
+                ]
+            },
         }
     }
     CACHES = {

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from market import hub as hub_module
-from market.hub import Hub
+from market.hub import Hub, upstream_factory
 from market.messages import envelope, market_message
 from market.relay import Connection, Relay
-from market.transport import MemoryTransport
+from market.transport import SUBSCRIBED, MemoryTransport
 from tradedesk.broker.base import MarketDataStream
 from tradedesk.broker.types import Quote, Trade
 
@@ -182,7 +182,8 @@ def collect(transport: MemoryTransport) -> tuple[list[dict], asyncio.Task]:
 
     async def consume() -> None:
         async for payload in transport.messages():
-            received.append(json.loads(payload.split("|", 2)[2]))
+            if payload != SUBSCRIBED:
+                received.append(json.loads(payload.split("|", 2)[2]))
 
     return received, asyncio.create_task(consume())
 
@@ -233,3 +234,18 @@ async def test_the_hub_subscribes_to_the_union_and_releases_what_nobody_wants():
     await upstream_settles_on(set())
     following.cancel()
     await asyncio.gather(following, return_exceptions=True)
+
+
+async def test_stopping_the_hub_ends_a_fixed_rate_feed_it_is_publishing():
+    """What runstream does on SIGTERM (a cancellation alone was seen to be lost in this loop)."""
+    transport = MemoryTransport()
+    await transport.set_interest("web-1", {"AAPL", "MSFT"})
+    messages, collector = collect(transport)
+    hub = Hub(transport, upstream_factory(quotes_per_second=1000, trades_per_second=100))
+    running = asyncio.create_task(hub.run())
+    await until(lambda: any(m["type"] == "trade" for m in messages))
+    await hub.stop()
+    async with asyncio.timeout(3):
+        await running
+    collector.cancel()
+    await asyncio.gather(collector, return_exceptions=True)

@@ -102,3 +102,51 @@ def test_a_client_of_daphne_receives_quotes_from_a_hub_in_another_process(tmp_pa
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.mark.services
+async def test_the_relay_tells_clients_when_its_redis_subscription_was_silently_reestablished(
+    settings,
+):
+    """redis-py reconnects a dropped subscriber by itself; what was published meanwhile is lost."""
+    require_service("redis", bool(settings.REDIS_URL))
+    from market.relay import Connection, Relay
+    from market.transport import RedisTransport
+
+    transport = RedisTransport(isolated(settings.REDIS_URL))
+    subscribers = []
+    make_pubsub = transport.redis.pubsub
+    transport.redis.pubsub = lambda **options: (
+        subscribers.append(make_pubsub(**options)) or (subscribers[-1])
+    )
+    relay = Relay(transport)
+    frames: list[list[dict]] = []
+
+    async def send(text: str) -> None:
+        frames.append(json.loads(text))
+
+    connection = Connection(
+        send, send, streams={"quotes"}, flush_s=0.01, queue_limit=10, slow_close_s=60
+    )
+    relay.attach(connection)
+    connection.start()
+    running = asyncio.create_task(relay.run())
+    async with asyncio.timeout(5):
+        while not subscribers or not subscribers[0].subscribed:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the subscription's confirmation has been read
+        # Redis drops the relay's subscriber (as it drops one over its output buffer limit).
+        host, port = subscribers[0].connection._writer.get_extra_info("sockname")[:2]
+        await transport.redis.client_kill(f"{host}:{port}")
+        while not any("resubscribed" in m.get("detail", "") for frame in frames for m in frame):
+            await asyncio.sleep(0.01)
+    statuses = [(m["state"], m["detail"]) for frame in frames for m in frame]
+    # Told at once that the relay is down, then that it is back and what it means.
+    assert statuses == [
+        ("down", "market data relay reconnecting"),
+        ("up", "market data relay resubscribed; some messages were missed"),
+    ]
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await connection.stop()
+    await transport.close()

@@ -23,6 +23,7 @@ from orders.live import follow_order_updates
 logger = logging.getLogger(__name__)
 LOCK_TTL_S = 15
 LOCK_RENEW_S = 5
+STOP_S = 5
 
 
 class Command(BaseCommand):
@@ -78,7 +79,8 @@ class Command(BaseCommand):
                 await lock.acquire(blocking=True)
             self.stdout.write("Market-data hub running.", ending="\n")
             self.stdout.flush()
-            hub = asyncio.create_task(Hub(transport, factory).run())
+            hub_runner = Hub(transport, factory)
+            hub = asyncio.create_task(hub_runner.run())
             # Only the lock holder follows order updates: one trade_updates stream per account.
             orders_stop = asyncio.Event()
             orders = asyncio.create_task(follow_order_updates(orders_stop))
@@ -91,6 +93,8 @@ class Command(BaseCommand):
                 await hub
             finally:
                 orders_stop.set()
+                await hub_runner.stop()
+                await asyncio.wait([hub], timeout=STOP_S)
                 hub.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await hub
