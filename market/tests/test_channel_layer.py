@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers
 
 from conftest import require_service
 
@@ -19,7 +19,8 @@ from conftest import require_service
 @pytest.mark.services
 async def test_an_idle_receive_outlasts_the_layers_blocking_pop(settings):
     require_service("redis", bool(settings.REDIS_URL))
-    layer = get_channel_layer()
+    # A layer of its own: the process-wide one holds connections bound to earlier tests' loops.
+    layer = channel_layers.make_backend("default")
     channel = await layer.new_channel()
     # One full BZPOPMIN cycle with nothing to receive: our own timeout ends the wait, not Redis.
     with pytest.raises(asyncio.TimeoutError):
