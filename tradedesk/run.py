@@ -42,13 +42,7 @@ def main() -> int:
 
     django.setup()
     host, port = settings.HOST, settings.PORT
-    # Children get their own process group: Ctrl-C reaches only this process, which stops
-    # each child exactly once (a second signal made celery beat die mid-shutdown).
-    processes = {
-        name: subprocess.Popen(argv, process_group=0) for name, argv in commands(host, port).items()
-    }
-    print(f"TradeDesk is serving on http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
-
+    # Handlers first: a stop signal during start-up still stops every child that started.
     stopping = False
 
     def stop(signum, frame):
@@ -57,6 +51,13 @@ def main() -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
+    # Children get their own process group: Ctrl-C reaches only this process, which stops
+    # each child exactly once (a second signal made celery beat die mid-shutdown).
+    processes = {
+        name: subprocess.Popen(argv, process_group=0) for name, argv in commands(host, port).items()
+    }
+    print(f"TradeDesk is serving on http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
+
     exit_code = 0
     while not stopping:
         for name, process in processes.items():

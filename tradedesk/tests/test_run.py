@@ -1,4 +1,4 @@
-"""The embedded run's supervisor: it starts web, worker and beat, and stops all of them."""
+"""The embedded run's supervisor: it starts web, stream, worker and beat, and stops them all."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.conf import settings
 from tradedesk import run
 
 # The real commands replaced by children that report their pid (one atomic write each) and
-# then run `web` (the web child) or sleep (worker and beat).
+# then run `web` (the web child) or sleep (stream, worker and beat).
 SUPERVISE = """
 import sys
 import tradedesk.run as run
@@ -44,7 +44,8 @@ def start_supervisor(
         text=True,
     )
     pids, lines = [], []
-    while len(pids) < 3:
+    children = len(run.commands("127.0.0.1", 0))
+    while len(pids) < children:
         line = process.stdout.readline()
         assert line, f"supervisor ended early: {lines}"
         lines.append(line)
