@@ -91,7 +91,7 @@ def main() -> int:
         assert counts == sync.SyncCounts(created=ORDERS - CHANGED, updated=CHANGED, unchanged=0)
 
     # --- a per-row update_or_create loop (no guard, no events) -----------------
-    mirrored = sync._MIRRORED_FIELDS
+    mirrored = sync.MIRRORED_FIELDS
 
     def per_row() -> None:
         sample = latest[CHANGED - PER_ROW_SAMPLE // 2 : CHANGED + PER_ROW_SAMPLE // 2]

@@ -26,8 +26,8 @@ from . import events
 from .models import Order, OrderEvent
 from .validation import Issue, OrderInput, Verdict, forget_account_state, validate_order
 
-# Broker fields copied onto the desk's Order row as they are.
-_MIRRORED_FIELDS = (
+# The broker's order fields the desk keeps as they are (the API shows them too).
+MIRRORED_FIELDS = (
     "client_order_id",
     "symbol",
     "asset_class",
@@ -132,7 +132,7 @@ def apply_broker_order(
     if snapshot.filled_qty < order.filled_qty:
         return False
     before = (order.status, order.filled_qty, order.broker_order_id)
-    for name in _MIRRORED_FIELDS:
+    for name in MIRRORED_FIELDS:
         setattr(order, name, getattr(snapshot, name))
     order.broker_order_id = snapshot.id
     order.replaced_by = snapshot.replaced_by or ""

@@ -36,7 +36,7 @@ from tradedesk.broker.errors import BrokerError
 
 from . import events
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
-from .services import _MIRRORED_FIELDS, event_name, event_name_sql
+from .services import MIRRORED_FIELDS, event_name, event_name_sql
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ _LOCK_EXISTING_SQL = (
 # Columns written on insert, in statement order; per-row values come from `_row`.
 _ROW_COLUMNS = (
     "broker_order_id",
-    *_MIRRORED_FIELDS,
+    *MIRRORED_FIELDS,
     "replaced_by",
     "replaces",
     "parent_id",
@@ -330,10 +330,10 @@ _ROW_COLUMNS = (
 # Columns the same for every row of a batch.
 _BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "created_at", "updated_at")
 # Columns a newer snapshot overwrites.
-_UPDATED_COLUMNS = (*_MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
+_UPDATED_COLUMNS = (*MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
 
 
-_mirrored_values = operator.attrgetter(*_MIRRORED_FIELDS)
+_mirrored_values = operator.attrgetter(*MIRRORED_FIELDS)
 
 
 def _row(snapshot: types.BrokerOrder, parents: dict[str, int]) -> tuple:
