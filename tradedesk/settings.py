@@ -316,7 +316,9 @@ POSITION_SNAPSHOT_INTERVAL = env_int("POSITION_SNAPSHOT_INTERVAL", 300)
 ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 1000)
 
 # --- Stream -----------------------------------------------------------------
-STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 100)
+# 80, not 100: a quote waits up to one window, so the window sets the staleness p99 (measured:
+# 100 ms gives p99 102 ms, 80 ms gives 84 ms at 1,000-2,000 quotes/s; README "The live stream").
+STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 80)
 STREAM_MAX_SYMBOLS = env_int("STREAM_MAX_SYMBOLS", 50)
 STREAM_QUEUE_LIMIT = env_int("STREAM_QUEUE_LIMIT", 1000)
 STREAM_SLOW_CLOSE_S = env_int("STREAM_SLOW_CLOSE_S", 10)
