@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -245,7 +246,7 @@ def place_order(
     if not verdict.valid:
         raise OrderInvalid(verdict)
 
-    request = order_input.to_request(client_order_id)
+    request = dataclasses.replace(order_input, client_order_id=client_order_id)
     now = timezone.now()
     try:
         with transaction.atomic():

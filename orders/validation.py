@@ -171,30 +171,8 @@ class Verdict:
         }
 
 
-@dataclass(frozen=True)
-class OrderInput:
-    """A client's order, parsed (types checked) but not yet judged."""
-
-    symbol: str
-    side: str
-    type: str
-    time_in_force: str
-    qty: Decimal | None = None
-    notional: Decimal | None = None
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    trail_price: Decimal | None = None
-    trail_percent: Decimal | None = None
-    extended_hours: bool = False
-    client_order_id: str = ""
-    order_class: str = "simple"
-    take_profit: types.LegRequest | None = None
-    stop_loss: types.LegRequest | None = None
-
-    def to_request(self, client_order_id: str) -> types.OrderRequest:
-        values = {name: getattr(self, name) for name in ORDER_FIELDS}
-        values["client_order_id"] = client_order_id
-        return types.OrderRequest(**values)
+# A client's order, parsed (types checked) but not yet judged: the broker's request shape.
+OrderInput = types.OrderRequest
 
 
 class _Stop(Exception):

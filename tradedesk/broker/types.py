@@ -138,11 +138,14 @@ class LegRequest:
 
 @dataclass(frozen=True)
 class OrderRequest:
+    """An order as a client asks for it. The desk fills in client_order_id (generated when the
+    client gave none) before submitting: a broker always receives one."""
+
     symbol: str
     side: str
     type: str
     time_in_force: str
-    client_order_id: str
+    client_order_id: str = ""
     qty: Decimal | None = None
     notional: Decimal | None = None
     limit_price: Decimal | None = None
