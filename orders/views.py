@@ -252,6 +252,8 @@ def order_statuses(request):
     """Statuses of a few of the trader's orders: the pages poll this when the stream is down."""
     try:
         ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip()]
+        if not all(0 < order_id < 2**63 for order_id in ids):  # the id column's range
+            raise ValueError("out of range")
     except ValueError:
         return JsonResponse({"detail": "ids must be order ids."}, status=400)
     if len(ids) > MAX_STATUS_IDS:

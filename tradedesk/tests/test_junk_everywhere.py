@@ -1,0 +1,107 @@
+"""An attacker's bodies and query strings on endpoints and pages: never a 500 (a clear 4xx, or
+the page ignoring a parameter it does not use)."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+JUNK = [
+    b"{",
+    b"[]",
+    b'"x"',
+    b"null",
+    b'{"broker_account": "abc"}',
+    b'{"broker_account": 99999999999999999999999}',
+    b'{"provider": {"a": 1}, "label": []}',
+    b'{"symbols": "' + b"A" * 5000 + b'"}',
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/broker-accounts/",
+        "/api/v1/orders/sync/",
+        "/api/v1/orders/validate/",
+        "/api/v1/orders/",
+        "/api/v1/auth/token/",
+        "/api/v1/auth/token/refresh/",
+    ],
+)
+@pytest.mark.parametrize("body", JUNK)
+def test_post_junk(api, path, body):
+    r = api.generic("POST", path, body, content_type="application/json")
+    assert r.status_code < 500, (path, body, r.status_code, r.content[:200])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/market/bars/?symbol=AAPL&start=2026-99-01",
+        "/api/v1/market/bars/?symbol=AAPL&timeframe=5Min",
+        "/api/v1/market/bars/?symbol=AAPL&start=0001-01-01T00:00:00Z&end=9999-12-31T00:00:00Z&timeframe=1Day",
+        "/api/v1/market/quotes/latest/?symbols=" + ",".join(["AAPL"] * 500),
+        "/api/v1/market/quotes/latest/?symbols=%00",
+        "/api/v1/orders/?status=bogus",
+        "/api/v1/orders/?after=notadate",
+        "/api/v1/orders/?cursor=zzz",
+        "/api/v1/orders/?page_size=-1",
+        "/api/v1/positions/history/?cursor=%ff",
+        "/api/v1/account/?broker_account=-1",
+        "/api/v1/account/?broker_account=1e99",
+        "/api/v1/orders/sync/not-a-uuid/",
+        "/api/v1/orders/99999999999999999999999/",
+        "/api/v1/broker-accounts/xyz/",
+    ],
+)
+def test_get_junk(api, url):
+    r = api.get(url)
+    assert r.status_code < 500, (url, r.status_code, r.content[:200])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/orders/?cursor=%%%",
+        "/orders/?date_from=2026-13-45",
+        "/orders/export.csv?status=x",
+        "/orders/status/?ids=a,b",
+        "/orders/status/?ids=" + ",".join(["9" * 30] * 3),
+        "/positions/history/?symbol=%00&days=-5",
+        "/positions/history/?period=abc",
+        "/watchlist/?x=1",
+        "/orders/new/?type=%00",
+    ],
+)
+def test_page_junk(client, trader, url):
+    client.force_login(trader)
+    r = client.get(url)
+    assert r.status_code < 500, (url, r.status_code)
+
+
+@pytest.mark.parametrize(
+    "url,data",
+    [
+        ("/watchlist/add/", {"symbol": "\x00"}),
+        ("/watchlist/add/", {"symbol": "A" * 300}),
+        ("/orders/new/", {"symbol": "AAPL", "qty": "1e400", "side": "buy", "type": "market"}),
+        (
+            "/orders/new/",
+            {
+                "take_profit.limit_price": "abc",
+                "symbol": "AAPL",
+                "qty": "1",
+                "side": "buy",
+                "type": "limit",
+                "order_class": "bracket",
+            },
+        ),
+        ("/accounts/brokers/", {"label": "x", "key_id": "\x00", "secret": "y", "mode": "live"}),
+        ("/orders/1/cancel/", {}),
+        ("/orders/1/replace/", {"qty": "NaN"}),
+    ],
+)
+def test_page_post_junk(client, trader, url, data):
+    client.force_login(trader)
+    r = client.post(url, data)
+    assert r.status_code < 500, (url, r.status_code)
