@@ -105,3 +105,32 @@ def test_page_post_junk(client, trader, url, data):
     client.force_login(trader)
     r = client.post(url, data)
     assert r.status_code < 500, (url, r.status_code)
+
+
+HUGE = "9" * 30
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"/accounts/brokers/{HUGE}/default/", 404),
+        (f"/accounts/brokers/{HUGE}/remove/", 404),
+        (f"/orders/{HUGE}/cancel/", 404),
+        (f"/orders/{HUGE}/replace/", 404),
+        # Removing what isn't on the watchlist removes nothing and goes back to it.
+        ("/watchlist/%00/remove/", 302),
+        (f"/watchlist/{'A' * 300}/remove/", 302),
+    ],
+)
+def test_ids_and_symbols_out_of_range_in_page_paths(client, trader, url, expected):
+    from market.models import WatchlistItem
+
+    client.force_login(trader)
+    assert client.post(url, {}).status_code == expected
+    assert trader.broker_accounts.filter(is_active=True).count() == 1
+    assert not WatchlistItem.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_a_huge_order_id_is_404(api, method):
+    assert getattr(api, method)(f"/api/v1/orders/{HUGE}/").status_code == 404
