@@ -46,5 +46,9 @@ def add_to_watchlist(*, user: User, symbol: str) -> WatchlistItem:
 
 
 def remove_from_watchlist(*, user: User, symbol: str) -> bool:
-    deleted, _ = WatchlistItem.objects.filter(user=user, symbol=symbol.strip().upper()).delete()
+    """Remove a symbol; anything that isn't a ticker can't be on the list (nothing to remove)."""
+    symbol = symbol.strip().upper()
+    if not services.SYMBOL_RE.fullmatch(symbol):
+        return False
+    deleted, _ = WatchlistItem.objects.filter(user=user, symbol=symbol).delete()
     return bool(deleted)
