@@ -21,8 +21,12 @@ def signup(request):
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        services.ensure_paper_account(user)
+        # The form checked the passwords; the service creates the user and the paper account.
+        user = services.register_user(
+            username=form.cleaned_data["username"],
+            password=form.cleaned_data["password1"],
+            email=form.cleaned_data.get("email", ""),
+        )
         login(request, user)
         return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})

@@ -13,7 +13,8 @@ from django.conf import settings
 from tradedesk.broker import Broker, BrokerCredentials, get_broker
 from tradedesk.broker.types import Bar, Quote, Trade
 
-SYMBOL_RE = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
+# A US ticker (AAPL, BRK.B); match it with fullmatch.
+SYMBOL_RE = re.compile(r"[A-Z]{1,5}(\.[A-Z]{1,2})?")
 MAX_SYMBOLS_PER_REQUEST = 100
 
 
@@ -37,7 +38,7 @@ def parse_symbols(raw: str, *, limit: int = MAX_SYMBOLS_PER_REQUEST) -> list[str
         raise ValueError("Give at least one symbol.")
     if len(symbols) > limit:
         raise ValueError(f"At most {limit} symbols.")
-    bad = [s for s in symbols if not SYMBOL_RE.match(s)]
+    bad = [s for s in symbols if not SYMBOL_RE.fullmatch(s)]
     if bad:
         raise ValueError(f"Not a valid symbol: {', '.join(bad[:5])}.")
     return symbols

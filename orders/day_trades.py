@@ -41,7 +41,7 @@ import pandas as pd
 from django.conf import settings
 
 from accounts.models import BrokerAccount
-from tradedesk.broker.sim.calendar import nyse
+from tradedesk.broker.calendar import nyse
 
 from . import selectors
 

@@ -30,7 +30,6 @@ verdict to give, and the caller answers 503/429.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -44,14 +43,13 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
-from tradedesk.broker import Broker, types
+from market.services import SYMBOL_RE
+from tradedesk.broker import Broker, calendar, types
 from tradedesk.broker.errors import OrderRejected
-from tradedesk.broker.sim import calendar
 
 from . import day_trades, selectors
 from .models import Order, TradingHalt
 
-SYMBOL_RE = re.compile(r"[A-Z]{1,5}(\.[A-Z]{1,2})?")
 # Fields a client may send in an order body (the API's and the ticket's names).
 ORDER_FIELDS = (
     "symbol",

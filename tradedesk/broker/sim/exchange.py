@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from tradedesk.broker import types
+from tradedesk.broker import calendar, types
 from tradedesk.broker.base import Broker
 from tradedesk.broker.errors import (
     AuthenticationFailed,
@@ -41,7 +41,7 @@ from tradedesk.broker.types import (
     Trade,
 )
 
-from . import calendar, market, matching
+from . import market, matching
 from .matching import close, record
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS

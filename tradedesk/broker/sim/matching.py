@@ -17,9 +17,9 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 
-from tradedesk.broker import types
+from tradedesk.broker import calendar, types
 
-from . import calendar, market
+from . import market
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 
 QTY_STEP = Decimal("0.000000001")

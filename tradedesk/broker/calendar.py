@@ -1,4 +1,6 @@
-"""NYSE trading hours from exchange_calendars (holidays and early closes included).
+"""NYSE trading hours from exchange_calendars (holidays and early closes included), for the
+whole desk: validation and day-trade counting use it for every broker, and the paper exchange
+runs on it (is_open adds the paper exchange's TRADEDESK_SIM_ALWAYS_OPEN demo setting).
 
 The calendar's answers depend only on the minute (or the New York date), and pandas makes
 each look-up cost tens of microseconds, so they are cached by minute and by date: the order

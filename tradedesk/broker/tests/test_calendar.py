@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tradedesk.broker.sim import calendar
+from tradedesk.broker import calendar
 from tradedesk.broker.sim.exchange import SimBroker
 
 
