@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Prefetch
 from django.utils import timezone
 
 from tradedesk.broker import calendar, types
@@ -69,6 +69,12 @@ def open_account(starting_cash: Decimal | None = None) -> str:
         cash=settings.SIM_STARTING_CASH if starting_cash is None else starting_cash,
     )
     return account.account_id
+
+
+# Legs share their parent's creation time: take-profit (limit) before stop-loss (stop,
+# stop_limit), as Alpaca lists them.
+_LEG_ORDER = ("created_at", "type")
+_ORDERED_LEGS = SimOrder.objects.order_by(*_LEG_ORDER)
 
 
 def _to_broker_order(order: SimOrder, legs: Iterable[SimOrder] = ()) -> BrokerOrder:
@@ -135,7 +141,7 @@ class SimBroker(Broker):
             raise OrderNotFound("order not found", code=CODE_NOT_FOUND) from None
 
     def _with_legs(self, order: SimOrder) -> BrokerOrder:
-        return _to_broker_order(order, order.legs.order_by("created_at"))
+        return _to_broker_order(order, order.legs.order_by(*_LEG_ORDER))
 
     # --- matching ---------------------------------------------------------
     def process(self) -> None:
@@ -158,12 +164,7 @@ class SimBroker(Broker):
     def events_after(self, last_event_id: int, limit: int = 500) -> list[tuple[int, OrderUpdate]]:
         """The account's trade updates after `last_event_id`, oldest first (the stream's feed)."""
         account, _ = self._matched()
-        events = (
-            account.events.filter(id__gt=last_event_id)
-            .select_related("order")
-            .order_by("id")[: min(limit, 500)]
-        )
-        return [(event.id, _to_update(event)) for event in events]
+        return events_after(last_event_id, limit, account=account)
 
     # --- account ----------------------------------------------------------
     def get_account(self) -> Account:
@@ -282,7 +283,8 @@ class SimBroker(Broker):
         if symbols:
             orders = orders.filter(symbol__in=list(symbols))
         ordering = ("submitted_at", "id") if direction == "asc" else ("-submitted_at", "-id")
-        page = list(orders.order_by(*ordering).prefetch_related("legs")[: min(limit, 500)])
+        legs = Prefetch("legs", queryset=_ORDERED_LEGS)
+        page = list(orders.order_by(*ordering).prefetch_related(legs)[: min(limit, 500)])
         return [_to_broker_order(order, order.legs.all()) for order in page]
 
     def cancel_order(self, order_id: str) -> None:
@@ -383,7 +385,7 @@ def _money(value: Decimal) -> Decimal:
 
 def _to_update(event: SimOrderEvent) -> OrderUpdate:
     order = dataclasses.replace(
-        _to_broker_order(event.order, event.order.legs.order_by("created_at")),
+        _to_broker_order(event.order, event.order.legs.all()),
         status=event.order_status or event.order.status,
         qty=event.order_qty,
         filled_qty=event.order_filled_qty
@@ -405,13 +407,18 @@ def latest_event_id() -> int:
     return SimOrderEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def events_after(last_event_id: int, limit: int = 500) -> list[tuple[int, OrderUpdate]]:
-    """Every paper account's trade updates after `last_event_id`, oldest first, each naming
-    its account (the exchange-wide feed the stream process follows)."""
+def events_after(
+    last_event_id: int, limit: int = 500, *, account: SimAccount | None = None
+) -> list[tuple[int, OrderUpdate]]:
+    """Trade updates after `last_event_id`, oldest first, each naming its account: every paper
+    account's (the exchange-wide feed the stream process follows), or one account's."""
+    events = SimOrderEvent.objects.filter(id__gt=last_event_id)
+    if account is not None:
+        events = events.filter(account=account)
     events = (
-        SimOrderEvent.objects.filter(id__gt=last_event_id)
-        .select_related("order", "account")
-        .order_by("id")[:limit]
+        events.select_related("order", "account")
+        .prefetch_related(Prefetch("order__legs", queryset=_ORDERED_LEGS))
+        .order_by("id")[: min(limit, 500)]
     )
     return [
         (event.id, dataclasses.replace(_to_update(event), account_id=event.account.account_id))

@@ -154,3 +154,41 @@ def test_an_oco_pair_counts_once_against_the_shares_held(broker):
         broker.submit_order(request("PLTR", side="sell", type="limit", limit_price=bid + 6))
     assert rejected.value.http_status == 403
     assert "insufficient qty available" in rejected.value.message
+
+
+def test_the_event_feed_and_order_list_carry_legs_in_order_without_a_query_per_order(broker):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tradedesk.broker.sim import exchange
+
+    def place_bracket() -> None:
+        price = Decimal("100")
+        broker.submit_order(
+            request(
+                type="limit",
+                limit_price=price,
+                qty="1",
+                order_class="bracket",
+                take_profit=LegRequest(limit_price=price + 200),
+                stop_loss=LegRequest(stop_price=price - 50),
+            )
+        )
+
+    def queries(call) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        return len(captured)
+
+    place_bracket()
+    one = (queries(lambda: exchange.events_after(0)), queries(lambda: broker.list_orders()))
+    for _ in range(4):
+        place_bracket()
+    five = (queries(lambda: exchange.events_after(0)), queries(lambda: broker.list_orders()))
+    assert five == one
+
+    feed = exchange.events_after(0)
+    assert len({update.order.id for _, update in feed}) >= 5
+    for order in [update.order for _, update in feed] + broker.list_orders():
+        if order.order_class == "bracket" and order.side == "buy":  # the entries, not the legs
+            assert [leg.type for leg in order.legs] == ["limit", "stop"]
