@@ -78,6 +78,14 @@ class OrderInvalid(Exception):
         self.verdict = verdict
 
 
+class WarningsUnconfirmed(Exception):
+    """The order is valid but has warnings the trader hasn't confirmed (the ticket page asks)."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__("warnings need confirmation")
+        self.verdict = verdict
+
+
 class IdempotencyConflict(Exception):
     """The client_order_id is already used by a different order."""
 
@@ -231,9 +239,18 @@ def check_order(
 
 
 def place_order(
-    *, user: User, broker_account: BrokerAccount, order_input: OrderInput, source: str = "api"
+    *,
+    user: User,
+    broker_account: BrokerAccount,
+    order_input: OrderInput,
+    source: str = "api",
+    confirm_warnings: bool = True,
 ) -> Placement:
-    """Validate, record, submit. The same client_order_id twice returns the first order."""
+    """Validate, record, submit. The same client_order_id twice returns the first order.
+
+    With confirm_warnings=False an order with warnings raises WarningsUnconfirmed instead of
+    being placed (the ticket page's confirmation step); API clients get warnings in the reply.
+    """
     client_order_id = order_input.client_order_id or str(uuid.uuid4())
     existing = _by_client_order_id(broker_account, client_order_id)
     if existing is not None:
@@ -245,6 +262,8 @@ def place_order(
     )
     if not verdict.valid:
         raise OrderInvalid(verdict)
+    if verdict.warnings and not confirm_warnings:
+        raise WarningsUnconfirmed(verdict)
 
     request = dataclasses.replace(order_input, client_order_id=client_order_id)
     now = timezone.now()

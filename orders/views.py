@@ -137,19 +137,20 @@ def order_ticket(request):
     account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
     order_input = parsed.to_order_input()
     try:
-        # Judged first so that warnings can be confirmed before anything is placed.
-        verdict = services.check_order(
-            user=request.user, broker_account=account, order_input=order_input
-        ).as_dict()
-        if verdict["valid"] and verdict["warnings"] and "confirm_warnings" not in request.POST:
-            return ticket(
-                200,
-                warnings=verdict["warnings"],
-                recommendations=verdict["recommendations"],
-                needs_confirmation=True,
-            )
         placement = services.place_order(
-            user=request.user, broker_account=account, order_input=order_input, source="page"
+            user=request.user,
+            broker_account=account,
+            order_input=order_input,
+            source="page",
+            confirm_warnings="confirm_warnings" in request.POST,
+        )
+    except services.WarningsUnconfirmed as unconfirmed:
+        verdict = unconfirmed.verdict.as_dict()
+        return ticket(
+            200,
+            warnings=verdict["warnings"],
+            recommendations=verdict["recommendations"],
+            needs_confirmation=True,
         )
     except services.OrderInvalid as invalid:
         verdict = invalid.verdict.as_dict()
