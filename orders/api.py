@@ -458,22 +458,7 @@ class PositionsView(APIView):
         query.is_valid(raise_exception=True)
         account = broker_account_for(request.user, query.validated_data.get("broker_account"))
         positions = broker_for(account).list_positions()
-        return Response(
-            [
-                {
-                    "symbol": p.symbol,
-                    "qty": str(p.qty),
-                    "side": p.side,
-                    "avg_entry_price": str(p.avg_entry_price),
-                    "current_price": str(p.current_price),
-                    "market_value": str(p.market_value),
-                    "cost_basis": str(p.cost_basis),
-                    "unrealized_pl": str(p.unrealized_pl),
-                    "unrealized_plpc": str(p.unrealized_plpc),
-                }
-                for p in positions
-            ]
-        )
+        return Response(PositionSerializer(positions, many=True).data)
 
 
 class PositionSnapshotSerializer(serializers.ModelSerializer):
