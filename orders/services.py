@@ -251,10 +251,13 @@ def place_order(
     With confirm_warnings=False an order with warnings raises WarningsUnconfirmed instead of
     being placed (the ticket page's confirmation step); API clients get warnings in the reply.
     """
-    client_order_id = order_input.client_order_id or str(uuid.uuid4())
-    existing = _by_client_order_id(broker_account, client_order_id)
-    if existing is not None:
-        return _repeat(existing, order_input)
+    client_order_id = order_input.client_order_id
+    if client_order_id:
+        existing = _by_client_order_id(broker_account, client_order_id)
+        if existing is not None:
+            return _repeat(existing, order_input)
+    else:
+        client_order_id = str(uuid.uuid4())  # new, so nothing to look up
 
     broker = broker_for(broker_account)
     verdict = check_order(

@@ -189,27 +189,24 @@ def _cached(key: str, load: Callable[[], object]) -> object:
     return value
 
 
-def cached_account(broker: Broker, broker_account: BrokerAccount) -> types.Account:
-    return _cached(f"validation:account:{broker_account.pk}", broker.get_account)
+def cached_account_state(
+    broker: Broker, broker_account: BrokerAccount
+) -> tuple[types.Account, dict[str, Decimal]]:
+    """The account, and its positions as signed quantities (short < 0) by symbol: one look."""
 
-
-def cached_positions(broker: Broker, broker_account: BrokerAccount) -> dict[str, Decimal]:
-    """The account's positions as signed quantities (short < 0) by symbol."""
-
-    def load() -> dict[str, Decimal]:
-        return {
+    def load() -> tuple[types.Account, dict[str, Decimal]]:
+        account, positions = broker.get_account_and_positions()
+        return account, {
             position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
-            for position in broker.list_positions()
+            for position in positions
         }
 
-    return _cached(f"validation:positions:{broker_account.pk}", load)
+    return _cached(f"validation:account:{broker_account.pk}", load)
 
 
 def forget_account_state(broker_account: BrokerAccount) -> None:
     """Drop the cached account and positions once an order changed them at the broker."""
-    cache.delete_many(
-        [f"validation:account:{broker_account.pk}", f"validation:positions:{broker_account.pk}"]
-    )
+    cache.delete(f"validation:account:{broker_account.pk}")
 
 
 def cached_asset(broker: Broker, symbol: str) -> types.Asset | None:
@@ -310,13 +307,17 @@ class _Check:
     def quote(self) -> types.Quote | None:
         return cached_quote(self.broker, self.order.symbol)
 
-    @cached_property
+    @property
     def account(self) -> types.Account:
-        return cached_account(self.broker, self.broker_account)
+        return self.account_state[0]
+
+    @property
+    def positions(self) -> dict[str, Decimal]:
+        return self.account_state[1]
 
     @cached_property
-    def positions(self) -> dict[str, Decimal]:
-        return cached_positions(self.broker, self.broker_account)
+    def account_state(self) -> tuple[types.Account, dict[str, Decimal]]:
+        return cached_account_state(self.broker, self.broker_account)
 
     @property
     def position(self) -> Decimal:

@@ -69,8 +69,7 @@ def home(request):
         "last_sync": _last_sync(request.user),
     }
     try:
-        context["account"] = broker.get_account()
-        context["positions"] = broker.list_positions()
+        context["account"], context["positions"] = broker.get_account_and_positions()
         context["clock"] = broker.get_clock()
     except BrokerError as error:
         context["broker_error"] = error.message

@@ -54,6 +54,10 @@ class RecordingBroker:
             return self.inner.list_positions()
         return [_position(symbol, qty) for symbol, qty in self.positions.items()]
 
+    def get_account_and_positions(self) -> tuple[types.Account, list[types.Position]]:
+        # Through the counted (and stood-in) look-ups above.
+        return self.get_account(), self.list_positions()
+
 
 def _position(symbol: str, qty: Decimal) -> types.Position:
     zero = Decimal("0")

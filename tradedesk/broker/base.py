@@ -43,6 +43,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def list_positions(self) -> list[Position]: ...
 
+    def get_account_and_positions(self) -> tuple[Account, list[Position]]:
+        """The account and its positions together (a broker that can reads its book once)."""
+        return self.get_account(), self.list_positions()
+
     # --- orders --------------------------------------------------------
     @abc.abstractmethod
     def submit_order(self, request: OrderRequest) -> BrokerOrder: ...

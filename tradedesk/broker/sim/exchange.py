@@ -169,23 +169,7 @@ class SimBroker(Broker):
     # --- account ----------------------------------------------------------
     def get_account(self) -> Account:
         account, open_orders = self._matched()
-        now = self._now()
-        long_value, short_value = _market_values(_held_positions(account), now)
-        equity = account.cash + long_value + short_value
-        return Account(
-            account_id=account.account_id,
-            status="ACTIVE",
-            currency="USD",
-            cash=_money(account.cash),
-            buying_power=_money(_buying_power(account, long_value, short_value, open_orders, now)),
-            equity=_money(equity),
-            last_equity=_money(equity),
-            portfolio_value=_money(equity),
-            long_market_value=_money(long_value),
-            short_market_value=_money(short_value),
-            multiplier=settings.SIM_MARGIN_MULTIPLIER,
-            shorting_enabled=settings.SIM_MARGIN_MULTIPLIER > 1,
-        )
+        return _account_view(account, _held_positions(account), open_orders, self._now())
 
     def get_clock(self) -> Clock:
         return calendar.clock(self._now())
@@ -200,30 +184,12 @@ class SimBroker(Broker):
 
     def list_positions(self) -> list[Position]:
         account, _ = self._matched()
-        now = self._now()
-        result = []
-        for position in sorted(_held_positions(account), key=lambda held: held.symbol):
-            price = market.trade(position.symbol, now).price
-            market_value = position.qty * price
-            cost_basis = position.qty * position.avg_entry_price
-            unrealized = market_value - cost_basis
-            result.append(
-                Position(
-                    symbol=position.symbol,
-                    asset_id=ASSETS[position.symbol].id,
-                    qty=position.qty,
-                    side="long" if position.qty > 0 else "short",
-                    avg_entry_price=position.avg_entry_price,
-                    current_price=price,
-                    market_value=_money(market_value),
-                    cost_basis=_money(cost_basis),
-                    unrealized_pl=_money(unrealized),
-                    unrealized_plpc=(unrealized / abs(cost_basis)).quantize(Decimal("0.0001"))
-                    if cost_basis
-                    else Decimal("0"),
-                )
-            )
-        return result
+        return _position_views(_held_positions(account), self._now())
+
+    def get_account_and_positions(self) -> tuple[Account, list[Position]]:
+        account, open_orders = self._matched()
+        held, now = _held_positions(account), self._now()
+        return _account_view(account, held, open_orders, now), _position_views(held, now)
 
     # --- orders -------------------------------------------------------------
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
@@ -521,6 +487,53 @@ def _create_order(account: SimAccount, request: OrderRequest, now: datetime) -> 
 
 def _held_positions(account: SimAccount) -> list[SimPosition]:
     return list(account.positions.exclude(qty=0))
+
+
+def _account_view(
+    account: SimAccount, held: list[SimPosition], open_orders: list[SimOrder], now: datetime
+) -> Account:
+    long_value, short_value = _market_values(held, now)
+    equity = account.cash + long_value + short_value
+    return Account(
+        account_id=account.account_id,
+        status="ACTIVE",
+        currency="USD",
+        cash=_money(account.cash),
+        buying_power=_money(_buying_power(account, long_value, short_value, open_orders, now)),
+        equity=_money(equity),
+        last_equity=_money(equity),
+        portfolio_value=_money(equity),
+        long_market_value=_money(long_value),
+        short_market_value=_money(short_value),
+        multiplier=settings.SIM_MARGIN_MULTIPLIER,
+        shorting_enabled=settings.SIM_MARGIN_MULTIPLIER > 1,
+    )
+
+
+def _position_views(held: list[SimPosition], now: datetime) -> list[Position]:
+    result = []
+    for position in sorted(held, key=lambda position: position.symbol):
+        price = market.trade(position.symbol, now).price
+        market_value = position.qty * price
+        cost_basis = position.qty * position.avg_entry_price
+        unrealized = market_value - cost_basis
+        result.append(
+            Position(
+                symbol=position.symbol,
+                asset_id=ASSETS[position.symbol].id,
+                qty=position.qty,
+                side="long" if position.qty > 0 else "short",
+                avg_entry_price=position.avg_entry_price,
+                current_price=price,
+                market_value=_money(market_value),
+                cost_basis=_money(cost_basis),
+                unrealized_pl=_money(unrealized),
+                unrealized_plpc=(unrealized / abs(cost_basis)).quantize(Decimal("0.0001"))
+                if cost_basis
+                else Decimal("0"),
+            )
+        )
+    return result
 
 
 def _market_values(positions: Iterable[SimPosition], now: datetime) -> tuple[Decimal, Decimal]:

@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tradedesk.broker.errors import NotCancelable, OrderRejected
 from tradedesk.broker.sim import market
@@ -104,6 +106,23 @@ def test_buying_power_is_twice_equity_less_positions_and_open_buys(broker):
     assert broker.get_account().buying_power == Decimal("200000.00")
     broker.submit_order(request(type="limit", limit_price="100", qty="10"))
     assert broker.get_account().buying_power == Decimal("199000.00")
+
+
+def test_account_and_positions_in_one_look_match_the_separate_reads(broker):
+    broker.submit_order(request(qty="3"))
+    broker.submit_order(request("MSFT", side="sell", qty="2"))
+    broker.submit_order(request(type="limit", limit_price="100", qty="10"))  # rests: commits cash
+
+    with CaptureQueriesContext(connection) as together:
+        account, positions = broker.get_account_and_positions()
+    with CaptureQueriesContext(connection) as apart:
+        separate = (broker.get_account(), broker.list_positions())
+
+    assert (account, positions) == separate
+    assert [(held.symbol, held.side) for held in positions] == [("AAPL", "long"), ("MSFT", "short")]
+    assert account.buying_power < account.equity * 2  # the open buy is counted
+    # One look at the book, not two (the validator's and the dashboard's read).
+    assert len(together) < len(apart)
 
 
 def test_replace_creates_a_new_order_and_marks_the_old_one_replaced(broker):
