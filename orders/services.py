@@ -269,19 +269,10 @@ def place_order(
         raise WarningsUnconfirmed(verdict)
 
     request = dataclasses.replace(order_input, client_order_id=client_order_id)
-    now = timezone.now()
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                user=user,
-                broker_account=broker_account,
-                client_order_id=client_order_id,
-                status="pending_new",
-                placed_via=source,
-                submitted_at=now,
-                **{name: getattr(order_input, name) for name in _IDENTITY_FIELDS},
-            )
-            _record_event(order, "submitted", source=source, actor=user, at=now)
+        order = record_submission(
+            user=user, broker_account=broker_account, request=request, source=source
+        )
     except IntegrityError:
         # A concurrent request with the same client_order_id won the race.
         existing = _by_client_order_id(broker_account, client_order_id)
@@ -319,6 +310,29 @@ def place_order(
         raise SubmissionPending(order, exc) from exc
     order = _apply_locked(order, snapshot, source=source, actor=user)
     return Placement(order=order, created=True, verdict=verdict)
+
+
+def record_submission(
+    *, user: User, broker_account: BrokerAccount, request: OrderInput, source: str
+) -> Order:
+    """Store an order as pending, with its audit event, before the broker sees it.
+
+    Whatever happens at the broker next, the desk already holds the order and can look it
+    up by its client_order_id. Raises IntegrityError when that id is already used.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.create(
+            user=user,
+            broker_account=broker_account,
+            client_order_id=request.client_order_id,
+            status="pending_new",
+            placed_via=source,
+            submitted_at=now,
+            **{name: getattr(request, name) for name in _IDENTITY_FIELDS},
+        )
+        _record_event(order, "submitted", source=source, actor=user, at=now)
+    return order
 
 
 def _by_client_order_id(broker_account: BrokerAccount, client_order_id: str) -> Order | None:
