@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import websockets
@@ -59,3 +60,13 @@ async def connect_when_listening(url: str) -> websockets.ClientConnection:
         except OSError:
             await asyncio.sleep(0.1)
     raise AssertionError("daphne never listened")
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened on port {port}")

@@ -20,14 +20,15 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from market.daphne_socket import SendBuffer, watch_send_buffer
+from market.daphne_socket import SendBuffer, close_with_code, watch_send_buffer
 from market.relay import Relay
 from market.tests.test_relay_and_hub import Client, connect, trade
 from market.transport import MemoryTransport
 
-from .processes import connect_when_listening, daphne, free_port, stop, trader_token
+from .processes import daphne, free_port, stop, trader_token, wait_for_port
 
 CLOSING_SLOW_CLIENT = "closing a stream client that stayed over its queue limit"
+SYMBOLS = "AAPL,ABBV,ADBE,AMD,AMZN,AVGO,BA,BAC,COST,CRM,CSCO,CVX,DIA,DIS,GME,GOOGL,GS,HD,IBM,INTC"
 
 
 class Server(NamedTuple):
@@ -36,17 +37,15 @@ class Server(NamedTuple):
     log_path: Path
 
 
-SYMBOLS = "AAPL,ABBV,ADBE,AMD,AMZN,AVGO,BA,BAC,COST,CRM,CSCO,CVX,DIA,DIS,GME,GOOGL,GS,HD,IBM,INTC"
-
-
-async def test_without_daphne_the_send_buffer_is_unknown():
+async def test_without_daphne_nothing_is_known_and_closes_go_through_asgi():
     """Channels' WebsocketCommunicator, another server: no buffer, so nothing changes."""
 
     async def send(message: dict) -> None:
         pass
 
-    assert watch_send_buffer(send) is None
-    assert watch_send_buffer(partial(send, {})) is None
+    for not_daphne in (send, partial(send, {})):
+        assert watch_send_buffer(not_daphne) is None
+        assert close_with_code(not_daphne, 1013) is False
 
 
 async def test_a_backed_up_socket_is_sent_nothing_its_queue_drops_then_drains_in_one_frame():
@@ -135,10 +134,9 @@ async def count_quotes(client, quotes: list[float]) -> None:
         ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def running_daphne(work: Path, slow_close_s: int):
     """A daphne serving the project, with its hub inside (the embedded run) and a fast feed."""
-    work = tmp_path_factory.mktemp("daphne")
     env = os.environ | {
         "REDIS_URL": "",
         "DATABASE_URL": f"sqlite:///{work / 'stream.sqlite3'}",
@@ -147,7 +145,7 @@ def server(tmp_path_factory):
         "SIM_STREAM_QUOTES_PER_SECOND": "500",
         "SIM_STREAM_TRADES_PER_SECOND": "2000",
         "STREAM_QUEUE_LIMIT": "100",
-        "STREAM_SLOW_CLOSE_S": "1",
+        "STREAM_SLOW_CLOSE_S": str(slow_close_s),
         "LOG_LEVEL": "INFO",
     }
     token = trader_token(env)
@@ -155,15 +153,30 @@ def server(tmp_path_factory):
     log_path = work / "daphne.log"
     with log_path.open("w") as log:
         process = daphne(env, port, stdout=log, stderr=subprocess.STDOUT)
-    yield Server(f"ws://127.0.0.1:{port}/api/v1/broker/stream", token, log_path)
-    stop([process])
+    try:
+        wait_for_port(port)
+        yield Server(f"ws://127.0.0.1:{port}/api/v1/broker/stream", token, log_path)
+    finally:
+        stop([process])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_daphne(tmp_path_factory.mktemp("daphne"), slow_close_s=1) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def patient_server(tmp_path_factory):
+    with running_daphne(tmp_path_factory.mktemp("patient-daphne"), slow_close_s=600) as running:
+        yield running
 
 
 async def test_daphne_closes_a_client_that_stops_reading_with_1013_and_others_keep_their_quotes(
     server,
 ):
     stream = f"{server.url}?token={server.token}"
-    reader = await connect_when_listening(f"{stream}&symbols=AAPL&streams=quotes")
+    reader = await websockets.connect(f"{stream}&symbols=AAPL&streams=quotes")
     quotes: list[float] = []  # when each arrived
     counting = asyncio.create_task(count_quotes(reader, quotes))
     stalled = StalledClient(f"{stream}&symbols={SYMBOLS}&streams=trades")
@@ -193,8 +206,36 @@ async def test_daphne_closes_a_client_that_stops_reading_with_1013_and_others_ke
 
 async def test_daphne_refuses_a_bad_token_with_1008(server):
     """autobahn refuses 1008 through ASGI; it used to end as the application's crash, 1011."""
-    client = await connect_when_listening(f"{server.url}?token=not-a-jwt")
+    client = await websockets.connect(f"{server.url}?token=not-a-jwt")
     async with client, asyncio.timeout(10):
         with pytest.raises(websockets.ConnectionClosed):
             await client.recv()
     assert client.close_code == 1008
+
+
+async def test_a_client_that_reads_again_in_time_is_told_how_many_trades_it_missed(
+    patient_server,
+):
+    stalled = StalledClient(
+        f"{patient_server.url}?token={patient_server.token}&symbols={SYMBOLS}&streams=trades"
+    )
+    await stalled.open()
+    async with asyncio.timeout(30):
+        # Not reading, long enough for daphne's buffer to fill and the queue to overflow
+        # (~1.5 s here); once it reads, the backlog takes milliseconds and then the frame that
+        # waited for the socket to drain carries the news. Too short a stall: again, longer.
+        for stall_s in (2, 4, 8):
+            await asyncio.sleep(stall_s)
+            read_from = len(stalled.messages)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    while not lagging(stalled.messages[read_from:]):
+                        await stalled.read()
+            if told := lagging(stalled.messages[read_from:]):
+                break
+    assert told[0]["dropped"] > 0
+    assert stalled.close_code is None  # within STREAM_SLOW_CLOSE_S: told, not closed
+
+
+def lagging(messages: list[dict]) -> list[dict]:
+    return [m for m in messages if m["type"] == "status" and m["state"] == "lagging"]
