@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from orders.events import user_group
 
 from . import services
+from .daphne_socket import close_with_code, watch_send_buffer
 from .messages import error_message
 from .relay import Connection, process_stream
 
@@ -36,7 +37,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         # (a refused handshake reaches browsers as a bare 1006). Nothing else is sent.
         await self.accept()
         if authenticated is None:
-            await self.close(code=CLOSE_POLICY_VIOLATION)
+            await self._close(CLOSE_POLICY_VIOLATION)
             return
         self.user, expires_at = authenticated
         self.expiry = asyncio.create_task(self._close_at(expires_at))
@@ -59,7 +60,12 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         streams = streams or frozenset(services.DEFAULT_STREAMS)
 
         self.relay = process_stream.relay_for_this_loop()
-        self.connection = Connection.from_settings(self._send_frame, self._close, streams=set())
+        self.connection = Connection.from_settings(
+            self._send_frame,
+            self._close,
+            streams=set(),
+            send_buffer=watch_send_buffer(self.base_send),
+        )
         await self._apply(symbols, streams)
         self._push_subscription(symbols)
         for error in errors:
@@ -129,8 +135,10 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
 
     async def _close(self, code: int) -> None:
+        """Every close: daphne cannot send 1008 or 1013 through ASGI (market.daphne_socket)."""
         with contextlib.suppress(Exception):  # the client may already be gone
-            await self.close(code=code)
+            if not close_with_code(self.base_send, code):
+                await self.close(code=code)
 
     async def _close_at(self, expires_at: datetime) -> None:
         await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))

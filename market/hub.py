@@ -27,15 +27,28 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
-def upstream_factory(**sim_options) -> StreamFactory:
-    """The configured upstream (settings.MARKET_DATA_PROVIDER): the paper exchange or Alpaca."""
+def upstream_factory(
+    *, quotes_per_second: float | None = None, trades_per_second: float | None = None
+) -> StreamFactory:
+    """The configured upstream (settings.MARKET_DATA_PROVIDER): the paper exchange or Alpaca.
+
+    The paper exchange's fixed rates default to settings.SIM_STREAM_*_PER_SECOND.
+    """
     if settings.MARKET_DATA_PROVIDER == "alpaca":
         from tradedesk.broker.alpaca import AlpacaMarketDataStream
 
         return AlpacaMarketDataStream
     from tradedesk.broker.sim.stream import SimMarketDataStream
 
-    return lambda on_data, on_status: SimMarketDataStream(on_data, on_status, **sim_options)
+    quotes = (
+        settings.SIM_STREAM_QUOTES_PER_SECOND if quotes_per_second is None else quotes_per_second
+    )
+    trades = (
+        settings.SIM_STREAM_TRADES_PER_SECOND if trades_per_second is None else trades_per_second
+    )
+    return lambda on_data, on_status: SimMarketDataStream(
+        on_data, on_status, quotes_per_second=quotes, trades_per_second=trades
+    )
 
 
 class Hub:

@@ -6,7 +6,8 @@ once, and a connection's frame carries those that changed since its last frame. 
 orders and status queue per connection, in order. A frame leaves at most every STREAM_FLUSH_MS
 — at once when the connection was idle. A slow connection's queue is bounded: overflow drops
 its oldest trades and bars (it is told how many), and one that stays over the limit is closed
-with 1013.
+with 1013. Under daphne a connection whose socket is backed up (market.daphne_socket) is sent
+nothing until it drains, so its messages wait, and are bounded, here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from .daphne_socket import SendBuffer
 from .messages import STATUS_KIND, dumps, frame, open_envelope, status_message
 from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, transport_for
 
@@ -49,8 +51,10 @@ class Connection:
         flush_s: float,
         queue_limit: int,
         slow_close_s: float,
+        send_buffer: SendBuffer | None = None,
     ) -> None:
         self._send = send
+        self._send_buffer = send_buffer  # None: not known, never considered backed up
         self._close = close
         self.streams = set(streams)
         self.symbols: set[str] = set()
@@ -67,7 +71,9 @@ class Connection:
         self.closed = False
 
     @classmethod
-    def from_settings(cls, send, close, *, streams: set[str]) -> Connection:
+    def from_settings(
+        cls, send, close, *, streams: set[str], send_buffer: SendBuffer | None
+    ) -> Connection:
         return cls(
             send,
             close,
@@ -75,6 +81,7 @@ class Connection:
             flush_s=settings.STREAM_FLUSH_MS / 1000,
             queue_limit=settings.STREAM_QUEUE_LIMIT,
             slow_close_s=settings.STREAM_SLOW_CLOSE_S,
+            send_buffer=send_buffer,
         )
 
     def start(self) -> None:
@@ -163,6 +170,10 @@ class Connection:
                 if self.relay is not None and "quotes" in self.streams:
                     self.relay.wake_on_quote(self)
                 await self._ready.wait()
+            if self._send_buffer is not None and self._send_buffer.full:
+                # The client is not reading: what it would be sent waits in the bounded queue
+                # (overflow, lagging, 1013) and leaves as one frame once the socket drains.
+                await self._send_buffer.drained()
             self._ready.clear()
             bodies = self.take()
             if bodies:

@@ -288,6 +288,11 @@ SIM_MARGIN_MULTIPLIER = env_decimal("SIM_MARGIN_MULTIPLIER", "2")
 SIM_MATCH_LOOKBACK_MINUTES = env_int("SIM_MATCH_LOOKBACK_MINUTES", 480)
 # A paper GTC order expires this many days after submission (Alpaca's 90).
 SIM_GTC_DAYS = env_int("SIM_GTC_DAYS", 90)
+# The paper exchange's market-data feed at fixed rates (a second, spread over the subscribed
+# symbols) instead of its own pace of a quote and a trade per symbol a second: load for
+# benchmarks and the stream's back-pressure test. 0: its own pace.
+SIM_STREAM_QUOTES_PER_SECOND = float(os.environ.get("SIM_STREAM_QUOTES_PER_SECOND", "0"))
+SIM_STREAM_TRADES_PER_SECOND = float(os.environ.get("SIM_STREAM_TRADES_PER_SECOND", "0"))
 ALPACA_TRADING_URL = os.environ.get("ALPACA_TRADING_URL", "")  # "" → alpaca-py's paper/live URL
 ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
 ALPACA_DATA_STREAM_URL = os.environ.get("ALPACA_DATA_STREAM_URL", "")

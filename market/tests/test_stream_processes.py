@@ -5,33 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import websockets
 
 from conftest import require_service
 
-ROOT = Path(__file__).resolve().parents[2]
-# A database of its own for the processes (they cannot see the test database), with one
-# trader whose access token the command prints.
-SETUP = """
-from django.core.management import call_command
-from rest_framework_simplejwt.tokens import AccessToken
-from accounts.services import register_user
-call_command("migrate", verbosity=0)
-print(AccessToken.for_user(register_user(username="streamer", password="s3cret-Passw0rd!")))
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from .processes import (
+    MANAGE,
+    PYTHON,
+    ROOT,
+    connect_when_listening,
+    daphne,
+    free_port,
+    stop,
+    trader_token,
+)
 
 
 def isolated(redis_url: str) -> str:
@@ -41,14 +31,7 @@ def isolated(redis_url: str) -> str:
 
 
 async def quotes_over_the_wire(url: str, symbols: set[str]) -> list[dict]:
-    for _ in range(100):  # daphne takes a moment to listen
-        try:
-            client = await websockets.connect(url)
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("daphne never listened")
+    client = await connect_when_listening(url)
     seen: list[dict] = []
     async with client, asyncio.timeout(15):
         while symbols - {m["symbol"] for m in seen if m["type"] == "quote"}:
@@ -64,19 +47,10 @@ def test_a_client_of_daphne_receives_quotes_from_a_hub_in_another_process(tmp_pa
         "DATABASE_URL": f"sqlite:///{tmp_path / 'stream.sqlite3'}",
         "MARKET_DATA_PROVIDER": "sim",
     }
-    python, manage = sys.executable, str(ROOT / "manage.py")
-    token = subprocess.run(
-        [python, manage, "shell", "-c", SETUP], env=env, cwd=ROOT, capture_output=True,
-        text=True, check=True,
-    ).stdout.split()[-1]  # fmt: skip
+    token = trader_token(env)
     port = free_port()
-    hub = subprocess.Popen([python, manage, "runstream"], env=env, cwd=ROOT)
-    web = subprocess.Popen(
-        [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tradedesk.asgi:application"],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
+    hub = subprocess.Popen([PYTHON, MANAGE, "runstream"], env=env, cwd=ROOT)
+    web = daphne(env, port, stderr=subprocess.DEVNULL)
     second_hub = None
     try:
         url = f"ws://127.0.0.1:{port}/api/v1/broker/stream?token={token}&symbols=AAPL,MSFT"
@@ -90,18 +64,11 @@ def test_a_client_of_daphne_receives_quotes_from_a_hub_in_another_process(tmp_pa
 
         # Exactly one hub per deployment: a second one waits for the lock.
         second_hub = subprocess.Popen(
-            [python, manage, "runstream"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [PYTHON, MANAGE, "runstream"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
         )
         assert second_hub.stdout.readline().startswith("Another hub holds the lock")
     finally:
-        processes = [p for p in (second_hub, web, hub) if p is not None]
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop([p for p in (second_hub, web, hub) if p is not None])
 
 
 @pytest.mark.services

@@ -33,14 +33,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--quotes-per-second",
             type=float,
-            default=0,
-            help="paper exchange only: send quotes at this rate (benchmarks)",
+            help="paper exchange only: send quotes at this rate (benchmarks; default "
+            "SIM_STREAM_QUOTES_PER_SECOND)",
         )
         parser.add_argument(
             "--trades-per-second",
             type=float,
-            default=0,
-            help="paper exchange only: send trades at this rate (benchmarks)",
+            help="paper exchange only: send trades at this rate (benchmarks; default "
+            "SIM_STREAM_TRADES_PER_SECOND)",
         )
 
     def handle(self, *args, **options):

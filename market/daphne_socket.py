@@ -1,0 +1,118 @@
+"""What a stream consumer cannot ask daphne through ASGI: is the client's socket backed up, and
+a close with the code the stream documents (1008, 1013).
+
+Back-pressure. Under daphne an ASGI `send` never waits: daphne hands the bytes to Twisted, whose
+transport buffers whatever the kernel will not take, without limit. So a client that reads
+slowly (or not at all) never slows its relay connection down, the connection's bounded queue
+never fills, and the bytes pile up in daphne's memory instead. ASGI has no back-pressure
+signal, so this registers a streaming producer on the Twisted transport (the public
+IConsumer.registerProducer, through autobahn's WebSocketProtocol.registerProducer): Twisted
+calls pauseProducing when the transport's write buffer passes its high-water mark
+(FileDescriptor.bufferSize, 64 KiB) and resumeProducing once it has all gone to the kernel.
+The relay reads one flag per frame; no syscall, no polling.
+
+Close codes. daphne closes through autobahn's sendClose, which refuses every code but 1000 and
+3000-4999 (daphne#374, autobahn-python#1642): an ASGI close with 1008 or 1013 raises inside
+daphne and the socket stays open. RFC 6455 lets a server send both, so the close frame goes
+through autobahn's sendCloseFrame, which sendClose calls once it has checked the code; the
+close handshake then runs as for any close.
+
+What this relies on (daphne, Twisted and autobahn are pinned in requirements.txt; re-check when
+upgrading them; market/tests/test_daphne_socket.py runs a real daphne and fails if they change):
+- daphne.server.Server.create_application passes `send=partial(self.handle_reply, protocol)`,
+  and Channels' middleware and consumer pass it on unchanged (the consumer's `base_send`);
+- daphne's upgrade (daphne.http_protocol.WebRequest.process) moves the TCP transport over to
+  the WebSocket protocol but leaves twisted.web's HTTPChannel registered as its producer. That
+  channel's request never finishes, so its pause/resume would do nothing (HTTPChannel only
+  pauses reading between requests): it is replaced.
+Anything else (another ASGI server, Channels' WebsocketCommunicator) is left alone: no send
+buffer (never considered backed up) and closes through ASGI, exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from functools import cache, partial
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+logger = logging.getLogger(__name__)
+
+
+@implementer(IPushProducer)
+class SendBuffer:
+    """A client socket's write buffer as Twisted reports it: `full` over its high-water mark."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def drained(self) -> None:
+        """Returns once the buffered bytes have gone to the kernel (or the connection is gone)."""
+        await self._drained.wait()
+
+    # IPushProducer, called by the Twisted transport on the event loop's thread.
+    def pauseProducing(self) -> None:
+        self.full = True
+        self._drained.clear()
+
+    def resumeProducing(self) -> None:
+        self.full = False
+        self._drained.set()
+
+    def stopProducing(self) -> None:
+        """The connection is lost: nothing to wait for any more (daphne drops later sends)."""
+        self.resumeProducing()
+
+
+def watch_send_buffer(send: Callable) -> SendBuffer | None:
+    """The send buffer behind a consumer's ASGI `send`, or None when it cannot be seen."""
+    protocol = _daphne_protocol(send)
+    if protocol is None:
+        return None
+    from twisted.web.http import HTTPChannel
+
+    if not isinstance(getattr(protocol.transport, "producer", None), HTTPChannel):
+        _warn_unexpected_transport()
+        return None
+    buffer = SendBuffer()
+    protocol.unregisterProducer()  # the upgrade's spent HTTPChannel
+    protocol.registerProducer(buffer, True)
+    return buffer
+
+
+def close_with_code(send: Callable, code: int) -> bool:
+    """Start the close handshake with `code` under daphne; False elsewhere (close through ASGI)."""
+    protocol = _daphne_protocol(send)
+    if protocol is None:
+        return False
+    protocol.sendCloseFrame(code=code, isReply=False)  # a no-op once closing or closed
+    return True
+
+
+def _daphne_protocol(send: Callable):
+    """daphne's WebSocketProtocol behind `send`, or None."""
+    # Looked up, not imported: importing daphne.server installs Twisted's reactor, which only
+    # daphne may do.
+    daphne_server = sys.modules.get("daphne.server")
+    if (
+        daphne_server is None
+        or not isinstance(send, partial)
+        or not isinstance(getattr(send.func, "__self__", None), daphne_server.Server)
+    ):
+        return None
+    return send.args[0]
+
+
+@cache
+def _warn_unexpected_transport() -> None:
+    """Once per process: every connection would say the same."""
+    logger.warning(
+        "daphne's WebSocket transport is not the one market/daphne_socket.py expects: "
+        "slow stream clients will not be detected"
+    )
