@@ -30,12 +30,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def trader_token(env: dict[str, str]) -> str:
-    """Migrates the processes' database and returns its trader's access token."""
+def _shell_output(env: dict[str, str], script: str) -> str:
+    """The last word `manage.py shell -c script` prints, run as the processes would."""
     return subprocess.run(
-        [PYTHON, MANAGE, "shell", "-c", SETUP], env=env, cwd=ROOT, capture_output=True,
+        [PYTHON, MANAGE, "shell", "-c", script], env=env, cwd=ROOT, capture_output=True,
         text=True, check=True,
     ).stdout.split()[-1]  # fmt: skip
+
+
+def trader_token(env: dict[str, str]) -> str:
+    """Migrates the processes' database and returns its trader's access token."""
+    return _shell_output(env, SETUP)
+
+
+def short_lived_token(env: dict[str, str], seconds: int) -> str:
+    """An access token of the processes' trader that expires `seconds` from now."""
+    script = (
+        "from datetime import timedelta\n"
+        "from rest_framework_simplejwt.tokens import AccessToken\n"
+        "from accounts.models import User\n"
+        "token = AccessToken.for_user(User.objects.get(username='streamer'))\n"
+        f"token.set_exp(lifetime=timedelta(seconds={seconds}))\n"
+        "print(token)\n"
+    )
+    return _shell_output(env, script)
 
 
 def daphne(env: dict[str, str], port: int, **popen) -> subprocess.Popen:

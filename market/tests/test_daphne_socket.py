@@ -25,7 +25,7 @@ from market.relay import Relay
 from market.tests.test_relay_and_hub import Client, connect, trade
 from market.transport import MemoryTransport
 
-from .processes import daphne, free_port, stop, trader_token, wait_for_port
+from .processes import daphne, free_port, short_lived_token, stop, trader_token, wait_for_port
 
 CLOSING_SLOW_CLIENT = "closing a stream client that stayed over its queue limit"
 SYMBOLS = "AAPL,ABBV,ADBE,AMD,AMZN,AVGO,BA,BAC,COST,CRM,CSCO,CVX,DIA,DIS,GME,GOOGL,GS,HD,IBM,INTC"
@@ -35,6 +35,7 @@ class Server(NamedTuple):
     url: str
     token: str
     log_path: Path
+    env: dict[str, str]
 
 
 async def test_without_daphne_nothing_is_known_and_closes_go_through_asgi():
@@ -155,7 +156,7 @@ def running_daphne(work: Path, slow_close_s: int):
         process = daphne(env, port, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port)
-        yield Server(f"ws://127.0.0.1:{port}/api/v1/broker/stream", token, log_path)
+        yield Server(f"ws://127.0.0.1:{port}/api/v1/broker/stream", token, log_path, env)
     finally:
         stop([process])
 
@@ -210,6 +211,19 @@ async def test_daphne_refuses_a_bad_token_with_1008(server):
     async with client, asyncio.timeout(10):
         with pytest.raises(websockets.ConnectionClosed):
             await client.recv()
+    assert client.close_code == 1008
+
+
+async def test_daphne_closes_a_stream_with_1008_when_its_token_expires(server):
+    """autobahn refuses 1008 through ASGI: before, an expired token's stream kept flowing."""
+    token = short_lived_token(server.env, seconds=3)
+    client = await websockets.connect(f"{server.url}?token={token}&symbols=AAPL")
+    async with client, asyncio.timeout(15):
+        first = json.loads(await client.recv())
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await client.recv()
+    assert first[0]["type"] == "subscription"
     assert client.close_code == 1008
 
 
