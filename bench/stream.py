@@ -156,20 +156,17 @@ def run_clients(jobs: list[tuple[str, list[str]]], window_queue, results) -> Non
 class StreamClient(asyncio.Protocol):
     """One client: the websockets library's Sans-I/O protocol on a bare asyncio transport.
 
-    No task, queue or future per connection or frame (the library's asyncio client costs
-    several per frame): the client processes share this machine's cores with the servers, so
-    what they spend is taken from what is measured. No compression is offered (daphne would
-    decline it; the bare server would accept it). Every frame is still parsed on arrival.
+    The client processes share this machine's cores with the servers, so what they spend is
+    taken from what is measured: no task, queue or future per connection or frame (the
+    library's asyncio client costs several per frame), and a frame is only stamped with its
+    arrival time and kept; every frame is parsed after the window (outcome()). No compression
+    is offered (daphne would decline it; the bare server would accept it).
     """
 
-    def __init__(self, url: str, window: list[float], timestamps: dict[str, float]) -> None:
+    def __init__(self, url: str) -> None:
         self.protocol = ClientProtocol(parse_uri(url), max_size=None)
-        self.window = window
-        self.timestamps = timestamps  # ISO text → epoch, shared: many clients get each quote
         self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.quotes: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        self.trades: list[float] = []
-        self.frames = 0  # inside the window
+        self.received: list[tuple[float, bytearray]] = []  # (arrival time, frame text)
         self.closed = False  # by the server, before the end
         self.ending = False
 
@@ -185,26 +182,11 @@ class StreamClient(asyncio.Protocol):
         for event in self.protocol.events_received():
             if isinstance(event, Frame):
                 if event.opcode is Opcode.TEXT:
-                    self._read(event, received)
+                    if not event.fin:
+                        raise NotImplementedError("the servers send each message in one frame")
+                    self.received.append((received, event.data))
             elif not self.opened.done():  # the handshake's response
                 self.opened.set_result(self.protocol.handshake_exc is None)
-
-    def _read(self, frame: Frame, received: float) -> None:
-        if not frame.fin:
-            raise NotImplementedError("the servers send each message in one frame")
-        if self.window[0] <= received <= self.window[1]:
-            self.frames += 1
-        timestamps = self.timestamps
-        for message in json.loads(frame.data):
-            kind = message["type"]
-            if kind == "quote" or kind == "trade":
-                iso = message["timestamp"]
-                if (at := timestamps.get(iso)) is None:
-                    at = timestamps[iso] = timestamp(iso)
-                if kind == "quote":
-                    self.quotes[message["symbol"]].append((at, received))
-                else:
-                    self.trades.append(at)
 
     def _write(self) -> None:
         for data in self.protocol.data_to_send():
@@ -218,25 +200,42 @@ class StreamClient(asyncio.Protocol):
         if not self.opened.done():
             self.opened.set_result(False)
 
-    def outcome(self) -> dict:
+    def outcome(self, timestamps: dict[str, float]) -> dict:
+        """Every quote (upstream time, arrival time) by symbol and every trade's upstream time.
+
+        `timestamps` caches ISO text → epoch across clients (many get each quote)."""
+        quotes: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        trades: list[float] = []
+        for received, text in self.received:
+            for message in json.loads(text):
+                kind = message["type"]
+                if kind == "quote" or kind == "trade":
+                    iso = message["timestamp"]
+                    if (at := timestamps.get(iso)) is None:
+                        at = timestamps[iso] = timestamp(iso)
+                    if kind == "quote":
+                        quotes[message["symbol"]].append((at, received))
+                    else:
+                        trades.append(at)
         return {
-            "quotes": {s: np.array(q).reshape(-1, 2) for s, q in self.quotes.items()},
-            "trades": self.trades,
+            "quotes": {s: np.array(q).reshape(-1, 2) for s, q in quotes.items()},
+            "trades": trades,
             "closed": self.closed,
         }
+
+    def frames_within(self, window: tuple[float, float]) -> int:
+        return sum(window[0] <= received <= window[1] for received, _ in self.received)
 
 
 async def _run_clients(jobs, window_queue, results) -> None:
     loop = asyncio.get_running_loop()
-    window = [float("inf"), float("inf")]
-    timestamps: dict[str, float] = {}
 
     async def connect(url: str) -> StreamClient:
         address = urlsplit(url)
         for _ in range(100):
             try:
                 _transport, client = await loop.create_connection(
-                    lambda: StreamClient(url, window, timestamps), address.hostname, address.port
+                    lambda: StreamClient(url), address.hostname, address.port
                 )
             except OSError:
                 await asyncio.sleep(0.2)
@@ -252,14 +251,17 @@ async def _run_clients(jobs, window_queue, results) -> None:
             await asyncio.sleep(0.05)
     clients = await asyncio.gather(*clients)
     results.put(("ready", None))
-    window[:] = await asyncio.to_thread(window_queue.get)
+    window = await asyncio.to_thread(window_queue.get)
     await asyncio.sleep(max(0.0, window[1] + GRACE_S - time.time()))
-    outcome = []
-    for client, (_url, symbols) in zip(clients, jobs, strict=True):
+    for client in clients:
         client.ending = True
         client.transport.close()
-        outcome.append(client.outcome() | {"symbols": symbols})
-    results.put(("done", (outcome, sum(client.frames for client in clients))))
+    timestamps: dict[str, float] = {}
+    outcome = [
+        client.outcome(timestamps) | {"symbols": symbols}
+        for client, (_url, symbols) in zip(clients, jobs, strict=True)
+    ]
+    results.put(("done", (outcome, sum(client.frames_within(window) for client in clients))))
 
 
 def staleness(upstream: dict, outcomes: list[dict], window, end: float) -> np.ndarray:
