@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,9 @@ print(AccessToken.for_user(register_user(username="bench", password="s3cret-Pass
 """
 TARGET_P99_MS, TARGET_CPU = 100, 70
 HUB_RUNNING = "Market-data hub running."
+SO_TIMESTAMP = 29  # Linux's; Python's socket module does not name it
+READ_SIZE, TIMESTAMP_SPACE = 262144, socket.CMSG_SPACE(16)  # a struct timeval
+READ, AT_SOCKET = 1, 2  # a received quote's columns after its upstream time
 GRACE_S = 2.0  # after the window, what was sent inside it may still arrive
 SETTLE_S = 3.0  # after the last client connects: subscriptions reach the hub
 
@@ -153,30 +157,55 @@ def run_clients(jobs: list[tuple[str, list[str]]], window_queue, results) -> Non
     asyncio.run(_run_clients(jobs, window_queue, results))
 
 
-class StreamClient(asyncio.Protocol):
-    """One client: the websockets library's Sans-I/O protocol on a bare asyncio transport.
+class StreamClient:
+    """One client: the websockets library's Sans-I/O protocol on a non-blocking socket.
 
     The client processes share this machine's cores with the servers, so what they spend is
-    taken from what is measured: no task, queue or future per connection or frame (the
-    library's asyncio client costs several per frame), and a frame is only stamped with its
-    arrival time and kept; every frame is parsed after the window (outcome()). No compression
-    is offered (daphne would decline it; the bare server would accept it).
+    taken from what is measured: no task, queue or future per frame (the library's asyncio
+    client costs several), and a frame is only stamped and kept; every frame is parsed after
+    the window (outcome()). Each read carries two times: when this process read it (what the
+    targets are judged on) and when the kernel had it at the socket (SO_TIMESTAMP: the last
+    packet of the read, so never early) — the gap is this client's own wait for a core. No
+    compression is offered (daphne would decline it; the bare server would accept it).
     """
 
     def __init__(self, url: str) -> None:
+        self.address = urlsplit(url)
         self.protocol = ClientProtocol(parse_uri(url), max_size=None)
-        self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.received: list[tuple[float, bytearray]] = []  # (arrival time, frame text)
+        self.received: list[tuple[float, float, bytearray]] = []  # (read, at socket, frame)
         self.closed = False  # by the server, before the end
         self.ending = False
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    async def open(self) -> bool:
+        loop = asyncio.get_running_loop()
+        self.opened = loop.create_future()
+        self.sock = socket.socket()
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+        try:
+            await loop.sock_connect(self.sock, (self.address.hostname, self.address.port))
+        except OSError:
+            self.sock.close()
+            return False
+        loop.add_reader(self.sock, self._readable)
         self.protocol.send_request(self.protocol.connect())
         self._write()
+        return await self.opened
 
-    def data_received(self, data: bytes) -> None:
-        received = time.time()
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _flags, _address = self.sock.recvmsg(READ_SIZE, TIMESTAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        read = at_socket = time.time()
+        if not data:
+            self.lose()
+            return
+        for _level, _kind, stamp in ancillary:
+            seconds, micros = struct.unpack("qq", stamp)
+            at_socket = seconds + micros / 1e6
         self.protocol.receive_data(data)
         self._write()
         for event in self.protocol.events_received():
@@ -184,29 +213,32 @@ class StreamClient(asyncio.Protocol):
                 if event.opcode is Opcode.TEXT:
                     if not event.fin:
                         raise NotImplementedError("the servers send each message in one frame")
-                    self.received.append((received, event.data))
+                    self.received.append((read, at_socket, event.data))
             elif not self.opened.done():  # the handshake's response
                 self.opened.set_result(self.protocol.handshake_exc is None)
 
     def _write(self) -> None:
         for data in self.protocol.data_to_send():
-            if data:
-                self.transport.write(data)
-            else:  # the protocol's end of stream (after a close)
-                self.transport.close()
+            if not data:  # the protocol's end of stream (after a close)
+                self.lose()
+            elif not self.closed:
+                self.sock.send(data)  # a handshake or a pong: far below the socket's buffer
 
-    def connection_lost(self, exc) -> None:
-        self.closed = not self.ending
+    def lose(self) -> None:
+        if self.sock.fileno() >= 0:
+            asyncio.get_running_loop().remove_reader(self.sock)
+            self.sock.close()
+            self.closed = not self.ending
         if not self.opened.done():
             self.opened.set_result(False)
 
     def outcome(self, timestamps: dict[str, float]) -> dict:
-        """Every quote (upstream time, arrival time) by symbol and every trade's upstream time.
+        """Every quote (upstream time, read, at socket) by symbol and every trade's upstream time.
 
         `timestamps` caches ISO text → epoch across clients (many get each quote)."""
-        quotes: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        quotes: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
         trades: list[float] = []
-        for received, text in self.received:
+        for read, at_socket, text in self.received:
             for message in json.loads(text):
                 kind = message["type"]
                 if kind == "quote" or kind == "trade":
@@ -214,35 +246,27 @@ class StreamClient(asyncio.Protocol):
                     if (at := timestamps.get(iso)) is None:
                         at = timestamps[iso] = timestamp(iso)
                     if kind == "quote":
-                        quotes[message["symbol"]].append((at, received))
+                        quotes[message["symbol"]].append((at, read, at_socket))
                     else:
                         trades.append(at)
         return {
-            "quotes": {s: np.array(q).reshape(-1, 2) for s, q in quotes.items()},
+            "quotes": {s: np.array(q).reshape(-1, 3) for s, q in quotes.items()},
             "trades": trades,
             "closed": self.closed,
         }
 
     def frames_within(self, window: tuple[float, float]) -> int:
-        return sum(window[0] <= received <= window[1] for received, _ in self.received)
+        return sum(window[0] <= read <= window[1] for read, _, _ in self.received)
 
 
 async def _run_clients(jobs, window_queue, results) -> None:
-    loop = asyncio.get_running_loop()
-
     async def connect(url: str) -> StreamClient:
-        address = urlsplit(url)
         for _ in range(100):
-            try:
-                _transport, client = await loop.create_connection(
-                    lambda: StreamClient(url), address.hostname, address.port
-                )
-            except OSError:
-                await asyncio.sleep(0.2)
-                continue
-            if await client.opened:
+            client = StreamClient(url)
+            if await client.open():
                 return client
-        raise RuntimeError(f"could not open {address.netloc}")
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"could not open {client.address.netloc}")
 
     clients = []
     for index, (url, _symbols) in enumerate(jobs):
@@ -255,7 +279,7 @@ async def _run_clients(jobs, window_queue, results) -> None:
     await asyncio.sleep(max(0.0, window[1] + GRACE_S - time.time()))
     for client in clients:
         client.ending = True
-        client.transport.close()
+        client.lose()
     timestamps: dict[str, float] = {}
     outcome = [
         client.outcome(timestamps) | {"symbols": symbols}
@@ -264,16 +288,19 @@ async def _run_clients(jobs, window_queue, results) -> None:
     results.put(("done", (outcome, sum(client.frames_within(window) for client in clients))))
 
 
-def staleness(upstream: dict, outcomes: list[dict], window, end: float) -> np.ndarray:
-    """Per client and subscribed symbol, every upstream quote sent inside the window."""
+def staleness(
+    upstream: dict, outcomes: list[dict], window, end: float, arrival: int = READ
+) -> np.ndarray:
+    """Per client and subscribed symbol, every upstream quote sent inside the window, until
+    the client had it (`arrival`: READ by the client, or AT_SOCKET)."""
     samples = []
     for result in outcomes:
         for symbol in result["symbols"]:
             sent = upstream.get(symbol, np.array([]))
             sent = sent[(sent >= window[0]) & (sent <= window[1])]
-            got = result["quotes"].get(symbol, np.zeros((0, 2)))
+            got = result["quotes"].get(symbol, np.zeros((0, 3)))
             got = got[np.argsort(got[:, 0], kind="stable")]
-            held, at = got[:, 0], np.minimum.accumulate(got[::-1, 1])[::-1]
+            held, at = got[:, 0], np.minimum.accumulate(got[::-1, arrival])[::-1]
             index = np.searchsorted(held, sent, side="left")
             late = end - sent  # never delivered: stale to the end
             delivered = index < len(held)
@@ -344,6 +371,7 @@ def measure(name: str, urls: list[str], pids: list[int], others: dict, args, red
         process.join(10)
 
     stale = staleness(upstream_quotes, outcomes, (start, end), end + GRACE_S) * 1000
+    at_socket = staleness(upstream_quotes, outcomes, (start, end), end + GRACE_S, AT_SOCKET)
     expected = delivered = 0
     for result in outcomes:
         for symbol in result["symbols"]:
@@ -352,6 +380,7 @@ def measure(name: str, urls: list[str], pids: list[int], others: dict, args, red
     figures = {
         "p50": float(np.percentile(stale, 50)),
         "p99": float(np.percentile(stale, 99)),
+        "p99 at socket": float(np.percentile(at_socket, 99) * 1000),
         "trades": 100 * delivered / max(expected, 1),
         "frames": frames / args.seconds,
         "upstream": sum(((q >= start) & (q <= end)).sum() for q in upstream_quotes.values())
@@ -372,7 +401,8 @@ def measure(name: str, urls: list[str], pids: list[int], others: dict, args, red
     )
     print(
         f"{name:<28} upstream {figures['upstream']:5.0f} q/s  "
-        f"staleness p50 {figures['p50']:7.1f} ms  p99 {figures['p99']:8.1f} ms  "
+        f"staleness p50 {figures['p50']:7.1f} ms  p99 {figures['p99']:8.1f} ms "
+        f"(at the socket {figures['p99 at socket']:.0f} ms)  "
         f"trades {figures['trades']:6.2f}%  frames/s {figures['frames']:7.0f}  "
         f"closed {figures['closed']}  CPU (of a core): {cpu_text}  load {load:.1f}",
         flush=True,
