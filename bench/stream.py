@@ -7,8 +7,11 @@ All servers are fed by the same hub (`manage.py runstream` at fixed quote and tr
 publishing to Redis). Each client subscribes to `--per-client` of `--symbols` symbols; the
 clients run in `--client-processes` processes of their own. Prints, per server: latest-quote
 staleness p50/p99 (an upstream quote's time until the client holds that quote or a newer one for
-the symbol), trades delivered, frames/s, sockets closed early, and the CPU (% of one core) of the
-server processes, the hub, Redis and the client processes — they all share this machine's cores.
+the symbol), trades delivered, frames/s, sockets closed early, and the CPU (% of one core) of
+each server process, the hub, Redis, the client processes, the upstream observer and the rest of
+the machine ("others": work not ours) — they all share this machine's cores. The staleness p99
+is also given at the clients' sockets (the kernel's receive time): the gap to the p99 proper is
+the client processes' own wait for a core.
 `--sweep` then raises the upstream rate for the desk (trades at a tenth of the quote rate) and
 reports the highest rate that keeps the targets.
 """
@@ -52,7 +55,8 @@ print(AccessToken.for_user(register_user(username="bench", password="s3cret-Pass
 TARGET_P99_MS, TARGET_CPU = 100, 70
 HUB_RUNNING = "Market-data hub running."
 SO_TIMESTAMP = 29  # Linux's; Python's socket module does not name it
-READ_SIZE, TIMESTAMP_SPACE = 262144, socket.CMSG_SPACE(16)  # a struct timeval
+# Below malloc's mmap threshold (a read's buffer is allocated whole); frames are ~1 KB.
+READ_SIZE, TIMESTAMP_SPACE = 65536, socket.CMSG_SPACE(16)  # a struct timeval
 READ, AT_SOCKET = 1, 2  # a received quote's columns after its upstream time
 GRACE_S = 2.0  # after the window, what was sent inside it may still arrive
 SETTLE_S = 3.0  # after the last client connects: subscriptions reach the hub
@@ -221,7 +225,7 @@ class StreamClient:
         for data in self.protocol.data_to_send():
             if not data:  # the protocol's end of stream (after a close)
                 self.lose()
-            elif not self.closed:
+            elif self.sock.fileno() >= 0:
                 self.sock.send(data)  # a handshake or a pong: far below the socket's buffer
 
     def lose(self) -> None:
