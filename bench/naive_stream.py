@@ -21,6 +21,7 @@ from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from bench.stream import keep_interest  # noqa: E402
+from market.messages import open_batch  # noqa: E402
 from market.transport import RedisTransport  # noqa: E402
 
 feeder: asyncio.Task | None = None
@@ -34,8 +35,8 @@ async def feed_groups() -> None:
     asyncio.get_running_loop().create_task(keep_interest(transport, "bench-naive", wanted))
     async for payload in transport.messages():
         if payload:
-            _kind, symbol, body = payload.split("|", 2)
-            await layer.group_send(f"naive.{symbol}", {"type": "market", "text": f"[{body}]"})
+            for _kind, symbol, body in open_batch(payload):
+                await layer.group_send(f"naive.{symbol}", {"type": "market", "text": f"[{body}]"})
 
 
 class NaiveConsumer(AsyncWebsocketConsumer):

@@ -43,6 +43,7 @@ from websockets.uri import parse_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from market.messages import open_batch  # noqa: E402
 from market.transport import DATA_CHANNEL, RedisTransport, pubsub_channel  # noqa: E402
 
 SETUP = """
@@ -128,8 +129,8 @@ async def bare_server(port: int, redis_url: str) -> None:
         while interest:
             message = await pubsub.get_message(timeout=None)
             if message is not None:
-                _kind, symbol, body = message["data"].split("|", 2)
-                websockets.broadcast(by_symbol.get(symbol, ()), f"[{body}]")
+                for _kind, symbol, body in open_batch(message["data"]):
+                    websockets.broadcast(by_symbol.get(symbol, ()), f"[{body}]")
 
 
 # --- the observer and the clients (processes of their own) ------------------------------------
@@ -146,11 +147,11 @@ def observe_upstream(redis_url: str, until: float, results) -> None:
         message = pubsub.get_message(timeout=0.5)
         if message is None:
             continue
-        kind, symbol, body = message["data"].split("|", 2)
-        if kind in ("quote", "trade"):
-            (quotes if kind == "quote" else trades)[symbol].append(
-                timestamp(json.loads(body)["timestamp"])
-            )
+        for kind, symbol, body in open_batch(message["data"]):
+            if kind in ("quote", "trade"):
+                (quotes if kind == "quote" else trades)[symbol].append(
+                    timestamp(json.loads(body)["timestamp"])
+                )
     results.put(({s: np.array(t) for s, t in quotes.items()}, dict(trades)))
 
 

@@ -3,6 +3,10 @@
 It subscribes upstream to the union of what every web process's connections want, publishes
 each upstream message once through the transport, and turns upstream trouble into `status`
 messages (clients keep their sockets; the hub reconnects with backoff and resubscribes).
+
+Messages are published in batches: what arrives while the previous publish is under way (an
+upstream burst — a tick of the paper feed, a frame of Alpaca's) leaves as one payload, so a
+Redis command, and its parsing in every web process, is paid per burst, not per message.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from django.conf import settings
 from tradedesk.broker.base import FeedStatusHandler, MarketDataHandler, MarketDataStream
 from tradedesk.broker.types import Bar, Quote, Trade
 
-from .messages import envelope, market_message, status_message
+from .messages import batch, envelope, market_message, status_message
 from .transport import HEARTBEAT_S, Transport
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,9 @@ class Hub:
         self.upstream = stream_factory(self._on_data, self._on_status)
         self.symbols: set[str] = set()
         self._state = ""
+        self._unpublished: list[str] = []
+        self._publishing: asyncio.Task | None = None
+        self._publish_failing = False
 
     async def run(self) -> None:
         follower = asyncio.create_task(self._follow_interest())
@@ -67,6 +74,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
             await self.upstream.stop()
+            if self._publishing is not None:
+                await self._publishing  # what the upstream delivered still goes out
 
     async def stop(self) -> None:
         """End run() from outside by ending the upstream's loop: a cancellation alone was seen
@@ -103,11 +112,32 @@ class Hub:
                 await asyncio.sleep(1)
 
     async def _on_data(self, item: Quote | Trade | Bar) -> None:
-        await self.transport.publish(envelope(market_message(item)))
+        self._publish(envelope(market_message(item)))
 
     async def _on_status(self, state: str, detail: str) -> None:
         # Publish transitions only: an upstream that reports "down" every retry stays one message.
         if state == self._state:
             return
         self._state = state
-        await self.transport.publish(envelope(status_message(state, detail)))
+        self._publish(envelope(status_message(state, detail)))
+
+    def _publish(self, message_envelope: str) -> None:
+        """Queue a message for the next batch; start publishing if nothing is under way."""
+        self._unpublished.append(message_envelope)
+        if self._publishing is None:
+            self._publishing = asyncio.create_task(self._publish_pending())
+
+    async def _publish_pending(self) -> None:
+        try:
+            while self._unpublished:
+                pending, self._unpublished = self._unpublished, []
+                try:
+                    await self.transport.publish(batch(pending))
+                except Exception as error:  # the relays notice the gap when they resubscribe
+                    if not self._publish_failing:
+                        logger.warning("could not publish market data (%s); dropping it", error)
+                    self._publish_failing = True
+                else:
+                    self._publish_failing = False
+        finally:
+            self._publishing = None

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from .daphne_socket import SendBuffer
-from .messages import STATUS_KIND, dumps, frame, open_envelope, status_message
+from .messages import STATUS_KIND, dumps, frame, open_batch, status_message
 from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, transport_for
 
 logger = logging.getLogger(__name__)
@@ -235,20 +235,21 @@ class Relay:
             connection.push_text(body)
 
     def dispatch(self, payload: str) -> None:
-        kind, symbol, body = open_envelope(payload)
-        if kind == "quote":
-            if symbol in self.by_symbol:
-                self.latest_quotes[symbol] = body
-                self.quote_versions[symbol] = next(self._next_version)
-                for connection in self._idle_by_symbol.pop(symbol, ()):
-                    connection.wake()
-        elif kind == STATUS_KIND:
-            self.feed_status = json.loads(body)
-            for connection in self.connections:
-                connection.push_text(body)
-        else:
-            for connection in self.by_symbol.get(symbol, ()):
-                connection.push_market(kind, body)
+        """Hand each message of a published batch to the connections that want it."""
+        for kind, symbol, body in open_batch(payload):
+            if kind == "quote":
+                if symbol in self.by_symbol:
+                    self.latest_quotes[symbol] = body
+                    self.quote_versions[symbol] = next(self._next_version)
+                    for connection in self._idle_by_symbol.pop(symbol, ()):
+                        connection.wake()
+            elif kind == STATUS_KIND:
+                self.feed_status = json.loads(body)
+                for connection in self.connections:
+                    connection.push_text(body)
+            else:
+                for connection in self.by_symbol.get(symbol, ()):
+                    connection.push_market(kind, body)
 
     def wake_on_quote(self, connection: Connection) -> None:
         """An idle connection waits for the next quote of any of its symbols."""

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from market import hub as hub_module
 from market.hub import Hub, upstream_factory
-from market.messages import envelope, market_message
+from market.messages import batch, envelope, market_message, open_batch
 from market.relay import Connection, Relay
 from market.transport import SUBSCRIBED, MemoryTransport
 from tradedesk.broker.base import MarketDataStream
@@ -183,7 +183,7 @@ def collect(transport: MemoryTransport) -> tuple[list[dict], asyncio.Task]:
     async def consume() -> None:
         async for payload in transport.messages():
             if payload != SUBSCRIBED:
-                received.append(json.loads(payload.split("|", 2)[2]))
+                received.extend(json.loads(body) for _, _, body in open_batch(payload))
 
     return received, asyncio.create_task(consume())
 
@@ -249,3 +249,91 @@ async def test_stopping_the_hub_ends_a_fixed_rate_feed_it_is_publishing():
         await running
     collector.cancel()
     await asyncio.gather(collector, return_exceptions=True)
+
+
+class BurstUpstream(MarketDataStream):
+    """Delivers `bursts` of quotes, each burst without yielding (like a tick or an Alpaca frame)."""
+
+    def __init__(self, on_data, on_status, bursts: list[list[str]]):
+        super().__init__(on_data, on_status)
+        self.bursts = bursts
+        self.stopped = asyncio.Event()
+
+    async def set_symbols(self, symbols: set[str]) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped.set()
+
+    async def run(self) -> None:
+        for burst in self.bursts:
+            for symbol in burst:
+                price = Decimal("10.00")
+                await self.on_data(Quote(symbol, price, Decimal(1), price, Decimal(1), AT))
+            await asyncio.sleep(0.01)  # between bursts, the publish goes out
+        await self.stopped.wait()
+
+
+class RecordingTransport(MemoryTransport):
+    """Keeps every published payload; fails the publishes it is told to."""
+
+    def __init__(self, failures: int = 0):
+        super().__init__()
+        self.payloads: list[str] = []
+        self.failures = failures
+
+    async def publish(self, payload: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Redis went away")
+        self.payloads.append(payload)
+        await super().publish(payload)
+
+
+async def test_the_hub_publishes_each_upstream_burst_once_as_a_batch_in_order():
+    transport = RecordingTransport()
+    bursts = [["AAPL", "MSFT", "SPY"], ["AAPL"], ["MSFT", "AAPL"]]
+    hub = Hub(transport, lambda on_data, on_status: BurstUpstream(on_data, on_status, bursts))
+    running = asyncio.create_task(hub._run_upstream())
+
+    await until(lambda: len(transport.payloads) == 3)
+    published = [[symbol for _, symbol, _ in open_batch(p)] for p in transport.payloads]
+    assert published == bursts  # one payload per burst, nothing merged across bursts or lost
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_relay_hands_each_message_of_a_batch_to_those_who_want_it():
+    relay = Relay(MemoryTransport())
+    aapl, msft = Client(), Client()
+    aapl_connection = connect(relay, aapl, {"AAPL"})
+    msft_connection = connect(relay, msft, {"MSFT"})
+    relay.dispatch(
+        batch([trade("AAPL", 1), trade("MSFT", 2), quote("MSFT", "400.00"), trade("AAPL", 3)])
+    )
+    assert [(m["type"], m.get("size")) for m in await aapl.next_frame()] == [
+        ("trade", "1"),
+        ("trade", "3"),
+    ]
+    assert [(m["type"], m["symbol"]) for m in await msft.next_frame()] == [
+        ("trade", "MSFT"),
+        ("quote", "MSFT"),
+    ]
+    await aapl_connection.stop()
+    await msft_connection.stop()
+
+
+async def test_a_failed_publish_is_dropped_and_the_hub_keeps_publishing(caplog):
+    transport = RecordingTransport(failures=2)
+    bursts = [["AAPL"], ["MSFT"], ["SPY"]]
+    hub = Hub(transport, lambda on_data, on_status: BurstUpstream(on_data, on_status, bursts))
+    running = asyncio.create_task(hub._run_upstream())
+
+    await until(lambda: len(transport.payloads) == 1)
+    assert [symbol for _, symbol, _ in open_batch(transport.payloads[0])] == ["SPY"]
+    # One warning for the outage, not one per lost batch.
+    assert [r.getMessage() for r in caplog.records if "could not publish" in r.getMessage()] == [
+        "could not publish market data (Redis went away); dropping it"
+    ]
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
