@@ -21,8 +21,8 @@ from django.conf import settings
 from tradedesk.broker.base import FeedStatusHandler, MarketDataHandler, MarketDataStream
 from tradedesk.broker.types import Bar, Quote, Trade
 
-from .messages import batch, envelope, market_message, status_message
-from .transport import HEARTBEAT_S, Transport
+from .messages import envelope, market_message, status_message
+from .transport import HEARTBEAT_S, Transport, batch
 
 logger = logging.getLogger(__name__)
 

@@ -2,13 +2,11 @@
 
 The hub serialises each upstream message to JSON once; relays route it by the envelope's
 kind and symbol without parsing the JSON, and connections splice the JSON text into frames.
-What the upstream delivers in one burst is published as one payload of envelopes (a batch).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 from tradedesk.broker.types import Bar, Quote, Trade
 
@@ -46,18 +44,6 @@ def dumps(message: dict) -> str:
 def envelope(message: dict) -> str:
     """`kind|symbol|json`: what the hub publishes once per upstream message."""
     return f"{message['type']}|{message.get('symbol', '')}|{dumps(message)}"
-
-
-def batch(envelopes: list[str]) -> str:
-    """Envelopes published together as one payload, a line each (JSON text holds no newline)."""
-    return "\n".join(envelopes)
-
-
-def open_batch(payload: str) -> Iterator[tuple[str, str, str]]:
-    """(kind, symbol, body) of each envelope in a published payload, in order."""
-    for line in payload.split("\n"):
-        kind, symbol, body = line.split("|", 2)
-        yield kind, symbol, body
 
 
 def frame(bodies: list[str]) -> str:

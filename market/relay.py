@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from .daphne_socket import SendBuffer
-from .messages import STATUS_KIND, dumps, frame, open_batch, status_message
-from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, transport_for
+from .messages import STATUS_KIND, dumps, frame, status_message
+from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, open_batch, transport_for
 
 logger = logging.getLogger(__name__)
 

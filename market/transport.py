@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,19 @@ INTEREST_TTL_S = 15.0
 # What messages() yields each time its subscription is (re)established: after the first, what
 # was published in between is gone.
 SUBSCRIBED = ""
+
+
+def batch(envelopes: list[str]) -> str:
+    """Envelopes (messages.envelope) published together as one payload, a line each (their
+    JSON text holds no newline)."""
+    return "\n".join(envelopes)
+
+
+def open_batch(payload: str) -> Iterator[tuple[str, str, str]]:
+    """(kind, symbol, body) of each envelope in a published payload, in order."""
+    for line in payload.split("\n"):
+        kind, symbol, body = line.split("|", 2)
+        yield kind, symbol, body
 
 
 def pubsub_channel(name: str, redis_url: str) -> str:

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from market import hub as hub_module
 from market.hub import Hub, upstream_factory
-from market.messages import batch, envelope, market_message, open_batch
+from market.messages import envelope, market_message
 from market.relay import Connection, Relay
-from market.transport import SUBSCRIBED, MemoryTransport
+from market.transport import SUBSCRIBED, MemoryTransport, batch, open_batch
 from tradedesk.broker.base import MarketDataStream
 from tradedesk.broker.types import Quote, Trade
 
