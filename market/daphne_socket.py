@@ -86,11 +86,19 @@ def watch_send_buffer(send: Callable) -> SendBuffer | None:
     return buffer
 
 
+# How long the client gets to answer our close before the connection is dropped (autobahn's
+# default is 1 s). A slow client closed with 1013 first reads what was queued before the close
+# frame; with 1 s it was often reset before it got there and never saw why.
+CLOSE_HANDSHAKE_TIMEOUT_S = 10
+
+
 def close_with_code(send: Callable, code: int) -> bool:
     """Start the close handshake with `code` under daphne; False elsewhere (close through ASGI)."""
     protocol = _daphne_protocol(send)
     if protocol is None:
         return False
+    # Per connection (autobahn copies its factory's options onto each protocol at connect).
+    protocol.closeHandshakeTimeout = CLOSE_HANDSHAKE_TIMEOUT_S
     protocol.sendCloseFrame(code=code, isReply=False)  # a no-op once closing or closed
     return True
 

@@ -402,6 +402,10 @@ def _staging_columns() -> list[tuple[str, str]]:
     ]
 
 
+# pg_advisory_xact_lock's first key: the desk's order merges (the second is the account).
+_MERGE_LOCK_NAMESPACE = 0x7D5C0001
+
+
 @functools.cache
 def _merge_statement() -> str:
     """Lock the batch's rows, upsert, record an OrderEvent per change: one statement.
@@ -475,6 +479,13 @@ def _write_postgresql(
         # it for legs following a batch in one commit.
         with cursor.connection.pipeline():
             cursor.execute("SET LOCAL synchronous_commit = off")
+            # One merge per account at a time (the stream's and a sync's): inserting new rows
+            # while another merge locks existing ones deadlocked PostgreSQL now and then, even
+            # in one key order. Released at commit.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                (_MERGE_LOCK_NAMESPACE, batch.broker_account_id),
+            )
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE}"
                 f" ({', '.join(f'{_q(c)} {t}' for c, t in columns)}) ON COMMIT DELETE ROWS"

@@ -189,6 +189,9 @@ async def test_daphne_closes_a_client_that_stops_reading_with_1013_and_others_ke
         # queue overflows and stays over the limit until the relay closes it.
         await wait_for_line(server.log_path, CLOSING_SLOW_CLIENT)
         closed_at = clock()
+        # A slow client is slow to read its close frame too: longer than autobahn's default
+        # 1 s close timeout, after which it was reset without ever learning why.
+        await asyncio.sleep(2)
         # Now it reads all that daphne still holds for it, up to the close frame.
         with contextlib.suppress(ConnectionResetError):  # daphne ends the closed TCP with a RST
             while await stalled.read():
