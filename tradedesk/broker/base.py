@@ -44,7 +44,7 @@ class Broker(abc.ABC):
     def list_positions(self) -> list[Position]: ...
 
     def get_account_and_positions(self) -> tuple[Account, list[Position]]:
-        """The account and its positions together (a broker that can reads its book once)."""
+        """The account and its positions together; a broker that can overrides it to look once."""
         return self.get_account(), self.list_positions()
 
     # --- orders --------------------------------------------------------
