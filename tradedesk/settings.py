@@ -33,6 +33,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def env_decimal(name: str, default: str) -> Decimal:
     return Decimal(os.environ.get(name) or default)
 
@@ -297,8 +302,8 @@ SIM_GTC_DAYS = env_int("SIM_GTC_DAYS", 90)
 # The paper exchange's market-data feed at fixed rates (a second, spread over the subscribed
 # symbols) instead of its own pace of a quote and a trade per symbol a second: load for
 # benchmarks and the stream's back-pressure test. 0: its own pace.
-SIM_STREAM_QUOTES_PER_SECOND = float(os.environ.get("SIM_STREAM_QUOTES_PER_SECOND", "0"))
-SIM_STREAM_TRADES_PER_SECOND = float(os.environ.get("SIM_STREAM_TRADES_PER_SECOND", "0"))
+SIM_STREAM_QUOTES_PER_SECOND = env_float("SIM_STREAM_QUOTES_PER_SECOND", 0.0)
+SIM_STREAM_TRADES_PER_SECOND = env_float("SIM_STREAM_TRADES_PER_SECOND", 0.0)
 ALPACA_TRADING_URL = os.environ.get("ALPACA_TRADING_URL", "")  # "" → alpaca-py's paper/live URL
 ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
 ALPACA_DATA_STREAM_URL = os.environ.get("ALPACA_DATA_STREAM_URL", "")
