@@ -309,7 +309,7 @@ ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
 ALPACA_DATA_STREAM_URL = os.environ.get("ALPACA_DATA_STREAM_URL", "")
 ALPACA_TRADING_STREAM_URL = os.environ.get("ALPACA_TRADING_STREAM_URL", "")
 ALPACA_DATA_FEED = os.environ.get("ALPACA_DATA_FEED", "iex")
-ALPACA_TIMEOUT_SECONDS = float(os.environ.get("ALPACA_TIMEOUT_SECONDS", "10"))
+ALPACA_TIMEOUT_SECONDS = env_float("ALPACA_TIMEOUT_SECONDS", 10.0)
 ALPACA_REQUESTS_PER_MINUTE = env_int("ALPACA_REQUESTS_PER_MINUTE", 190)
 # Market data for the stream hub and the quote endpoints: "sim" or an Alpaca key pair.
 MARKET_DATA_PROVIDER = os.environ.get("MARKET_DATA_PROVIDER", "sim")
