@@ -65,6 +65,31 @@ def other_trader(make_user):
     return make_user("mallory")
 
 
+def place_resting_buy(user, *, symbol: str = "AAPL", limit: str = "1", account=None):
+    """An open limit buy (1 share, gtc) placed through the desk's service; far below the
+    market it rests. On `account`, else the user's default one."""
+    from decimal import Decimal
+
+    from accounts.selectors import default_broker_account
+    from orders import services
+    from orders.validation import OrderInput
+
+    order = services.place_order(
+        user=user,
+        broker_account=account or default_broker_account(user),
+        order_input=OrderInput(
+            symbol=symbol,
+            side="buy",
+            type="limit",
+            time_in_force="gtc",
+            qty=Decimal("1"),
+            limit_price=Decimal(limit),
+        ),
+    ).order
+    assert order.is_open, order.status
+    return order
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")

@@ -71,21 +71,7 @@ def test_a_live_account_needs_explicit_confirmation(api, alpaca_settings, trader
 def test_an_order_placed_on_alpaca_is_sent_with_its_client_order_id_and_stored(
     api, alpaca_account, fake_alpaca
 ):
-    response = api.post(
-        "/api/v1/orders/",
-        {
-            "symbol": "AAPL",
-            "qty": "2",
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "170",
-            "time_in_force": "gtc",
-            "broker_account": alpaca_account["id"],
-        },
-        format="json",
-    )
-    assert response.status_code == 201, response.content
-    placed = response.json()["order"]
+    placed = _place_resting(api, alpaca_account)
     sent = fake_alpaca.requests_to("POST", "/v2/orders")[-1].body
     assert sent["client_order_id"] == placed["client_order_id"]
     assert sent["symbol"] == "AAPL" and float(sent["qty"]) == 2
@@ -94,7 +80,7 @@ def test_an_order_placed_on_alpaca_is_sent_with_its_client_order_id_and_stored(
 
     order = Order.objects.get(pk=placed["id"])
     assert order.broker_account_id == alpaca_account["id"]
-    assert order.limit_price == Decimal("170")
+    assert order.limit_price == Decimal("150")
     listed = api.get("/api/v1/orders/", {"symbol": "AAPL"}).json()["results"]
     assert [row["id"] for row in listed] == [placed["id"]]
 

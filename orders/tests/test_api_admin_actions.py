@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.messages import get_messages
 
+from conftest import place_resting_buy
 from orders.models import Order
 from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.broker.sim.exchange import SimBroker
@@ -66,24 +67,9 @@ def test_a_trader_cannot_run_admin_actions(client, trader, resting_order):
 def test_a_halts_cancel_action_cancels_only_the_orders_it_covers(
     client, operator, trader, other_trader, resting_order
 ):
-    from decimal import Decimal
-
-    from orders import services
     from orders.models import TradingHalt
-    from orders.validation import OrderInput
 
-    others = services.place_order(
-        user=other_trader,
-        broker_account=other_trader.broker_accounts.get(),
-        order_input=OrderInput(
-            symbol="MSFT",
-            side="buy",
-            type="limit",
-            time_in_force="gtc",
-            qty=Decimal("1"),
-            limit_price=Decimal("10"),
-        ),
-    ).order
+    others = place_resting_buy(other_trader, symbol="MSFT", limit="10")
     halt = TradingHalt.objects.create(scope="user", user=trader, mode="halted", reason="review")
 
     response = client.post(

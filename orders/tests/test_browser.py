@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from conftest import require_service
+from conftest import place_resting_buy, require_service
 from orders import services
 from orders.models import Order, PositionSnapshot
 from orders.validation import OrderInput
@@ -190,23 +190,7 @@ def cancel_service(monkeypatch):
 
 
 def test_cancel_an_open_order_from_the_history(page, trader, cancel_service):
-    from accounts.selectors import default_broker_account
-
-    # A limit buy far below the market stays open.
-    placement = off_loop(
-        services.place_order,
-        user=trader,
-        broker_account=default_broker_account(trader),
-        order_input=OrderInput(
-            symbol="MSFT",
-            side="buy",
-            type="limit",
-            time_in_force="gtc",
-            qty=Decimal("1"),
-            limit_price=Decimal("1"),
-        ),
-    )
-    order = placement.order
+    order = off_loop(place_resting_buy, user=trader, symbol="MSFT")  # $1: it stays open
     assert order.status == "new"
     log_in(page, "alice")
     page.goto("/orders/?status=open")

@@ -9,27 +9,12 @@ from decimal import Decimal
 import pytest
 
 from accounts.services import broker_for, link_broker_account
-from orders import services
+from conftest import place_resting_buy
 from orders.live import follow_order_updates
 from orders.models import Order
-from orders.validation import OrderInput
 from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _resting_buy(user, account, limit: str) -> Order:
-    order_input = OrderInput(
-        symbol="AAPL",
-        side="buy",
-        type="limit",
-        time_in_force="gtc",
-        qty=Decimal("1"),
-        limit_price=Decimal(limit),
-    )
-    order = services.place_order(user=user, broker_account=account, order_input=order_input).order
-    assert order.is_open
-    return order
 
 
 def _status(order: Order) -> str:
@@ -68,7 +53,7 @@ def follow_until(change, done, *, feeds_up: int, timeout: float = 10.0) -> None:
 
 def test_a_paper_exchange_cancel_reaches_the_desk(trader):
     account = trader.broker_accounts.get()
-    order = _resting_buy(trader, account, "10")
+    order = place_resting_buy(trader, limit="10", account=account)
 
     follow_until(
         lambda: broker_for(account).cancel_order(order.broker_order_id),
@@ -83,7 +68,7 @@ def test_an_alpaca_fill_reaches_the_desk(trader, alpaca_settings, fake_alpaca, f
     account = link_broker_account(
         user=trader, provider="alpaca", label="Alpaca", paper=True, key_id=KEY_ID, secret=SECRET
     )
-    order = _resting_buy(trader, account, "150")
+    order = place_resting_buy(trader, limit="150", account=account)
 
     def fill_at_alpaca() -> None:
         filled = fake_alpaca.fill(order.broker_order_id, "149.5")

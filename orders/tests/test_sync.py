@@ -15,6 +15,7 @@ from orders.models import Order, OrderEvent
 from tradedesk.broker.types import ORDER_STATUSES, BrokerOrder, OrderUpdate
 
 from .fake_broker import FakeBroker, at_ns, broker_order
+from .validation_support import desk_order
 
 pytestmark = pytest.mark.django_db
 
@@ -160,14 +161,10 @@ def test_same_timestamp_counts_only_when_it_fills_more_or_finishes(account):
     [("new", "new"), ("pending_new", "accepted")],  # same status: the broker id alone changed
 )
 def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader, broker_status, event):
-    pending = Order.objects.create(
-        user=trader,
-        broker_account=account,
+    pending = desk_order(
+        account,
         client_order_id="client-1",
-        symbol="AAPL",
-        side="buy",
         type="limit",
-        time_in_force="day",
         qty=Decimal("10"),
         limit_price=Decimal("190.5"),
         status="pending_new",

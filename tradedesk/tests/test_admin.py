@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from accounts.selectors import default_broker_account
-from orders.models import Order, OrderEvent, PositionSnapshot
+from orders.models import OrderEvent, PositionSnapshot
+from orders.tests.validation_support import desk_order
 
 pytestmark = pytest.mark.django_db
 
@@ -31,18 +32,13 @@ def admin_client(client, operator):
 def desk_records(trader):
     account = default_broker_account(trader)
     now = timezone.now()
-    order = Order.objects.create(
-        user=trader,
-        broker_account=account,
+    order = desk_order(
+        account,
         broker_order_id="b-1",
         client_order_id="c-1",
-        symbol="AAPL",
-        side="buy",
         type="limit",
-        time_in_force="day",
         qty=Decimal("3"),
         limit_price=Decimal("200"),
-        status="new",
         submitted_at=now,
     )
     OrderEvent.objects.create(order=order, event="new", status="new", source="api", at=now)
