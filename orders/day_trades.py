@@ -35,13 +35,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import pandas as pd
-from django.conf import settings
 
 from accounts.models import BrokerAccount
-from tradedesk.broker.calendar import nyse
+from tradedesk.broker.calendar import market_zone, nyse
 
 from . import selectors
 
@@ -93,18 +91,14 @@ def count_day_trades(fills: Iterable[Fill], start_qty: Decimal = ZERO) -> int:
     return count
 
 
-def _market_zone() -> ZoneInfo:
-    return ZoneInfo(settings.MARKET_TIME_ZONE)
-
-
 def day_start(day: date) -> datetime:
     """Midnight in New York at the start of `day`, as an aware datetime."""
-    return datetime.combine(day, time.min, tzinfo=_market_zone())
+    return datetime.combine(day, time.min, tzinfo=market_zone())
 
 
 def trading_day(now: datetime, *, trades_now: bool) -> date:
     """The New York date on which an order placed at `now` can first trade."""
-    local_date = now.astimezone(_market_zone()).date()
+    local_date = now.astimezone(market_zone()).date()
     if trades_now:
         return local_date
     calendar = nyse()
@@ -143,7 +137,7 @@ def count_with_order(
     `positions` maps symbols to the account's current signed quantity (short < 0).
     """
     days = business_days(day)
-    zone = _market_zone()
+    zone = market_zone()
     fills_by_symbol: dict[str, list[tuple[date, Fill]]] = defaultdict(list)
     for order in selectors.fills_since(broker_account, day_start(days[0])):
         fill_day = order.filled_at.astimezone(zone).date()

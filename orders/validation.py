@@ -36,7 +36,6 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import NoReturn
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
@@ -253,10 +252,6 @@ def _leg(value: object) -> types.LegRequest | None:
     ):
         return value
     return None
-
-
-def _market_zone() -> ZoneInfo:
-    return ZoneInfo(settings.MARKET_TIME_ZONE)
 
 
 def _market_open(broker: Broker, now: datetime) -> bool:
@@ -667,7 +662,7 @@ def _market_hours(check: _Check) -> None:
         )
     if check.trades_now:
         return
-    next_open = calendar.next_open(check.now).astimezone(_market_zone())
+    next_open = calendar.next_open(check.now).astimezone(calendar.market_zone())
     check.warn(
         "market_closed",
         None,
@@ -806,7 +801,7 @@ def _desk_limits(check: _Check) -> None:
                 f"The resulting {order.symbol} position would be worth about {_money(value)}, "
                 f"above the desk's limit of {_money(settings.MAX_POSITION_SIZE)} per symbol.",
             )
-    today = check.now.astimezone(_market_zone()).date()
+    today = check.now.astimezone(calendar.market_zone()).date()
     placed = selectors.orders_placed_since(check.user, day_trades.day_start(today))
     if placed >= settings.MAX_DAILY_TRADES:
         check.error(

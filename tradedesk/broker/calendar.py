@@ -34,8 +34,13 @@ def _minute(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def market_zone() -> ZoneInfo:
+    """Market time: New York (settings.MARKET_TIME_ZONE)."""
+    return ZoneInfo(settings.MARKET_TIME_ZONE)
+
+
 def _new_york(at: datetime) -> datetime:
-    return at.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE))
+    return at.astimezone(market_zone())
 
 
 def is_regular_session(at: datetime) -> bool:

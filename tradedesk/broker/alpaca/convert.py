@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
-from zoneinfo import ZoneInfo
 
 from alpaca.data.models import Bar as AlpacaBar
 from alpaca.data.models import Quote as AlpacaQuote
@@ -22,6 +21,7 @@ from alpaca.trading import models as alpaca_models
 from alpaca.trading import requests as alpaca_requests
 from pydantic import ValidationError
 
+from ..calendar import market_zone
 from ..errors import OrderRejected
 from ..types import (
     Account,
@@ -36,9 +36,6 @@ from ..types import (
     ReplaceRequest,
     Trade,
 )
-
-# Alpaca's calendar gives wall-clock times on the exchange's clock.
-MARKET_TZ = ZoneInfo("America/New_York")
 
 ORDER_REQUEST_CLASSES: dict[str, type[alpaca_requests.OrderRequest]] = {
     "market": alpaca_requests.MarketOrderRequest,
@@ -138,8 +135,9 @@ def clock_from_alpaca(c: alpaca_models.Clock) -> Clock:
 def market_day_from_alpaca(c: alpaca_models.Calendar) -> MarketDay:
     return MarketDay(
         date=c.date,
-        open=c.open.replace(tzinfo=MARKET_TZ).astimezone(UTC),
-        close=c.close.replace(tzinfo=MARKET_TZ).astimezone(UTC),
+        # Alpaca's calendar gives wall-clock times on the exchange's clock.
+        open=c.open.replace(tzinfo=market_zone()).astimezone(UTC),
+        close=c.close.replace(tzinfo=market_zone()).astimezone(UTC),
     )
 
 
