@@ -94,21 +94,22 @@ class SimMarketDataStream(MarketDataStream):
             elapsed = asyncio.get_running_loop().time() - started
             symbols = self._symbols
             if symbols:
-                while quotes_sent < elapsed * self.quotes_per_second:
-                    symbol = symbols[next(quote_turn) % len(symbols)]
-                    now = _now()
-                    await self.on_data(
-                        dataclasses.replace(market.quote(symbol, now), timestamp=now)
-                    )
-                    quotes_sent += 1
-                while trades_sent < elapsed * self.trades_per_second:
-                    symbol = symbols[next(trade_turn) % len(symbols)]
-                    now = _now()
-                    await self.on_data(
-                        dataclasses.replace(market.trade(symbol, now), timestamp=now)
-                    )
-                    trades_sent += 1
+                quotes_sent = await self._send_due(
+                    market.quote, symbols, quote_turn, quotes_sent, elapsed * self.quotes_per_second
+                )
+                trades_sent = await self._send_due(
+                    market.trade, symbols, trade_turn, trades_sent, elapsed * self.trades_per_second
+                )
             else:
                 quotes_sent = int(elapsed * self.quotes_per_second)
                 trades_sent = int(elapsed * self.trades_per_second)
             await self._wait(RATE_TICK_S)
+
+    async def _send_due(self, make, symbols: list[str], turn, sent: int, due: float) -> int:
+        """Send what the rate owes by now (`make(symbol, at)`, round the symbols); the new count."""
+        while sent < due:
+            symbol = symbols[next(turn) % len(symbols)]
+            now = _now()
+            await self.on_data(dataclasses.replace(make(symbol, now), timestamp=now))
+            sent += 1
+        return sent
