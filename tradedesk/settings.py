@@ -324,6 +324,18 @@ BUYING_POWER_WARNING_PCT = env_decimal("BUYING_POWER_WARNING_PCT", "80")
 PRICE_WARNING_PCT = env_decimal("PRICE_WARNING_PCT", "5")
 PDT_RULE = env_bool("PDT_RULE", False)
 VALIDATION_CACHE_SECONDS = env_int("VALIDATION_CACHE_SECONDS", 5)
+# An order the broker has not confirmed after this long is looked up by client_order_id and,
+# when the broker has no such order, ends rejected with a `lost` event.
+ORDER_PENDING_TIMEOUT = env_int("ORDER_PENDING_TIMEOUT", 60)
+# Per-user limits on order commands, one counter per command for every door (API, pages,
+# admin, gateway, tasks): "N/period" (s, min, hour, day, or e.g. 10s); empty means no limit.
+ORDER_COMMAND_RATES = {
+    "place": os.environ.get("ORDER_RATE_LIMIT", "120/min"),
+    "replace": os.environ.get("ORDER_REPLACE_RATE_LIMIT", "120/min"),
+    "cancel": os.environ.get("ORDER_CANCEL_RATE_LIMIT", "240/min"),
+    "validate": os.environ.get("ORDER_VALIDATE_RATE_LIMIT", "240/min"),
+    "sync": os.environ.get("ORDER_SYNC_RATE_LIMIT", "10/min"),
+}
 
 # --- Sync and snapshots -----------------------------------------------------
 ORDER_SYNC_INTERVAL = env_int("ORDER_SYNC_INTERVAL", 60)
