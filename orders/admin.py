@@ -68,7 +68,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected open orders", permissions=["change"])
     def cancel_open_orders(self, request, queryset):
-        open_orders = queryset.filter(status__in=types.OPEN_STATUSES).select_related(
+        open_orders = queryset.exclude(status__in=types.TERMINAL_STATUSES).select_related(
             "user", "broker_account"
         )
         cancel_and_report(self, request, open_orders)

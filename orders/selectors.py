@@ -10,6 +10,9 @@ from tradedesk.broker import types
 
 from .models import Order, PositionSnapshot, TradingHalt
 
+# How an order the desk did not place reached its record (Order.placed_via).
+IMPORTED = ("sync", "stream")
+
 
 def orders_for(user: User) -> QuerySet[Order]:
     return Order.objects.filter(user=user, parent__isnull=True)
@@ -33,13 +36,28 @@ def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[Trad
     return sorted(halts, key=lambda halt: (halt.mode != TradingHalt.MODE_HALTED, halt.pk))
 
 
+def open_orders() -> QuerySet[Order]:
+    """Orders that can still trade, as the desk last saw them: any status but a terminal one
+    (a status the desk has not seen before counts as open until the broker says otherwise)."""
+    return Order.objects.exclude(status__in=types.TERMINAL_STATUSES)
+
+
 def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Order]:
     """The account's orders in `symbol` that can still trade, as the desk last saw them."""
     return list(
-        Order.objects.filter(
-            broker_account=broker_account, symbol=symbol, status__in=types.OPEN_STATUSES
-        ).order_by("created_at", "id")
+        open_orders()
+        .filter(broker_account=broker_account, symbol=symbol)
+        .order_by("created_at", "id")
     )
+
+
+def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:
+    """Orders recorded as pending whose broker answer never came (see Order.is_unconfirmed),
+    oldest first; all accounts' when none is given."""
+    orders = Order.objects.filter(status="pending_new", broker_order_id="")
+    if broker_account is not None:
+        orders = orders.filter(broker_account=broker_account)
+    return orders.select_related("broker_account").order_by("created_at", "id")
 
 
 def fills_since(broker_account: BrokerAccount, since: datetime) -> list:
@@ -53,15 +71,21 @@ def fills_since(broker_account: BrokerAccount, since: datetime) -> list:
 
 
 def orders_placed_since(user: User, since: datetime) -> int:
-    """How many orders (legs not counted) the user placed at or after `since`."""
-    return Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since).count()
+    """How many orders (legs not counted) the user placed through the desk at or after `since`.
+
+    Orders brought in by the sync or the stream were placed elsewhere (or long ago): a newly
+    linked account's history doesn't use up the day's MAX_DAILY_TRADES.
+    """
+    return (
+        Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since)
+        .exclude(placed_via__in=IMPORTED)
+        .count()
+    )
 
 
 def open_orders_under(halt: TradingHalt) -> QuerySet[Order]:
     """The open orders a kill switch covers: the whole desk's, one user's or one account's."""
-    orders = Order.objects.filter(status__in=types.OPEN_STATUSES).select_related(
-        "user", "broker_account"
-    )
+    orders = open_orders().select_related("user", "broker_account")
     if halt.scope == TradingHalt.SCOPE_USER:
         return orders.filter(user=halt.user_id)
     if halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT:
