@@ -38,14 +38,14 @@ class Order(models.Model):
     symbol = models.CharField(max_length=16)
     asset_class = models.CharField(max_length=16, default="us_equity")
     asset_id = models.CharField(max_length=64, blank=True, default="")
-    side = models.CharField(max_length=8, choices=_choices(types.ORDER_SIDES))
+    side = models.CharField(max_length=8, blank=True, choices=_choices(types.ORDER_SIDES))
     type = models.CharField(max_length=16, choices=_choices(types.ORDER_TYPES))
-    # Statuses and classes keep their choices for display only: a value the broker adds (Alpaca's
-    # `pending_review`, `mleg`) is stored as it came, so no check constraint names them.
+    # The broker's vocabulary keeps its choices for display only: a value the broker adds
+    # (Alpaca's `pending_review`, `mleg`) is stored as it came, so no check constraint names it.
     order_class = models.CharField(
         max_length=16, choices=_choices(types.ORDER_CLASSES), default="simple"
     )
-    time_in_force = models.CharField(max_length=8, choices=_choices(types.TIME_IN_FORCE))
+    time_in_force = models.CharField(max_length=16, choices=_choices(types.TIME_IN_FORCE))
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)
     notional = models.DecimalField(**DECIMAL, null=True, blank=True)
     filled_qty = models.DecimalField(**DECIMAL, default=0)
@@ -91,9 +91,8 @@ class Order(models.Model):
             models.UniqueConstraint(
                 fields=["broker_account", "client_order_id"], name="order_client_id_unique"
             ),
-            _one_of("side", types.ORDER_SIDES),
-            _one_of("type", types.ORDER_TYPES),
-            _one_of("time_in_force", types.TIME_IN_FORCE),
+            # Only the desk's own vocabulary is checked: side, type, time in force, class and
+            # status are the broker's, stored as they came (an mleg order has no side).
             _one_of("placed_via", SOURCES),
             models.CheckConstraint(
                 condition=models.Q(qty__isnull=False) | models.Q(notional__isnull=False),
