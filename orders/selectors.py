@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -8,7 +11,7 @@ from django.http import Http404
 from accounts.models import BrokerAccount, User
 from tradedesk.broker import types
 
-from .models import Order, PositionSnapshot, TradingHalt
+from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
 
 # How an order the desk did not place reached its record (Order.placed_via).
 IMPORTED = ("sync", "stream")
@@ -60,14 +63,53 @@ def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[
     return orders.select_related("broker_account").order_by("created_at", "id")
 
 
-def fills_since(broker_account: BrokerAccount, since: datetime) -> list:
-    """The account's fills completed at or after `since`, oldest first: rows with symbol, side,
-    filled_qty and filled_at (tuples, not models: a busy day has hundreds)."""
-    return list(
-        Order.objects.filter(broker_account=broker_account, filled_qty__gt=0, filled_at__gte=since)
-        .order_by("filled_at", "id")
-        .values_list("symbol", "side", "filled_qty", "filled_at", named=True)
+class Execution(NamedTuple):
+    symbol: str
+    side: str  # buy | sell
+    qty: Decimal
+    at: datetime
+
+
+def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Execution]:
+    """The account's executions at or after `since`, oldest first (tuples, not models: a busy
+    day has hundreds).
+
+    Each rise of an order's filled qty in its OrderEvents is one execution at that event's
+    time, so a partial fill counts even when the order is canceled afterwards (it never gets
+    a filled_at); a fill no event carries (a row written without one) is taken at filled_at.
+    Two indexed reads: the account's orders with fills changed since `since`
+    (order_account_filled; a fill always moves updated_at), then their events.
+    """
+    orders = {
+        row.id: row
+        for row in Order.objects.filter(
+            broker_account=broker_account,
+            filled_qty__gt=0,
+            updated_at__gte=since,
+            side__in=types.ORDER_SIDES,  # an mleg order's executions are its legs'
+        ).values_list("id", "symbol", "side", "filled_qty", "filled_at", named=True)
+    }
+    events = (
+        OrderEvent.objects.filter(order_id__in=orders, filled_qty__gt=0)
+        .order_by("order_id", "at", "id")
+        .values_list("order_id", "filled_qty", "at")
     )
+    recorded: dict[int, Decimal] = defaultdict(Decimal)
+    executions: list[tuple[datetime, int, Decimal]] = []
+    for order_id, filled_qty, at in events:
+        if filled_qty > recorded[order_id]:
+            executions.append((at, order_id, filled_qty - recorded[order_id]))
+            recorded[order_id] = filled_qty
+    for order in orders.values():
+        rest = order.filled_qty - recorded[order.id]
+        if rest > 0 and order.filled_at is not None:
+            executions.append((order.filled_at, order.id, rest))
+    executions.sort()
+    return [
+        Execution(orders[order_id].symbol, orders[order_id].side, qty, at)
+        for at, order_id, qty in executions
+        if at >= since
+    ]
 
 
 def orders_placed_since(user: User, since: datetime) -> int:
