@@ -11,6 +11,9 @@ from django.utils import timezone
 from tradedesk.broker import types
 
 DECIMAL = {"max_digits": 24, "decimal_places": 9}
+# The broker's names (status, class, side, type, time in force, intent): room for the ones it
+# adds later, which are stored as they came.
+BROKER_NAME = 32
 SOURCES = ("api", "page", "admin", "sync", "stream", "system")
 
 
@@ -38,14 +41,14 @@ class Order(models.Model):
     symbol = models.CharField(max_length=16)
     asset_class = models.CharField(max_length=16, default="us_equity")
     asset_id = models.CharField(max_length=64, blank=True, default="")
-    side = models.CharField(max_length=8, blank=True, choices=_choices(types.ORDER_SIDES))
-    type = models.CharField(max_length=16, choices=_choices(types.ORDER_TYPES))
+    side = models.CharField(max_length=BROKER_NAME, blank=True, choices=_choices(types.ORDER_SIDES))
+    type = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_TYPES))
     # The broker's vocabulary keeps its choices for display only: a value the broker adds
     # (Alpaca's `pending_review`, `mleg`) is stored as it came, so no check constraint names it.
     order_class = models.CharField(
-        max_length=16, choices=_choices(types.ORDER_CLASSES), default="simple"
+        max_length=BROKER_NAME, choices=_choices(types.ORDER_CLASSES), default="simple"
     )
-    time_in_force = models.CharField(max_length=16, choices=_choices(types.TIME_IN_FORCE))
+    time_in_force = models.CharField(max_length=BROKER_NAME, choices=_choices(types.TIME_IN_FORCE))
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)
     notional = models.DecimalField(**DECIMAL, null=True, blank=True)
     filled_qty = models.DecimalField(**DECIMAL, default=0)
@@ -55,9 +58,9 @@ class Order(models.Model):
     trail_price = models.DecimalField(**DECIMAL, null=True, blank=True)
     trail_percent = models.DecimalField(**DECIMAL, null=True, blank=True)
     hwm = models.DecimalField(**DECIMAL, null=True, blank=True)
-    status = models.CharField(max_length=32, choices=_choices(types.ORDER_STATUSES))
+    status = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_STATUSES))
     extended_hours = models.BooleanField(default=False)
-    position_intent = models.CharField(max_length=16, blank=True, default="")
+    position_intent = models.CharField(max_length=BROKER_NAME, blank=True, default="")
     submitted_at = models.DateTimeField(null=True, blank=True)
     filled_at = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
@@ -131,7 +134,7 @@ class OrderEvent(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     event = models.CharField(max_length=32)
-    status = models.CharField(max_length=32, choices=_choices(types.ORDER_STATUSES))
+    status = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_STATUSES))
     filled_qty = models.DecimalField(**DECIMAL, default=0)
     price = models.DecimalField(**DECIMAL, null=True, blank=True)
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)
