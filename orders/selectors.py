@@ -13,9 +13,6 @@ from tradedesk.broker import types
 
 from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
 
-# How an order the desk did not place reached its record (Order.placed_via).
-IMPORTED = ("sync", "stream")
-
 
 def orders_for(user: User) -> QuerySet[Order]:
     return Order.objects.filter(user=user, parent__isnull=True)
@@ -115,12 +112,13 @@ def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Executio
 def orders_placed_since(user: User, since: datetime) -> int:
     """How many orders (legs not counted) the user placed through the desk at or after `since`.
 
-    Orders brought in by the sync or the stream were placed elsewhere (or long ago): a newly
-    linked account's history doesn't use up the day's MAX_DAILY_TRADES.
+    Orders brought in by the sync or the stream (both `placed_via="sync"`) were placed
+    elsewhere or long ago: a newly linked account's history doesn't use up the day's
+    MAX_DAILY_TRADES.
     """
     return (
         Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since)
-        .exclude(placed_via__in=IMPORTED)
+        .exclude(placed_via="sync")
         .count()
     )
 
