@@ -8,13 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connections
 
 from orders import sync, tasks
 from orders.models import SyncRun
 from tradedesk.ratelimit import RateLimitExceeded
 
-WAIT = 20  # seconds: only reached if the code under test deadlocks
+from .test_sync_concurrency import WAIT, in_thread
 
 
 @pytest.fixture
@@ -117,25 +116,17 @@ def test_the_api_answers_a_flood_of_sync_requests_with_one_run_then_429(api, tra
 def test_simultaneous_requests_for_one_account_queue_one_run(trader, queued, unlimited):
     account = trader.broker_accounts.get()
     barrier = threading.Barrier(16)
-    runs: list[str] = []
-    errors: list[Exception] = []
 
-    def request() -> None:
-        try:
-            barrier.wait(WAIT)
-            runs.append(str(sync.request_sync(user=trader, broker_account=account).pk))
-        except Exception as failure:  # handed to the assertions
-            errors.append(failure)
-        finally:
-            connections.close_all()
+    def request() -> str:
+        barrier.wait(WAIT)
+        return str(sync.request_sync(user=trader, broker_account=account).pk)
 
-    threads = [threading.Thread(target=request) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
+    started = [in_thread(request) for _ in range(16)]
+    for thread, _ in started:
         thread.join(WAIT)
 
-    assert errors == []
+    assert [outcome.get("error") for _, outcome in started] == [None] * 16
+    runs = [outcome["result"] for _, outcome in started]
     assert len(runs) == 16 and len(set(runs)) == 1
     assert queued == runs[:1]
     assert SyncRun.objects.count() == 1
