@@ -214,6 +214,22 @@ def test_imported_orders_keep_the_brokers_times_and_intent(account):
     assert (row.created_at, row.expires_at) == (created, later)
 
 
+def test_the_api_shows_the_brokers_expiry_and_intent(account, api):
+    expires = at_ns(1000) + timedelta(hours=6)
+    sync.sync_orders(
+        account,
+        broker=FakeBroker(
+            [(1000, broker_order(1, expires_at=expires, position_intent="sell_to_close"))]
+        ),
+    )
+
+    shown = api.get(f"/api/v1/orders/{Order.objects.get().pk}/").json()
+
+    assert shown["position_intent"] == "sell_to_close"
+    assert shown["expires_at"].startswith(expires.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert shown["created_at"].startswith(at_ns(1000).strftime("%Y-%m-%dT%H:%M:%S"))
+
+
 def test_an_order_the_desk_placed_keeps_its_own_time(account):
     placed_at = timezone.now()
     pending = desk_order(
