@@ -15,7 +15,8 @@ from orders import history, selectors, sync
 from orders.models import Order, OrderEvent
 from tradedesk.broker import BrokerCredentials
 from tradedesk.broker.alpaca import AlpacaBroker, convert
-from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET
+from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET, eventually
+from tradedesk.broker.tests.test_alpaca_streams import Recorder, order_update_stream, running
 
 from .fake_broker import FakeBroker, at_ns, broker_order
 from .validation_support import TUESDAY_OPEN, codes, desk_order, make_desk, order
@@ -302,3 +303,24 @@ def test_the_migration_dates_imported_orders_by_the_broker(account):
 
     assert Order.objects.get(pk=imported.pk).created_at == submitted
     assert {o.pk: o.created_at for o in Order.objects.exclude(pk=imported.pk)} == before
+
+
+@pytest.mark.asyncio
+async def test_an_alpaca_trade_update_with_an_unseen_status_arrives_through_the_stream(
+    fake_trading_stream, fake_alpaca, alpaca_credentials
+):
+    placed = fake_alpaca.add_order(qty=3, type="limit", limit_price=150, time_in_force="gtc")
+    placed.update(status="a_status_alpaca_adds_next_year", order_class="mleg")
+    recorder = Recorder()
+    stream = order_update_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await eventually(lambda: any(s.listening for s in fake_trading_stream.connections))
+        fake_trading_stream.push_trade_update("a_new_event", placed)
+        await eventually(lambda: recorder.items)
+
+    (update,) = recorder.items
+    assert (update.event, update.order.status, update.order.order_class) == (
+        "a_new_event",
+        "a_status_alpaca_adds_next_year",
+        "mleg",
+    )
