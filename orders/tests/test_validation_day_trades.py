@@ -6,7 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from conftest import require_service
 from orders import selectors
 from orders.day_trades import Fill, business_days, count_day_trades, trading_day
 from orders.models import OrderEvent
@@ -317,3 +320,24 @@ def test_only_an_order_that_can_close_the_position_reads_the_fills(
     desk.validate(order(side=side, qty=D("5")), now=TUESDAY_OPEN)
 
     assert bool(calls) is reads
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_the_fills_are_read_through_indexes(trader):
+    require_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    account = trader.broker_accounts.get()
+    fill(account, "buy", "10", _at(24, 14, 40))
+
+    with CaptureQueriesContext(connection) as queries:
+        selectors.fills_since(account, _at(18, 5))
+
+    orders_sql, events_sql = (query["sql"] for query in queries.captured_queries)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned
+        plans = []
+        for sql in (orders_sql, events_sql):
+            cursor.execute(f"EXPLAIN {sql}")
+            plans.append(" ".join(row[0] for row in cursor.fetchall()))
+    assert "order_account_filled" in plans[0]
+    assert "order_event_order_at" in plans[1]
