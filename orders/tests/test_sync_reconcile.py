@@ -272,3 +272,16 @@ def test_the_reconciler_leaves_confirmed_orders_alone(paper):
 
     assert tasks.reconcile_pending_orders() == 0
     assert events(placed.order) == before
+
+
+def test_the_cancel_page_says_when_to_try_an_unconfirmed_order_again(paper, client, trader):
+    pending = recorded(paper, resting_buy())
+    client.force_login(trader)
+
+    response = client.post(f"/orders/{pending.pk}/cancel/", follow=True)
+
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert len(shown) == 1 and "has not confirmed this order yet; try again in" in shown[0]
+    pending.refresh_from_db()
+    assert pending.status == "pending_new"
