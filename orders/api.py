@@ -331,7 +331,10 @@ class OrderValidateView(APIView):
 
 
 def _not_modifiable(error: services.OrderNotModifiable) -> Response:
-    return _error(error.message, error.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+    response = _error(error.message, error.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _broker_refused(error: OrderRejected) -> Response:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -54,6 +57,8 @@ MIRRORED_FIELDS = (
     "expired_at",
     "failed_at",
     "replaced_at",
+    "expires_at",
+    "position_intent",
 )
 # Input fields that make two submissions with one client_order_id "the same order".
 _IDENTITY_FIELDS = (
@@ -102,12 +107,16 @@ class SubmissionPending(BrokerUnavailable):
 
 
 class OrderNotModifiable(Exception):
-    """The order can't be canceled or replaced (closed, or not confirmed by the broker yet)."""
+    """The order can't be canceled or replaced (closed, or not confirmed by the broker yet).
 
-    def __init__(self, message: str, *, code: str):
+    `retry_after`: whole seconds after which asking again gets a final answer (unconfirmed).
+    """
+
+    def __init__(self, message: str, *, code: str, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -132,11 +141,17 @@ def apply_broker_order(
     """Bring one Order row up to the broker's snapshot; record an OrderEvent if it changed.
 
     Never moves backwards: an older snapshot, a lower filled qty or a step out of a
-    terminal state is ignored. Returns whether anything changed.
+    terminal state is ignored — except a terminal state the desk concluded itself, before the
+    broker confirmed the order (`lost`): the broker's snapshot is the truth. Returns whether
+    anything changed.
     """
     if order.broker_updated_at and snapshot.updated_at < order.broker_updated_at:
         return False
-    if order.status in types.TERMINAL_STATUSES and snapshot.status != order.status:
+    if (
+        order.status in types.TERMINAL_STATUSES
+        and snapshot.status != order.status
+        and order.broker_order_id
+    ):
         return False
     if snapshot.filled_qty < order.filled_qty:
         return False
@@ -144,6 +159,7 @@ def apply_broker_order(
     for name in MIRRORED_FIELDS:
         setattr(order, name, getattr(snapshot, name))
     order.broker_order_id = snapshot.id
+    order.broker_created_at = snapshot.created_at
     order.replaced_by = snapshot.replaced_by or ""
     order.replaces = snapshot.replaces or ""
     order.broker_updated_at = snapshot.updated_at
@@ -212,14 +228,54 @@ def _apply_locked(
     return current
 
 
-def reconcile_pending(order: Order) -> Order:
-    """Resolve an order the broker never confirmed by looking it up by client_order_id."""
-    broker = broker_for(order.broker_account)
+def reconcile_pending(order: Order, *, broker: Broker | None = None) -> Order:
+    """Resolve an order the broker never confirmed by looking it up by client_order_id.
+
+    Found: the broker's snapshot is applied (its event recorded). Not found, and recorded more
+    than ORDER_PENDING_TIMEOUT seconds ago: the broker never got it — `rejected`, with a `lost`
+    event giving the reason. Not found but younger: left pending (the answer may still come).
+    The look-up's BrokerUnavailable and RateLimited propagate.
+    """
+    if not order.is_unconfirmed:
+        return order
+    broker = broker or broker_for(order.broker_account)
     try:
         snapshot = broker.get_order_by_client_id(order.client_order_id)
     except OrderNotFound:
-        return order
+        return _lost_if_overdue(order, timezone.now())
     return _apply_locked(order, snapshot, source="sync")
+
+
+def unconfirmed_retry_after(order: Order, now: datetime) -> int:
+    """Seconds until an unconfirmed order is overdue (then the reconciler settles it)."""
+    age = (now - order.created_at).total_seconds()
+    return max(0, math.ceil(settings.ORDER_PENDING_TIMEOUT - age))
+
+
+def _lost_if_overdue(order: Order, now: datetime) -> Order:
+    if unconfirmed_retry_after(order, now) > 0:
+        return order
+    with transaction.atomic():
+        current = Order.objects.select_for_update().get(pk=order.pk)
+        if not current.is_unconfirmed:  # the broker's answer was applied meanwhile
+            return current
+        current.status = "rejected"
+        current.failed_at = now
+        current.save(update_fields=["status", "failed_at", "updated_at"])
+        waited = round((now - current.created_at).total_seconds())
+        _record_event(
+            current,
+            "lost",
+            source="system",
+            at=now,
+            reason=(
+                f"The broker has no order with client_order_id {current.client_order_id!r} "
+                f"{waited} s after the desk submitted it: it never reached the broker."
+            ),
+            client_order_id=current.client_order_id,
+            pending_seconds=waited,
+        )
+    return current
 
 
 def check_order(
@@ -359,17 +415,22 @@ def _ensure_owned(user: User, order: Order) -> None:
 
 
 def _confirmed_open(order: Order, action: str) -> Order:
-    """The order as the broker last reported it, if it can still be acted on."""
-    if not order.broker_order_id:
-        order = reconcile_pending(order)
+    """The order as the broker last reported it, if it can still be acted on.
+
+    An unconfirmed order is reconciled first: found at the broker, it is acted on; overdue, it
+    is `lost` (closed: nothing to act on); younger, the refusal says when to ask again.
+    """
+    order = reconcile_pending(order)
     if not order.is_open:
         raise OrderNotModifiable(
             f"The order is {order.status}; only open orders can be {action}.", code="order_closed"
         )
     if not order.broker_order_id:
+        wait = max(1, unconfirmed_retry_after(order, timezone.now()))
         raise OrderNotModifiable(
-            "The broker has not confirmed this order yet; try again shortly.",
+            f"The broker has not confirmed this order yet; try again in {wait} s.",
             code="order_unconfirmed",
+            retry_after=wait,
         )
     return order
 

@@ -34,9 +34,9 @@ from tradedesk.broker import Broker, types
 from tradedesk.broker.base import OrderUpdateHandler
 from tradedesk.broker.errors import BrokerError
 
-from . import events
+from . import events, selectors, throttles
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
-from .services import MIRRORED_FIELDS, event_name, event_name_sql
+from .services import MIRRORED_FIELDS, event_name, event_name_sql, reconcile_pending
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ def sync_orders(
 
     Starts at `since`, else at the account's watermark (see `sync_watermark`). Each batch is
     committed on its own, so a sync killed midway keeps what it wrote and the next one resumes
-    from the watermark. Raises SyncInProgress when another sync of the account is running.
+    from the watermark. Then the orders still unconfirmed (the watermark never sees them) are
+    looked up by client_order_id (`reconcile_unconfirmed`). Raises SyncInProgress when another
+    sync of the account is running.
     """
     broker = broker or broker_for(broker_account)
     with account_sync_lock(broker_account) as renew_lock:
@@ -123,7 +125,40 @@ def sync_orders(
                 if at >= cursor
             }
         flush()
+        reconcile_unconfirmed(broker_account, broker=broker)
     return counts
+
+
+def reconcile_unconfirmed(broker_account: BrokerAccount, *, broker: Broker | None = None) -> int:
+    """Settle the account's unconfirmed orders (`services.reconcile_pending`, one look-up by
+    client_order_id each): confirmed by the broker, or lost once overdue. Returns how many
+    were settled; the rest are still young enough for the broker's answer to come."""
+    broker = broker or broker_for(broker_account)
+    settled = 0
+    for order in selectors.unconfirmed_orders(broker_account):
+        settled += not reconcile_pending(order, broker=broker).is_unconfirmed
+    return settled
+
+
+def reconcile_all_unconfirmed() -> int:
+    """`reconcile_unconfirmed` for every account that has such orders (the beat's task).
+
+    A broker that fails one account's look-ups is logged and the next account goes on: the
+    next run (or the account's sync) tries again.
+    """
+    settled = 0
+    for broker_account in BrokerAccount.objects.filter(
+        pk__in=selectors.unconfirmed_orders().values("broker_account")
+    ):
+        try:
+            settled += reconcile_unconfirmed(broker_account)
+        except BrokerError as failure:
+            logger.warning(
+                "broker account %s: pending orders not reconciled: %s",
+                broker_account.pk,
+                failure.message,
+            )
+    return settled
 
 
 def sync_watermark(broker_account: BrokerAccount) -> datetime | None:
@@ -137,7 +172,7 @@ def sync_watermark(broker_account: BrokerAccount) -> datetime | None:
         Order.objects.filter(broker_account=broker_account)
         .exclude(broker_order_id="")
         .aggregate(
-            oldest_open=Min(submitted, filter=Q(status__in=types.OPEN_STATUSES)),
+            oldest_open=Min(submitted, filter=~Q(status__in=types.TERMINAL_STATUSES)),
             newest=Max(submitted),
         )
     )
@@ -271,7 +306,10 @@ def _resolve_client_ids(
         claim = pending.get(snapshot.client_order_id)
         if snapshot.id not in by_broker_id and claim is not None:
             # The desk placed it but never heard back (a timed-out submission): it's this one.
-            Order.objects.filter(pk=claim.pk).update(broker_order_id=snapshot.id)
+            # Back to pending if the reconciler had given it up as lost: the broker has it.
+            Order.objects.filter(pk=claim.pk).update(
+                broker_order_id=snapshot.id, status="pending_new"
+            )
             by_broker_id[snapshot.id] = claim
             claimed.add(snapshot.id)
         elif taken_client_ids.get(snapshot.client_order_id, snapshot.id) != snapshot.id:
@@ -326,11 +364,22 @@ _ROW_COLUMNS = (
     "replaces",
     "parent_id",
     "broker_updated_at",
+    "broker_created_at",
+    # An order brought in by the sync or the stream is dated by the broker (never updated:
+    # an order the desk placed keeps its own time).
+    "created_at",
 )
 # Columns the same for every row of a batch.
-_BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "created_at", "updated_at")
+_BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "updated_at")
 # Columns a newer snapshot overwrites.
-_UPDATED_COLUMNS = (*MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
+_UPDATED_COLUMNS = (
+    *MIRRORED_FIELDS,
+    "replaced_by",
+    "replaces",
+    "broker_updated_at",
+    "broker_created_at",
+    "updated_at",
+)
 
 
 _mirrored_values = operator.attrgetter(*MIRRORED_FIELDS)
@@ -344,12 +393,14 @@ def _row(snapshot: types.BrokerOrder, parents: dict[str, int]) -> tuple:
         snapshot.replaces or "",
         parents.get(snapshot.id),
         snapshot.updated_at,
+        snapshot.created_at,
+        snapshot.created_at,
     )
 
 
 def _batch_values(batch: _Batch) -> tuple:
     """The values of _BATCH_COLUMNS."""
-    return (batch.user_id, batch.broker_account_id, "sync", batch.now, batch.now)
+    return (batch.user_id, batch.broker_account_id, "sync", batch.now)
 
 
 def _q(name: str) -> str:
@@ -430,7 +481,7 @@ def _merge_statement() -> str:
             ORDER BY id FOR UPDATE
         ), written AS (
             INSERT INTO {table} ({columns})
-            SELECT %(user)s, %(account)s, %(placed_via)s, %(now)s, %(now)s, {staged}
+            SELECT %(user)s, %(account)s, %(placed_via)s, %(now)s, {staged}
             FROM {_STAGING_TABLE} WHERE (SELECT count(*) FROM existing) >= 0
             {_conflict_clause()}
             RETURNING id, broker_order_id, status, filled_qty, filled_avg_price, broker_updated_at
@@ -744,7 +795,12 @@ def _count_fields(counts: SyncCounts) -> dict[str, int]:
     return {"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged}
 
 
+_FINISHED = frozenset({"done", "skipped", "failed"})
+
+
 def _save_run(run: SyncRun, **values) -> None:
+    if values.get("status") in _FINISHED:
+        values["coalesce_key"] = None  # the next request queues a new run
     for name, value in values.items():
         setattr(run, name, value)
     SyncRun.objects.filter(pk=run.pk).update(**values)
@@ -757,12 +813,20 @@ class SyncQueueUnavailable(Exception):
 def request_sync(
     *, user: User, broker_account: BrokerAccount | None = None, trigger: str = "api"
 ) -> SyncRun:
-    """Record a queued sync and hand it to a worker; the run's id is the task's id."""
+    """Record a queued sync and hand it to a worker; the run's id is the task's id.
+
+    Counted against the user's sync rate (raises ratelimit.RateLimitExceeded). A request for
+    accounts whose requested sync is still queued or running gets that run back instead of
+    queueing another (a run unfinished after the task time limit is taken as dead).
+    """
     from kombu.exceptions import OperationalError
 
     from .tasks import run_sync  # the tasks module imports this one
 
-    run = SyncRun.objects.create(user=user, broker_account=broker_account, trigger=trigger)
+    throttles.limit(user, "sync")
+    run, created = _queued_run(user, broker_account, trigger)
+    if not created:
+        return run
     try:
         run_sync.apply_async((str(run.pk),), task_id=str(run.pk))
     except OperationalError as failure:
@@ -770,3 +834,24 @@ def request_sync(
         raise SyncQueueUnavailable(str(failure)) from failure
     run.refresh_from_db()
     return run
+
+
+def _queued_run(
+    user: User, broker_account: BrokerAccount | None, trigger: str
+) -> tuple[SyncRun, bool]:
+    """The unfinished requested run for these accounts, or a new queued one (True)."""
+    key = f"{user.pk}:{broker_account.pk if broker_account else 'all'}"
+    dead_before = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    SyncRun.objects.filter(coalesce_key=key, queued_at__lt=dead_before).update(coalesce_key=None)
+    while True:
+        try:
+            with transaction.atomic():
+                run = SyncRun.objects.create(
+                    user=user, broker_account=broker_account, trigger=trigger, coalesce_key=key
+                )
+            return run, True
+        except IntegrityError:
+            existing = SyncRun.objects.filter(coalesce_key=key).first()
+            if existing is not None:
+                return existing, False
+            # It finished between the insert and the read: queue a new one.

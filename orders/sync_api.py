@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
+from tradedesk.ratelimit import RateLimitExceeded
 
 from . import sync, sync_selectors
 from .api import input_errors
@@ -42,7 +43,12 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
 
 class SyncView(APIView):
-    @extend_schema(request=SyncRequestSerializer, responses={202: SyncRunSerializer})
+    @extend_schema(
+        request=SyncRequestSerializer,
+        responses={202: SyncRunSerializer},
+        description="Queue a sync, or answer the one already queued or running for the same "
+        "accounts (coalesced). Rate limited per user (429 with Retry-After).",
+    )
     def post(self, request):
         parsed = SyncRequestSerializer(data=request.data)
         if not parsed.is_valid():
@@ -51,6 +57,14 @@ class SyncView(APIView):
         account = None if account_id is None else broker_account_for(request.user, account_id)
         try:
             run = sync.request_sync(user=request.user, broker_account=account, trigger="api")
+        except RateLimitExceeded as limited:
+            # Local until tradedesk.api's exception handler maps RateLimitExceeded for every
+            # view (the lead unifies the two).
+            return Response(
+                {"detail": limited.message, "code": "rate_limited"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(limited.retry_after)},
+            )
         except sync.SyncQueueUnavailable:
             return Response(
                 {"detail": "The sync queue is unavailable; try again shortly.", "code": "busy"},

@@ -300,7 +300,7 @@ def cancel_order(request, order_id: int):
     else:
         try:
             cancel(user=request.user, order=order, source="page", actor=request.user)
-        except (BrokerError, services.OrderInvalid) as error:
+        except (BrokerError, services.OrderInvalid, services.OrderNotModifiable) as error:
             messages.error(request, f"Could not cancel order {order.pk}: {error}")
         else:
             messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")

@@ -14,6 +14,9 @@ from decimal import Decimal
 ORDER_SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+# The order classes and statuses the desk knows by name (the paper exchange's vocabulary,
+# forms and filters). A broker may report others (Alpaca adds them: `pending_review`, `mleg`):
+# the desk stores those as they came, and an unknown status counts as open.
 ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
 ORDER_STATUSES = (
     "new",
@@ -36,7 +39,16 @@ ORDER_STATUSES = (
 )
 # Statuses after which an order never changes again.
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+# The known statuses of an order that can still trade. A status the desk has never seen is
+# open too (until the broker says otherwise): query with `~Q(status__in=TERMINAL_STATUSES)`.
 OPEN_STATUSES = frozenset(ORDER_STATUSES) - TERMINAL_STATUSES
+
+
+def is_open_status(status: str) -> bool:
+    """Whether an order in `status` may still trade: any status but a terminal one."""
+    return status not in TERMINAL_STATUSES
+
+
 TIMEFRAMES = ("1Min", "1Hour", "1Day")
 
 
@@ -202,11 +214,13 @@ class BrokerOrder:
     replaced_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    expires_at: datetime | None = None
+    position_intent: str = ""  # Alpaca's buy_to_open, sell_to_close, … ("" when not given)
     legs: tuple[BrokerOrder, ...] = field(default_factory=tuple)
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
+        return is_open_status(self.status)
 
 
 @dataclass(frozen=True)

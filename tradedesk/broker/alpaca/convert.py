@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from alpaca.data.models import Bar as AlpacaBar
 from alpaca.data.models import Quote as AlpacaQuote
@@ -19,7 +20,7 @@ from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading import enums as alpaca_enums
 from alpaca.trading import models as alpaca_models
 from alpaca.trading import requests as alpaca_requests
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ..calendar import market_zone
 from ..errors import OrderRejected
@@ -102,6 +103,43 @@ def invalid_request(message: str) -> OrderRejected:
 
 
 # --- Alpaca -> desk ----------------------------------------------------------
+
+
+class LenientOrder(alpaca_models.Order):
+    """alpaca-py's Order, but a value its enums don't know yet (a status, order class, type,
+    side, time in force, position intent: Alpaca adds them) is kept as the plain string instead
+    of failing the whole response (one such order would fail a page of 500, and the sync)."""
+
+    status: alpaca_enums.OrderStatus | str
+    order_class: alpaca_enums.OrderClass | str
+    position_intent: alpaca_enums.PositionIntent | str | None = None
+    type: alpaca_enums.OrderType | str | None = None
+    order_type: alpaca_enums.OrderType | str | None = None
+    side: alpaca_enums.OrderSide | str | None = None
+    time_in_force: alpaca_enums.TimeInForce | str
+    asset_class: alpaca_enums.AssetClass | str | None = None
+    legs: list[LenientOrder] | None = None
+
+
+class LenientTradeUpdate(alpaca_models.TradeUpdate):
+    order: LenientOrder
+
+
+_ORDER_LIST = TypeAdapter(list[LenientOrder])
+
+
+def parse_order(raw: dict[str, Any]) -> LenientOrder:
+    """One order of Alpaca's JSON (alpaca-py's raw data); raises pydantic's ValidationError."""
+    return LenientOrder.model_validate(raw)
+
+
+def parse_orders(raw: list[dict[str, Any]]) -> list[LenientOrder]:
+    return _ORDER_LIST.validate_python(raw)
+
+
+def parse_trade_update(raw: dict[str, Any]) -> LenientTradeUpdate:
+    """A trade_updates message's data; raises pydantic's ValidationError."""
+    return LenientTradeUpdate.model_validate(raw)
 
 
 def account_from_alpaca(a: alpaca_models.TradeAccount) -> Account:
@@ -207,6 +245,8 @@ def order_from_alpaca(o: alpaca_models.Order) -> BrokerOrder:
         replaced_at=utc_or_none(o.replaced_at),
         replaced_by=str(o.replaced_by) if o.replaced_by else None,
         replaces=str(o.replaces) if o.replaces else None,
+        expires_at=utc_or_none(o.expires_at),
+        position_intent=name(o.position_intent),
         legs=tuple(order_from_alpaca(leg) for leg in o.legs or ()),
     )
 

@@ -100,7 +100,9 @@ class _StockStream(_StatusHooks, StockDataStream):
 
 
 class _TradingStream(_StatusHooks, TradingStream):
-    pass
+    def _cast(self, msg: dict):
+        # convert's lenient models: an order status alpaca-py doesn't know must not drop it.
+        return convert.parse_trade_update(msg.get("data"))
 
 
 class _SdkStreamRunner:
