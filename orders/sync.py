@@ -192,15 +192,13 @@ def upsert_broker_orders(
     by another broker order (to skip) — fails it on the client id's unique index; the batch is
     then redone after a locking read that sorts those out first, as every batch does elsewhere.
     """
-    updates = updates or {}
+    live = updates or {}
     if connection.vendor != "postgresql":
-        return _upsert_with_legs(broker_account, snapshots, source, updates, resolve_client_ids=True)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=True)
     try:
-        return _upsert_with_legs(
-            broker_account, snapshots, source, updates, resolve_client_ids=False
-        )
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=False)
     except IntegrityError:
-        return _upsert_with_legs(broker_account, snapshots, source, updates, resolve_client_ids=True)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=True)
 
 
 def _upsert_with_legs(
@@ -447,7 +445,7 @@ def _merge_statement() -> str:
     table = _q(Order._meta.db_table)
     columns = ", ".join(_q(c) for c in (*_BATCH_COLUMNS, *_ROW_COLUMNS))
     staged = ", ".join(_q(c) for c in _ROW_COLUMNS)
-    event_columns = ("order_id", "event", "status", "filled_qty", "price", "qty", "execution_id", "at")
+    event_columns = "order_id, event, status, filled_qty, price, qty, execution_id, at"
     changed = (
         "e.id IS NULL OR s.claimed"
         " OR (e.status, e.filled_qty) IS DISTINCT FROM (w.status, w.filled_qty)"
@@ -471,9 +469,9 @@ def _merge_statement() -> str:
             FROM written w JOIN {_STAGING_TABLE} s USING (broker_order_id)
             LEFT JOIN existing e USING (broker_order_id)
         ), recorded AS (
-            INSERT INTO {_q(OrderEvent._meta.db_table)} ({", ".join(event_columns)}, source, detail)
-            SELECT id, event, status, filled_qty, coalesce(event_price, filled_avg_price), event_qty,
-                coalesce(event_execution_id, ''), coalesce(event_at, broker_updated_at),
+            INSERT INTO {_q(OrderEvent._meta.db_table)} ({event_columns}, source, detail)
+            SELECT id, event, status, filled_qty, coalesce(event_price, filled_avg_price),
+                event_qty, coalesce(event_execution_id, ''), coalesce(event_at, broker_updated_at),
                 %(source)s, '{{}}'
             FROM outcomes WHERE event IS NOT NULL
         )

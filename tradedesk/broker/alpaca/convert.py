@@ -272,7 +272,9 @@ def cancel_result_from_alpaca(r: alpaca_requests.CancelOrderResponse) -> CancelR
 def close_result_from_alpaca(r: alpaca_models.ClosePositionResponse) -> ClosePositionResult:
     if isinstance(r.body, alpaca_models.Order):
         order = order_from_alpaca(r.body)
-        return ClosePositionResult(symbol=r.symbol or order.symbol, status=r.status or 200, order=order)
+        return ClosePositionResult(
+            symbol=r.symbol or order.symbol, status=r.status or 200, order=order
+        )
     return ClosePositionResult(
         symbol=r.symbol or r.body.symbol or "",
         status=r.status or 0,

@@ -219,8 +219,8 @@ class SimBroker(Broker):
                 last = int(page_token)
             except ValueError:
                 raise OrderRejected("invalid page_token", code=CODE_BAD_REQUEST) from None
-            executions = executions.filter(id__lt=last) if descending else executions.filter(
-                id__gt=last
+            executions = (
+                executions.filter(id__lt=last) if descending else executions.filter(id__gt=last)
             )
         executions = executions.order_by("-id" if descending else "id")[: min(page_size, 100)]
         return [_to_activity(event) for event in executions]
@@ -367,7 +367,7 @@ class SimBroker(Broker):
         for order_id in [str(pk) for pk in open_ids.values_list("id", flat=True)]:
             if not account.orders.filter(id=order_id, status__in=types.OPEN_STATUSES).exists():
                 continue  # canceled with its parent or an OCO sibling just now
-            results.append(_attempt(lambda order_id=order_id: self.cancel_order(order_id), order_id))
+            results.append(_attempt(self.cancel_order, order_id))
         return results
 
     def close_position(self, symbol: str) -> BrokerOrder:
@@ -442,10 +442,10 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
-def _attempt(cancel: Callable[[], None], order_id: str) -> CancelResult:
+def _attempt(cancel: Callable[[str], None], order_id: str) -> CancelResult:
     """One order of a cancel-all, as Alpaca's 207 body reports it."""
     try:
-        cancel()
+        cancel(order_id)
     except BrokerError as refused:
         status = getattr(refused, "http_status", 404)
         return CancelResult(order_id, status, code=refused.code, message=refused.message)
