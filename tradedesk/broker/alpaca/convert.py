@@ -222,9 +222,10 @@ def order_update_from_alpaca(data: dict) -> OrderUpdate:
 
     alpaca-py's TradeUpdate parses the order and the time; the execution's price and qty are
     read from Alpaca's decimal strings (the model makes floats of them), and what the model
-    drops (a refusal's reason, should Alpaca send one) is kept.
+    drops (a refusal's reason, should Alpaca send one) is kept. The execution id is the desk's
+    opaque key: alpaca-py would refuse the whole update over one that is not a UUID.
     """
-    update = alpaca_models.TradeUpdate(**data)
+    update = alpaca_models.TradeUpdate(**{k: v for k, v in data.items() if k != "execution_id"})
     return OrderUpdate(
         event=name(update.event),
         order=order_from_alpaca(update.order),
