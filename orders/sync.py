@@ -36,7 +36,7 @@ from tradedesk.broker.errors import BrokerError
 
 from . import events
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
-from .services import MIRRORED_FIELDS, event_name, event_name_sql
+from .services import MIRRORED_FIELDS, _record_event, event_name, event_name_sql
 
 logger = logging.getLogger(__name__)
 
@@ -697,17 +697,8 @@ def _record_refusal(broker_account: BrokerAccount, update: types.OrderUpdate) ->
     detail = {"broker_status": update.order.status}
     if update.reason:
         detail["reason"] = update.reason
-    OrderEvent.objects.create(
-        order=order,
-        event=update.event,
-        status=order.status,
-        filled_qty=order.filled_qty,
-        price=order.filled_avg_price,
-        source="stream",
-        detail=detail,
-        at=update.timestamp,
-    )
-    events.publish_order_after_commit(order, update.event)
+    # The order as it stands, as every service-recorded event (and its `order` frame).
+    _record_event(order, update.event, source="stream", at=update.timestamp, **detail)
 
 
 def catch_up(broker_account: BrokerAccount) -> SyncCounts | None:
