@@ -66,15 +66,17 @@ def _catching_up(
 
 
 async def _catch_up(account: BrokerAccount) -> None:
+    # A background task: a failure is logged here, the periodic sync covers the gap.
     try:
         await database_sync_to_async(catch_up)(account)
     except BrokerError as failure:
         log.warning(
-            "broker account %s: catching up after the order stream's gap failed (%s); "
-            "the periodic sync will",
+            "broker account %s: catching up on missed order updates failed: %s",
             account.pk,
             failure.message,
         )
+    except Exception:
+        log.exception("broker account %s: catching up on missed order updates failed", account.pk)
 
 
 def _linked_alpaca_accounts() -> dict[int, BrokerAccount]:

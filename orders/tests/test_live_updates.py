@@ -158,3 +158,21 @@ def test_updates_missed_while_the_stream_was_down_are_caught_up_on_reconnect(
     assert stored.filled_avg_price == Decimal("149.5")
     assert list(stored.events.filter(event="fill").values_list("source", flat=True)) == ["sync"]
     assert fake_trading_stream.connects == 2
+
+
+def test_a_failed_catch_up_is_logged_and_updates_still_flow(
+    trader, alpaca_settings, fake_alpaca, fake_trading_stream, caplog
+):
+    account = link_alpaca(trader)
+    order = place_resting_buy(trader, limit="150", account=account)
+    fake_alpaca.fail_next(500, {"message": "internal server error"})  # the catch-up's request
+
+    def fill_at_alpaca() -> None:
+        wait_for(lambda: "catching up on missed order updates failed" in caplog.text)
+        filled = fake_alpaca.fill(order.broker_order_id, "149.5")
+        fake_trading_stream.push_trade_update("fill", filled, price="149.5", qty="1")
+
+    follow_until(fill_at_alpaca, lambda: _status(order) == "filled", feeds_up=2)
+
+    assert [r.path for r in fake_alpaca.requests_to("GET", "/v2/orders")] == ["/v2/orders"]
+    assert Order.objects.get(pk=order.pk).events.filter(event="fill", source="stream").exists()
