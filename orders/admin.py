@@ -33,7 +33,18 @@ class OrderEventInline(admin.TabularInline):
     model = OrderEvent
     extra = 0
     can_delete = False
-    fields = ["at", "event", "status", "filled_qty", "price", "source", "actor", "detail"]
+    fields = [
+        "at",
+        "event",
+        "status",
+        "filled_qty",
+        "price",
+        "qty",
+        "execution_id",
+        "source",
+        "actor",
+        "detail",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):

@@ -130,7 +130,13 @@ class Order(models.Model):
 
 
 class OrderEvent(models.Model):
-    """One row per status change or action: the order's history and the audit trail."""
+    """One row per status change or action: the order's history and the audit trail.
+
+    `status` and `filled_qty` are the order's after the event. For an execution the broker
+    reported (a `fill` or `partial_fill` with an `execution_id`), `price` and `qty` are that
+    execution's own price and quantity and `at` its time; for any other event `price` is the
+    order's average fill price then and `qty` what the event names (if anything).
+    """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     event = models.CharField(max_length=32)
@@ -138,6 +144,9 @@ class OrderEvent(models.Model):
     filled_qty = models.DecimalField(**DECIMAL, default=0)
     price = models.DecimalField(**DECIMAL, null=True, blank=True)
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)
+    # The broker's id of the execution (fills only): one event per execution, however often
+    # the broker delivers it.
+    execution_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     source = models.CharField(max_length=8, choices=_choices(SOURCES))
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -152,7 +161,15 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        constraints = [_one_of("source", SOURCES)]
+        constraints = [
+            _one_of("source", SOURCES),
+            # An execution belongs to one order, and an order to one broker account.
+            models.UniqueConstraint(
+                fields=["order", "execution_id"],
+                condition=~models.Q(execution_id=""),
+                name="order_event_execution_unique",
+            ),
+        ]
         indexes = [models.Index(fields=["order", "at"], name="order_event_order_at")]
 
     def __str__(self) -> str:

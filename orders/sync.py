@@ -14,7 +14,7 @@ import logging
 import operator
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +36,13 @@ from tradedesk.broker.errors import BrokerError
 
 from . import events, selectors, throttles
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
-from .services import MIRRORED_FIELDS, event_name, event_name_sql, reconcile_pending
+from .services import (
+    MIRRORED_FIELDS,
+    _record_event,
+    event_name,
+    event_name_sql,
+    reconcile_pending,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -211,39 +217,41 @@ def upsert_broker_orders(
     snapshots: Sequence[types.BrokerOrder],
     *,
     source: str,
-    event_qty: dict[str, object] | None = None,
+    updates: Mapping[str, types.OrderUpdate] | None = None,
 ) -> SyncCounts:
     """Upsert broker snapshots (and their legs, as child orders) in one transaction.
 
     Monotonic: an older snapshot, a lower filled qty or a step out of a terminal status
     leaves the row as it is. A pending desk order (no broker id yet) is matched by its
     client_order_id. Every order whose status, filled qty or broker id changed gets one
-    OrderEvent; an order that didn't change writes nothing.
+    OrderEvent; an order that didn't change writes nothing. `updates` are the live trade
+    updates the snapshots came with (by broker order id): such an OrderEvent takes the update's
+    event name and time, and an execution's own price, qty and execution id (`_event_values`).
 
     On PostgreSQL a batch is one statement, events included (`_merge_statement`). A snapshot
     whose client_order_id is taken — by a desk order whose submission timed out (to claim) or
     by another broker order (to skip) — fails it on the client id's unique index; the batch is
     then redone after a locking read that sorts those out first, as every batch does elsewhere.
     """
-    qty = event_qty or {}
+    live = updates or {}
     if connection.vendor != "postgresql":
-        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=True)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=True)
     try:
-        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=False)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=False)
     except IntegrityError:
-        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=True)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=True)
 
 
 def _upsert_with_legs(
     broker_account: BrokerAccount,
     snapshots: Sequence[types.BrokerOrder],
     source: str,
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     *,
     resolve_client_ids: bool,
 ) -> SyncCounts:
     with transaction.atomic():
-        counts, pks = _upsert(broker_account, snapshots, {}, source, event_qty, resolve_client_ids)
+        counts, pks = _upsert(broker_account, snapshots, {}, source, updates, resolve_client_ids)
         legs = [leg for parent in snapshots for leg in parent.legs]
         if legs:
             parents = {leg.id: pks[parent.id] for parent in snapshots for leg in parent.legs}
@@ -257,7 +265,7 @@ def _upsert(
     snapshots: Sequence[types.BrokerOrder],
     parents: dict[str, int],
     source: str,
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     resolve_client_ids: bool,
 ) -> tuple[SyncCounts, dict[str, int]]:
     """One batch: one upsert with its events, then the stream's frames (after the commit)."""
@@ -268,9 +276,9 @@ def _upsert(
     if not incoming:
         outcomes = []
     elif connection.vendor == "postgresql":
-        outcomes = _write_postgresql(batch, incoming, parents, event_qty, claimed)
+        outcomes = _write_postgresql(batch, incoming, parents, updates, claimed)
     else:
-        outcomes = _write_values(batch, incoming, parents, event_qty, existing)
+        outcomes = _write_values(batch, incoming, parents, updates, existing)
     _publish(batch, incoming, outcomes)
     written = [outcome for outcome in outcomes if outcome.written]
     created = sum(outcome.created for outcome in written)
@@ -439,9 +447,35 @@ _STAGING_TYPES = {
     "ForeignKey": "int8",
 }
 _STAGING_TABLE = "order_sync_incoming"
-# Staged with each row besides its columns: the qty of the event (a live fill's) and whether
-# the row was just claimed (its broker id changed: an event even if nothing else did).
-_STAGING_EXTRA = (("event_qty", "numeric"), ("claimed", "bool"))
+# Staged with each row besides its columns: what a live update puts on the event
+# (`_event_values`) and whether the row was just claimed (its broker id changed: an event even
+# if nothing else did).
+_STAGING_EXTRA = (
+    ("event_name", "text"),
+    ("event_qty", "numeric"),
+    ("event_price", "numeric"),
+    ("event_execution_id", "text"),
+    ("event_at", "timestamptz"),
+    ("claimed", "bool"),
+)
+
+
+def _event_values(update: types.OrderUpdate | None) -> tuple:
+    """A live update's OrderEvent values: event name, qty, price, execution id, time.
+
+    None where the event derives its own (from the status change, the order's average price and
+    the broker's updated_at): a sync's snapshots, or a non-execution's price and id.
+    """
+    if update is None:
+        return (None, None, None, None, None)
+    execution = update.is_execution and bool(update.execution_id)
+    return (
+        update.event,
+        update.qty,
+        update.price if execution else None,
+        update.execution_id if execution else None,
+        update.timestamp,
+    )
 
 
 @functools.cache
@@ -468,7 +502,7 @@ def _merge_statement() -> str:
     table = _q(Order._meta.db_table)
     columns = ", ".join(_q(c) for c in (*_BATCH_COLUMNS, *_ROW_COLUMNS))
     staged = ", ".join(_q(c) for c in _ROW_COLUMNS)
-    event_columns = ("order_id", "event", "status", "filled_qty", "price", "qty", "at")
+    event_columns = "order_id, event, status, filled_qty, price, qty, execution_id, at"
     changed = (
         "e.id IS NULL OR s.claimed"
         " OR (e.status, e.filled_qty) IS DISTINCT FROM (w.status, w.filled_qty)"
@@ -486,13 +520,15 @@ def _merge_statement() -> str:
             {_conflict_clause()}
             RETURNING id, broker_order_id, status, filled_qty, filled_avg_price, broker_updated_at
         ), outcomes AS (
-            SELECT w.*, s.event_qty, e.id IS NULL AS created,
-                CASE WHEN {changed} THEN {event_name_sql("e.status", "w.status")} END AS event
+            SELECT w.*, s.event_qty, s.event_price, s.event_execution_id, s.event_at,
+                e.id IS NULL AS created, CASE WHEN {changed}
+                THEN coalesce(s.event_name, {event_name_sql("e.status", "w.status")}) END AS event
             FROM written w JOIN {_STAGING_TABLE} s USING (broker_order_id)
             LEFT JOIN existing e USING (broker_order_id)
         ), recorded AS (
-            INSERT INTO {_q(OrderEvent._meta.db_table)} ({", ".join(event_columns)}, source, detail)
-            SELECT id, event, status, filled_qty, filled_avg_price, event_qty, broker_updated_at,
+            INSERT INTO {_q(OrderEvent._meta.db_table)} ({event_columns}, source, detail)
+            SELECT id, event, status, filled_qty, coalesce(event_price, filled_avg_price),
+                event_qty, coalesce(event_execution_id, ''), coalesce(event_at, broker_updated_at),
                 %(source)s, '{{}}'
             FROM outcomes WHERE event IS NOT NULL
         )
@@ -506,7 +542,7 @@ def _write_postgresql(
     batch: _Batch,
     snapshots: Sequence[types.BrokerOrder],
     parents: dict[str, int],
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     claimed: set[str],
 ) -> list[_Outcome]:
     """Binary COPY of the batch into a per-session staging table, then `_merge_statement`.
@@ -517,7 +553,9 @@ def _write_postgresql(
     import psycopg
 
     # Sorted, so concurrent upserts of overlapping batches take row locks in one order.
-    rows = sorted((*_row(s, parents), event_qty.get(s.id), s.id in claimed) for s in snapshots)
+    rows = sorted(
+        (*_row(s, parents), *_event_values(updates.get(s.id)), s.id in claimed) for s in snapshots
+    )
     columns = _staging_columns()
     connection.ensure_connection()
     # Django's error classes (an IntegrityError redoes the batch), as from its own cursors.
@@ -564,7 +602,7 @@ def _write_values(
     batch: _Batch,
     snapshots: Sequence[types.BrokerOrder],
     parents: dict[str, int],
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     existing: dict[str, _Existing],
 ) -> list[_Outcome]:
     """The upsert as multi-row VALUES (SQLite), then the events it calls for in one insert."""
@@ -607,16 +645,18 @@ def _write_values(
             snapshot.filled_qty,
             snapshot.id,
         ):
-            event = event_name(before.status if before else "", snapshot.status)
+            name, qty, price, execution_id, at = _event_values(updates.get(snapshot.id))
+            event = name or event_name(before.status if before else "", snapshot.status)
             recorded.append(
                 OrderEvent(
                     order_id=pk,
                     event=event,
                     status=snapshot.status,
                     filled_qty=snapshot.filled_qty,
-                    price=snapshot.filled_avg_price,
-                    qty=event_qty.get(snapshot.id),
-                    at=snapshot.updated_at,
+                    price=price if price is not None else snapshot.filled_avg_price,
+                    qty=qty,
+                    execution_id=execution_id or "",
+                    at=at or snapshot.updated_at,
                     source=batch.source,
                 )
             )
@@ -649,13 +689,86 @@ def _publish(
 
 
 def apply_order_update(broker_account: BrokerAccount, update: types.OrderUpdate) -> SyncCounts:
-    """Apply one of the broker's order updates (a fill, a cancel…) through the sync's upsert."""
-    return upsert_broker_orders(
-        broker_account,
-        [update.order],
-        source="stream",
-        event_qty={update.order.id: update.qty} if update.qty is not None else None,
-    )
+    """Apply one of the broker's trade updates to the desk's record, and audit it.
+
+    Every event that changes the order goes through the sync's upsert (so never backwards)
+    and is recorded under the broker's event name. A refused cancel or replace changes
+    nothing and is recorded as such (`_record_refusal`). An execution is recorded once per
+    execution id, even when the order already showed it (a sync got there first, or the
+    broker delivered it twice).
+    """
+    if update.event in types.REFUSAL_EVENTS:
+        _record_refusal(broker_account, update)
+        return SyncCounts(unchanged=1)
+    with transaction.atomic():
+        counts = upsert_broker_orders(
+            broker_account, [update.order], source="stream", updates={update.order.id: update}
+        )
+        if update.is_execution and update.execution_id:
+            _record_execution(broker_account, update)
+    return counts
+
+
+def _stored_order(broker_account: BrokerAccount, update: types.OrderUpdate) -> Order | None:
+    return Order.objects.filter(
+        broker_account=broker_account, broker_order_id=update.order.id
+    ).first()
+
+
+def _record_execution(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
+    """The execution's event, unless the upsert (now or at an earlier delivery) wrote it."""
+    order = _stored_order(broker_account, update)
+    if order is None or order.events.filter(execution_id=update.execution_id).exists():
+        return
+    try:
+        with transaction.atomic():
+            OrderEvent.objects.create(
+                order=order,
+                event=update.event,
+                status=order.status,
+                filled_qty=order.filled_qty,
+                price=update.price,
+                qty=update.qty,
+                execution_id=update.execution_id,
+                source="stream",
+                # The order's record already reflected this execution: status and filled qty
+                # are the order's now, not right after the execution.
+                detail={"order_unchanged": True},
+                at=update.timestamp,
+            )
+    except IntegrityError:
+        pass  # a concurrent delivery recorded it
+
+
+def _record_refusal(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
+    """A cancel or replace the broker refused: the order stays as it is; the event says why."""
+    order = _stored_order(broker_account, update)
+    if order is None:
+        logger.info(
+            "broker account %s: %s for unknown order %s",
+            broker_account.pk,
+            update.event,
+            update.order.id,
+        )
+        return
+    detail = {"broker_status": update.order.status}
+    if update.reason:
+        detail["reason"] = update.reason
+    # The order as it stands, as every service-recorded event (and its `order` frame).
+    _record_event(order, update.event, source="stream", at=update.timestamp, **detail)
+
+
+def catch_up(broker_account: BrokerAccount) -> SyncCounts | None:
+    """Sync what an order-update stream may have missed while it was down.
+
+    The sync's watermark (the oldest order still open, else the newest order) reaches every
+    order that can have changed since the last update the desk recorded, and orders placed
+    at the broker meanwhile. None when another sync of the account is running: it covers this.
+    """
+    try:
+        return sync_orders(broker_account)
+    except SyncInProgress:
+        return None
 
 
 def order_update_handler(broker_account: BrokerAccount) -> OrderUpdateHandler:

@@ -115,4 +115,5 @@ class FakeBroker(Broker):
 
     get_account = get_clock = get_asset = submit_order = _unused
     cancel_order = replace_order = _unused
+    cancel_all_orders = close_position = close_all_positions = list_fill_activities = _unused
     get_latest_quotes = get_latest_trades = get_bars = _unused

@@ -140,29 +140,27 @@ def test_alpaca_statuses_and_classes_unseen_by_the_desk_or_alpaca_py_sync(
 
 def test_an_alpaca_trade_update_with_an_unseen_status_converts():
     update = convert.order_update_from_alpaca(
-        convert.parse_trade_update(
-            {
-                "event": "a_new_event",
-                "timestamp": "2026-11-24T15:00:00.123456789Z",
-                "order": {
-                    "id": "61e69015-8549-4bfd-b9c3-01e75843f47d",
-                    "client_order_id": "c-1",
-                    "created_at": "2026-11-24T15:00:00Z",
-                    "updated_at": "2026-11-24T15:00:00Z",
-                    "submitted_at": "2026-11-24T15:00:00Z",
-                    "expires_at": "2026-11-24T21:00:00Z",
-                    "symbol": "AAPL",
-                    "qty": "1",
-                    "side": "buy",
-                    "type": "market",
-                    "time_in_force": "day",
-                    "order_class": "mleg",
-                    "status": "a_status_alpaca_adds_next_year",
-                    "position_intent": "buy_to_open",
-                    "extended_hours": False,
-                },
-            }
-        )
+        {
+            "event": "a_new_event",
+            "timestamp": "2026-11-24T15:00:00.123456789Z",
+            "order": {
+                "id": "61e69015-8549-4bfd-b9c3-01e75843f47d",
+                "client_order_id": "c-1",
+                "created_at": "2026-11-24T15:00:00Z",
+                "updated_at": "2026-11-24T15:00:00Z",
+                "submitted_at": "2026-11-24T15:00:00Z",
+                "expires_at": "2026-11-24T21:00:00Z",
+                "symbol": "AAPL",
+                "qty": "1",
+                "side": "buy",
+                "type": "market",
+                "time_in_force": "day",
+                "order_class": "mleg",
+                "status": "a_status_alpaca_adds_next_year",
+                "position_intent": "buy_to_open",
+                "extended_hours": False,
+            },
+        }
     )
 
     assert (update.event, update.order.status, update.order.order_class) == (

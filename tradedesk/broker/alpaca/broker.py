@@ -23,7 +23,10 @@ from ..types import (
     Asset,
     Bar,
     BrokerOrder,
+    CancelResult,
     Clock,
+    ClosePositionResult,
+    FillActivity,
     OrderRequest,
     Position,
     Quote,
@@ -38,8 +41,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Alpaca's most orders per GET /v2/orders.
+# Alpaca's most orders per GET /v2/orders, and activities per GET /v2/account/activities.
 MAX_ORDERS_PAGE = 500
+MAX_ACTIVITIES_PAGE = 100
 ORDER_QUERY_STATUSES = {"open", "closed", "all"}
 
 
@@ -118,6 +122,32 @@ class AlpacaBroker(Broker):
         return [
             convert.position_from_alpaca(p) for p in self._call(self._trading.get_all_positions)
         ]
+
+    def list_fill_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = MAX_ACTIVITIES_PAGE,
+        page_token: str | None = None,
+    ) -> list[FillActivity]:
+        if direction not in ("asc", "desc"):
+            raise convert.invalid_request("direction must be asc or desc")
+        query = {
+            "direction": direction,
+            "page_size": max(1, min(page_size, MAX_ACTIVITIES_PAGE)),
+            "after": after.isoformat() if after else None,
+            "until": until.isoformat() if until else None,
+            "page_token": page_token,
+        }
+        # Through the client's own session: the adapter's timeout, pacing and error mapping.
+        rows = self._call(
+            self._trading.get,
+            "/account/activities/FILL",
+            {k: v for k, v in query.items() if v is not None},
+        )
+        return [convert.fill_activity_from_alpaca(row) for row in rows or []]
 
     # --- orders --------------------------------------------------------
     def _order_call(self, fn: Callable[..., dict], *args: object, **options: bool) -> BrokerOrder:
@@ -204,6 +234,18 @@ class AlpacaBroker(Broker):
             convert.replace_request_to_alpaca(request),
             modifying_order=True,
         )
+
+    def cancel_all_orders(self) -> list[CancelResult]:
+        results = self._call(self._trading.cancel_orders, modifying_order=True)
+        return [convert.cancel_result_from_alpaca(r) for r in results]
+
+    def close_position(self, symbol: str) -> BrokerOrder:
+        order = self._call(self._trading.close_position, symbol, missing_is_rejection=True)
+        return convert.order_from_alpaca(order)
+
+    def close_all_positions(self, *, cancel_orders: bool = False) -> list[ClosePositionResult]:
+        results = self._call(self._trading.close_all_positions, cancel_orders or None)
+        return [convert.close_result_from_alpaca(r) for r in results]
 
     # --- market data ---------------------------------------------------
     def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:

@@ -23,13 +23,16 @@ from alpaca.trading import requests as alpaca_requests
 from pydantic import TypeAdapter, ValidationError
 
 from ..calendar import market_zone
-from ..errors import OrderRejected
+from ..errors import BrokerUnavailable, OrderRejected
 from ..types import (
     Account,
     Asset,
     Bar,
     BrokerOrder,
+    CancelResult,
     Clock,
+    ClosePositionResult,
+    FillActivity,
     OrderRequest,
     OrderUpdate,
     Position,
@@ -63,6 +66,9 @@ class MarketDay:
 
 
 # --- small helpers ----------------------------------------------------------
+
+# Alpaca's RFC 3339 times (nanoseconds cut to microseconds), as alpaca-py's models parse them.
+_WIRE_TIME = TypeAdapter(datetime)
 
 
 def dec(value: str | float | int | None) -> Decimal | None:
@@ -251,14 +257,71 @@ def order_from_alpaca(o: alpaca_models.Order) -> BrokerOrder:
     )
 
 
-def order_update_from_alpaca(u: alpaca_models.TradeUpdate) -> OrderUpdate:
+def order_update_from_alpaca(data: dict) -> OrderUpdate:
+    """One trade_updates event from its JSON (the frame's `data`).
+
+    convert's lenient TradeUpdate parses the order (a status or class alpaca-py doesn't know is
+    kept as it came) and the time; the execution's price and qty are
+    read from Alpaca's decimal strings (the model makes floats of them), and what the model
+    drops (a refusal's reason, should Alpaca send one) is kept. The execution id is the desk's
+    opaque key: alpaca-py would refuse the whole update over one that is not a UUID.
+    """
+    update = parse_trade_update({k: v for k, v in data.items() if k != "execution_id"})
     return OrderUpdate(
-        event=name(u.event),
-        order=order_from_alpaca(u.order),
-        timestamp=utc(u.timestamp),
-        price=dec(u.price),
-        qty=dec(u.qty),
-        position_qty=dec(u.position_qty),
+        event=name(update.event),
+        order=order_from_alpaca(update.order),
+        timestamp=utc(update.timestamp),
+        price=dec(data.get("price")),
+        qty=dec(data.get("qty")),
+        position_qty=dec(data.get("position_qty")),
+        execution_id=str(data.get("execution_id") or ""),
+        reason=str(data.get("reason") or ""),
+    )
+
+
+def fill_activity_from_alpaca(a: dict) -> FillActivity:
+    """One FILL activity (GET /v2/account/activities/FILL) from its JSON; alpaca-py 0.44 has
+    no Trading-API call for activities (its TradeActivity model wants the Broker API's
+    account_id)."""
+    try:
+        return FillActivity(
+            id=str(a["id"]),
+            order_id=str(a["order_id"]),
+            symbol=str(a["symbol"]),
+            side=str(a["side"]),
+            type=str(a.get("type") or "fill"),
+            price=dec0(a["price"]),
+            qty=dec0(a["qty"]),
+            cum_qty=dec0(a.get("cum_qty")),
+            leaves_qty=dec0(a.get("leaves_qty")),
+            transaction_time=utc(_WIRE_TIME.validate_python(a["transaction_time"])),
+            order_status=str(a.get("order_status") or ""),
+        )
+    except (KeyError, TypeError, ArithmeticError, ValidationError) as exc:
+        raise BrokerUnavailable(f"unexpected activity from Alpaca: {a!r}") from exc
+
+
+def cancel_result_from_alpaca(r: alpaca_requests.CancelOrderResponse) -> CancelResult:
+    body = r.body or {}
+    return CancelResult(
+        order_id=str(r.id),
+        status=r.status,
+        code=body.get("code"),
+        message=str(body.get("message") or ""),
+    )
+
+
+def close_result_from_alpaca(r: alpaca_models.ClosePositionResponse) -> ClosePositionResult:
+    if isinstance(r.body, alpaca_models.Order):
+        order = order_from_alpaca(r.body)
+        return ClosePositionResult(
+            symbol=r.symbol or order.symbol, status=r.status or 200, order=order
+        )
+    return ClosePositionResult(
+        symbol=r.symbol or r.body.symbol or "",
+        status=r.status or 0,
+        code=r.body.code,
+        message=r.body.message,
     )
 
 
