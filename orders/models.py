@@ -69,6 +69,9 @@ class Order(models.Model):
     # The broker's updated_at for the snapshot stored here: older snapshots never overwrite it.
     broker_updated_at = models.DateTimeField(null=True, blank=True)
     placed_via = models.CharField(max_length=8, choices=_choices(SOURCES), default="api")
+    # A hash of the whole body the desk was asked to place (legs included): a repeated
+    # client_order_id is the same order only with the same body. Empty for synced orders.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

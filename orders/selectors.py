@@ -42,6 +42,15 @@ def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Or
     )
 
 
+def unconfirmed_open_orders(broker_account: BrokerAccount) -> list[Order]:
+    """The account's open orders the broker has not confirmed yet (recorded, maybe not sent)."""
+    return list(
+        Order.objects.filter(
+            broker_account=broker_account, broker_order_id="", status__in=types.OPEN_STATUSES
+        )
+    )
+
+
 def fills_since(broker_account: BrokerAccount, since: datetime) -> list:
     """The account's fills completed at or after `since`, oldest first: rows with symbol, side,
     filled_qty and filled_at (tuples, not models: a busy day has hundreds)."""
