@@ -41,9 +41,7 @@ class ReplaceOrderForm(forms.Form):
     limit_price = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
     stop_price = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
     trail = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
-    time_in_force = forms.ChoiceField(
-        choices=[("", "unchanged")] + [(t, t) for t in types.TIME_IN_FORCE], required=False
-    )
+    time_in_force = forms.CharField(max_length=8, required=False)
 
     def clean(self):
         data = super().clean()

@@ -151,11 +151,8 @@ def test_place_an_order_from_the_ticket_confirming_its_warning(page, trader):
     assert "below the market" in warning.inner_text()
     assert not Order.objects.exists()
     shot(page, "ticket")
-    page.get_by_role("button", name="Place order anyway").click()  # unconfirmed: blocked
-    assert page.locator("#confirm-box").is_visible()
-    assert not Order.objects.exists()
-
-    page.get_by_label("I have read the warnings above: place the order anyway").check()
+    # The step can't be missed: the box says why, and the "anyway" click is the consent.
+    assert "click “Place order anyway”" in page.locator("#confirm-box").inner_text()
     page.get_by_role("button", name="Place order anyway").click()
     page.wait_for_url(re.compile(r"/orders/\d+/$"))
     order = Order.objects.get(user=trader)
