@@ -396,13 +396,27 @@ class _Check:
             if self.counts_as_exposure(other)
         ]
 
-    @property
+    @cached_property
     def pending_same_side(self) -> Decimal:
-        """Shares still to trade in the account's open orders on this order's side."""
-        return sum(
-            (_remaining(other) for other in self.open_orders if other.side == self.order.side),
-            ZERO,
-        )
+        """Shares still to trade in the account's open orders on this order's side. An order
+        with a replace under way trades as itself or as its replacement, never both: the
+        pair counts once, as the larger."""
+        same_side = [other for other in self.open_orders if other.side == self.order.side]
+        confirmed = {other.broker_order_id: other for other in same_side if other.broker_order_id}
+        replacing = {
+            other.replaces: other
+            for other in same_side
+            if not other.broker_order_id and other.replaces in confirmed
+        }
+        total = ZERO
+        for other in same_side:
+            if other.broker_order_id in replacing:
+                continue  # counted with its replacement
+            remaining = _remaining(other)
+            if other.replaces and replacing.get(other.replaces) is other:
+                remaining = max(remaining, _remaining(confirmed[other.replaces]))
+            total += remaining
+        return total
 
     @cached_property
     def buying_power(self) -> Decimal:

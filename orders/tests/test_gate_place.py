@@ -107,3 +107,27 @@ def test_an_unconfirmed_order_blocks_the_wash_trade_guard_only_until_the_timeout
         assert [e["code"] for e in response.json()["errors"]] == ["wash_trade"]
     else:
         assert response.status_code == 201, response.content
+
+
+def test_a_look_at_the_account_that_started_before_a_command_is_not_reused(trader):
+    from accounts.services import broker_for
+    from orders import validation
+
+    account = trader.broker_accounts.get()
+    inner = broker_for(account)
+    looks = []
+
+    class Broker:
+        provider = inner.provider
+
+        def get_account_and_positions(self):
+            looks.append(1)
+            if len(looks) == 1:
+                # Another request's order reaches the broker while this look is under way.
+                validation.forget_account_state(account)
+            return inner.get_account_and_positions()
+
+    validation.cached_account_state(Broker(), account)
+    validation.cached_account_state(Broker(), account)  # stale: asked again
+    validation.cached_account_state(Broker(), account)  # fresh now: from the cache
+    assert len(looks) == 2
