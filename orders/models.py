@@ -70,8 +70,9 @@ class Order(models.Model):
     broker_updated_at = models.DateTimeField(null=True, blank=True)
     placed_via = models.CharField(max_length=8, choices=_choices(SOURCES), default="api")
     # A hash of the whole body the desk was asked to place (legs included): a repeated
-    # client_order_id is the same order only with the same body. Empty for synced orders.
-    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    # client_order_id is the same order only with the same body. Empty for synced orders
+    # (a database default too: the sync's set-based INSERT names its own columns).
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
