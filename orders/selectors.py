@@ -33,21 +33,13 @@ def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[Trad
     return sorted(halts, key=lambda halt: (halt.mode != TradingHalt.MODE_HALTED, halt.pk))
 
 
-def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Order]:
-    """The account's orders in `symbol` that can still trade, as the desk last saw them."""
+def exposure_orders(broker_account: BrokerAccount, symbol: str) -> list[Order]:
+    """The account's orders that can still trade in `symbol`, and its open orders in any
+    symbol the broker has not confirmed yet, as the desk last saw them (one query)."""
     return list(
-        Order.objects.filter(
-            broker_account=broker_account, symbol=symbol, status__in=types.OPEN_STATUSES
-        ).order_by("created_at", "id")
-    )
-
-
-def unconfirmed_open_orders(broker_account: BrokerAccount) -> list[Order]:
-    """The account's open orders the broker has not confirmed yet (recorded, maybe not sent)."""
-    return list(
-        Order.objects.filter(
-            broker_account=broker_account, broker_order_id="", status__in=types.OPEN_STATUSES
-        )
+        Order.objects.filter(broker_account=broker_account, status__in=types.OPEN_STATUSES)
+        .filter(Q(symbol=symbol) | Q(broker_order_id=""))
+        .order_by("created_at", "id")
     )
 
 

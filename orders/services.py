@@ -418,7 +418,8 @@ def record_submission(
     up by its client_order_id. Raises IntegrityError when that id is already used.
     """
     now = timezone.now()
-    with transaction.atomic():
+    # Inside the gate's transaction it joins it (no savepoint: a failure undoes the lot).
+    with transaction.atomic(savepoint=False):
         order = Order.objects.create(
             user=user,
             broker_account=broker_account,

@@ -388,13 +388,18 @@ class _Check:
         return True
 
     @cached_property
-    def open_orders(self) -> list[Order]:
-        """The account's open orders in the symbol that count as exposure."""
+    def exposure_orders(self) -> list[Order]:
+        """The account's open orders that count as exposure: in the symbol, or unconfirmed."""
         return [
             other
-            for other in selectors.open_orders_in_symbol(self.broker_account, self.order.symbol)
+            for other in selectors.exposure_orders(self.broker_account, self.order.symbol)
             if self.counts_as_exposure(other)
         ]
+
+    @property
+    def open_orders(self) -> list[Order]:
+        """The account's open orders in the symbol that count as exposure."""
+        return [other for other in self.exposure_orders if other.symbol == self.order.symbol]
 
     @cached_property
     def pending_same_side(self) -> Decimal:
@@ -425,8 +430,8 @@ class _Check:
         unreserved = sum(
             (
                 _open_buy_cost(other, self.quote_for)
-                for other in selectors.unconfirmed_open_orders(self.broker_account)
-                if self.counts_as_exposure(other)
+                for other in self.exposure_orders
+                if not other.broker_order_id
             ),
             ZERO,
         )

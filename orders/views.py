@@ -46,6 +46,7 @@ CSV_COLUMNS = (
     "broker_order_id",
 )
 MAX_STATUS_IDS = 100
+_BUSY = "The broker is busy; retry."
 
 
 def _last_sync(user):
@@ -170,7 +171,7 @@ def order_ticket(request):
     except RateLimitExceeded as limited:
         return ticket(429, errors=[_rate_limited(limited)])
     except RateLimited:
-        busy = {"field": None, "code": "rate_limited", "message": "The broker is busy; retry."}
+        busy = {"field": None, "code": "rate_limited", "message": _BUSY}
         return ticket(429, errors=[busy])
     except BrokerUnavailable as error:
         down = {"field": None, "code": "broker_unavailable", "message": error.message}
@@ -364,11 +365,14 @@ def replace_order(request, order_id: int):
         return refused(422, [{"field": None, "code": error.code, "message": error.message}])
     except RateLimitExceeded as limited:
         return refused(429, [_rate_limited(limited)])
-    except BrokerError as error:
+    except RateLimited:
+        return refused(429, [{"field": None, "code": "broker_rate_limited", "message": _BUSY}])
+    except BrokerUnavailable as error:
         return refused(
-            503 if isinstance(error, BrokerUnavailable) else 422,
-            [{"field": None, "code": "broker_rejected", "message": error.message}],
+            503, [{"field": None, "code": "broker_unavailable", "message": error.message}]
         )
+    except BrokerError as error:
+        return refused(422, [{"field": None, "code": "broker_rejected", "message": error.message}])
     messages.success(request, f"Order {order.pk} replaced.")
     return redirect("order-detail", order_id=replacement.order.pk)
 
