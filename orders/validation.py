@@ -438,7 +438,7 @@ class _Check:
         released = ZERO
         if self.replacing is not None and self.replacing.broker_order_id:
             released = _open_buy_cost(self.replacing, self.quote_for)
-        return self.account.buying_power - unreserved + released
+        return max(ZERO, self.account.buying_power - unreserved + released)
 
     def quote_for(self, symbol: str) -> types.Quote | None:
         return self.quote if symbol == self.order.symbol else cached_quote(self.broker, symbol)
@@ -858,7 +858,7 @@ def _buying_power(check: _Check) -> None:
             f"This order needs about {_money(cost)} but your buying power is "
             f"{_money(buying_power)}.",
         )
-    used = cost / buying_power * 100 if buying_power > 0 else Decimal(100)
+    used = cost / buying_power * 100
     if used > settings.BUYING_POWER_WARNING_PCT:
         check.warn(
             "buying_power_high",

@@ -306,7 +306,8 @@ class SimBroker(Broker):
             new.replaced_by = None
             new.created_at = new.updated_at = new.submitted_at = now
             new.active_at = None if old.status == "held" else now
-            _check_replacement(account, old, new, now)
+            if old.status != "held":  # a waiting exit leg spends nothing until it activates
+                _check_replacement(account, old, new, now)
             if new.type == "trailing_stop":
                 matching.start_trailing(new, market.trade(new.symbol, now).price)
             try:
