@@ -22,6 +22,8 @@ from tradedesk.broker.errors import OrderRejected
 from tradedesk.broker.sim import market
 from tradedesk.broker.sim.exchange import SimBroker
 
+from .validation_support import desk_order
+
 pytestmark = pytest.mark.django_db
 
 D = Decimal
@@ -341,12 +343,8 @@ def test_the_page_answers_an_unconfirmed_or_closed_order_with_a_message_not_a_50
 
 def test_a_second_replace_while_one_is_under_way_is_refused(api, trader, replace_calls):
     order = place_resting_buy(trader)
-    Order.objects.create(
-        user=trader,
-        broker_account=order.broker_account,
-        client_order_id="in-flight",
-        symbol="AAPL",
-        side="buy",
+    desk_order(
+        order.broker_account,
         type="limit",
         time_in_force="gtc",
         qty=D("2"),
