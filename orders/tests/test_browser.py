@@ -309,7 +309,10 @@ def test_ticket_shows_the_validate_endpoints_verdict_as_the_trader_types(page, t
         "order_class": "simple",
         "extended_hours": False,
     }
-    page.get_by_role("button", name="Place order anyway").click()  # blocked until confirmed
+    # The warning is on screen with what the button will do; clicking it is the consent.
     assert page.locator("#confirm-box").is_visible()
     assert not Order.objects.exists()
     shot(page, "ticket-live-validation")
+    page.get_by_role("button", name="Place order anyway").click()
+    page.wait_for_url(re.compile(r"/orders/\d+/$"))
+    assert Order.objects.get(user=trader).limit_price == 5
