@@ -35,9 +35,11 @@ def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[Trad
 
 def exposure_orders(broker_account: BrokerAccount, symbol: str) -> list[Order]:
     """The account's orders that can still trade in `symbol`, and its open orders in any
-    symbol the broker has not confirmed yet, as the desk last saw them (one query)."""
+    symbol the broker has not confirmed yet, as the desk last saw them (one query). A status
+    the desk doesn't know counts as open until the broker says otherwise."""
     return list(
-        Order.objects.filter(broker_account=broker_account, status__in=types.OPEN_STATUSES)
+        Order.objects.filter(broker_account=broker_account)
+        .exclude(status__in=types.TERMINAL_STATUSES)
         .filter(Q(symbol=symbol) | Q(broker_order_id=""))
         .order_by("created_at", "id")
     )
