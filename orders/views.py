@@ -341,9 +341,13 @@ def replace_order(request, order_id: int):
 
     if not form.is_valid():
         problems = [
-            {"field": None if name == "__all__" else name, "code": "invalid", "message": e}
-            for name, errors in form.errors.items()
-            for e in errors
+            {
+                "field": None if name == "__all__" else name,
+                "code": error.code or "invalid",
+                "message": " ".join(error.messages),
+            }
+            for name, errors in form.errors.as_data().items()
+            for error in errors
         ]
         return refused(400, problems)
     try:

@@ -432,3 +432,16 @@ def test_the_paper_exchange_releases_the_old_orders_hold_on_replace(trader):
     assert replaced.qty == D("1900")
     with pytest.raises(OrderRejected):
         broker.replace_order(replaced.id, types.ReplaceRequest(qty=D("2100")))
+
+
+@pytest.mark.parametrize("body", [{"qty": "abc"}, {"limit_price": "NaN"}, {"qty": "1e400"}, {}])
+def test_the_order_page_refuses_junk_as_a_form_error(client, trader, replace_calls, body):
+    client.force_login(trader)
+    order = place_resting_buy(trader)
+    untouched = Untouched(order, replace_calls)
+
+    response = client.post(f"/orders/{order.pk}/replace/", body)
+
+    assert response.status_code == 400
+    assert response.context["replace_errors"]
+    untouched.check()
