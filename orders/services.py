@@ -370,10 +370,13 @@ def place_order(
                 user=user, broker_account=broker_account, request=request, source=source
             ),
         )
-    except IntegrityError:
-        # A concurrent request with the same client_order_id won the race.
-        existing = _by_client_order_id(broker_account, client_order_id)
-        if existing is None:
+    except (IntegrityError, OrderInvalid):
+        # A concurrent request with the same client_order_id may have won the race (and be
+        # what a limit now counts): the repeat gets that order, as if it had come second.
+        existing = order_input.client_order_id and _by_client_order_id(
+            broker_account, client_order_id
+        )
+        if not existing:
             raise
         return _repeat(existing, order_input)
 

@@ -203,3 +203,27 @@ def test_concurrent_replaces_count_each_other(database, trader, settings):
 
     # 16 shares held back at $100 = $1,600; each replace adds 3 shares ($300): room for 13.
     assert tally(outcomes) == {"placed": 13, "refused:max_position_size": 3}
+
+
+@pytest.mark.parametrize("daily_limit", [200, 1])
+def test_identical_requests_place_one_order(database, trader, settings, daily_limit):
+    # Even when the first one uses up a limit, the others are its repeats, not refused.
+    settings.MAX_DAILY_TRADES = daily_limit
+    account = default_broker_account(trader)
+    order_input = OrderInput(
+        symbol="AAPL",
+        side="buy",
+        type="market",
+        time_in_force="day",
+        qty=D("1"),
+        client_order_id="once",
+    )
+
+    outcomes = race(
+        lambda index: (
+            services.place_order(user=trader, broker_account=account, order_input=order_input).order
+        )
+    )
+
+    assert tally(outcomes) == {"placed": THREADS}
+    assert {order.pk for kind, order in outcomes} == {Order.objects.get(user=trader).pk}
