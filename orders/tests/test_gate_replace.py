@@ -94,96 +94,63 @@ def halt(trader, scope: str, mode: str) -> TradingHalt:
     return TradingHalt.objects.create(scope=scope, mode=mode, reason="risk review", **target)
 
 
-# --- the cases: (id, setup(trader, order) -> None, changes(order) -> body, code) -----------
-def _no_setup(trader, order):
-    pass
-
-
-def _open_sell_at(price: str):
-    def setup(trader, order):
-        place(trader, qty=D("20"))  # shares to sell
-        place(
-            trader, side="sell", type="limit", limit_price=D(price), qty=D("5"), time_in_force="gtc"
-        )
-
-    return setup
+# --- the cases: (id, setup(trader, settings) or None, body() of the PATCH, code) -----------
+def _open_sell_at_500(trader, settings):
+    # A resting sell at $500 (above the market): the buy's limit raised to it could trade
+    # against it.
+    place(trader, qty=D("20"))  # shares to sell
+    place(trader, side="sell", type="limit", limit_price=D("500"), qty=D("5"), time_in_force="gtc")
 
 
 def _halt(scope: str, mode: str):
-    def setup(trader, order):
-        halt(trader, scope, mode)
-
-    return setup
+    return lambda trader, settings: halt(trader, scope, mode)
 
 
-def _big_positions(settings):
+def _big_positions(trader, settings):
     settings.MAX_POSITION_SIZE = D("1000000000000")
+
+
+def _at_ask(qty: str, times: str = "1"):
+    return lambda: {"qty": qty, "limit_price": str((ask() * D(times)).quantize(D("0.01")))}
 
 
 CASES = [
     # The issue's reproduction: 1 share at $1 replaced by 100,000 at the ask + 5%.
     (
         "buying power (the issue's 100,000 shares)",
-        "big_positions",
-        lambda order: {
-            "qty": "100000",
-            "limit_price": str((ask() * D("1.05")).quantize(D("0.01"))),
-        },
+        _big_positions,
+        _at_ask("100000", "1.05"),
         "insufficient_buying_power",
     ),
-    (
-        "position size",
-        None,
-        lambda order: {"qty": "5000", "limit_price": str(ask().quantize(D("0.01")))},
-        "max_position_size",
-    ),
-    (
-        "quantity above MAX_ORDER_QUANTITY",
-        None,
-        lambda order: {"qty": "100001"},
-        "max_order_quantity",
-    ),
-    ("quantity zero", None, lambda order: {"qty": "0"}, "not_positive"),
-    ("sub-penny limit", None, lambda order: {"limit_price": "1.001"}, "sub_penny"),
+    ("position size", None, _at_ask("5000"), "max_position_size"),
+    ("quantity above MAX_ORDER_QUANTITY", None, lambda: {"qty": "100001"}, "max_order_quantity"),
+    ("quantity zero", None, lambda: {"qty": "0"}, "not_positive"),
+    ("sub-penny limit", None, lambda: {"limit_price": "1.001"}, "sub_penny"),
     (
         "a $99,999,999,999,999 limit",
         None,
-        lambda order: {"limit_price": "99999999999999"},
+        lambda: {"limit_price": "99999999999999"},
         "max_position_size",
     ),
-    ("a stop price on a limit order", None, lambda order: {"stop_price": "5"}, "not_applicable"),
-    (
-        "a time in force that isn't one",
-        None,
-        lambda order: {"time_in_force": "forever"},
-        "invalid_choice",
-    ),
+    ("a stop price on a limit order", None, lambda: {"stop_price": "5"}, "not_applicable"),
+    ("an unknown time in force", None, lambda: {"time_in_force": "forever"}, "invalid_choice"),
     *(
-        (f"{mode} at {scope} scope", _halt(scope, mode), lambda order: {"qty": "300"}, code)
+        (f"{mode} at {scope} scope", _halt(scope, mode), lambda: {"qty": "300"}, code)
         for scope in ("desk", "user", "broker_account")
         for mode, code in (("halted", "trading_halted"), ("reducing", "reducing_only"))
     ),
+    ("wash trade", _open_sell_at_500, lambda: {"limit_price": "500"}, "wash_trade"),
 ]
-
-
-def _wash_case():
-    # A resting sell at $500 (above the market); the buy's limit raised to it could trade
-    # against it.
-    return ("wash trade", _open_sell_at("500"), lambda order: {"limit_price": "500"}, "wash_trade")
-
-
-CASES.append(_wash_case())
 CASE_IDS = [case[0] for case in CASES]
 
 
 def _prepare(case, trader, settings):
-    _, setup, changes, code = case
-    if setup == "big_positions":
-        _big_positions(settings)
-        setup = _no_setup
+    """The resting order (1 share at $1), the case's setting-up, its PATCH body and code."""
+    _, setup, body, code = case
     order = place_resting_buy(trader)
-    (setup or _no_setup)(trader, order)
-    return order, changes(order), code
+    if setup is not None:
+        setup(trader, settings)
+    return order, body(), code
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
