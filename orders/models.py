@@ -79,6 +79,10 @@ class Order(models.Model):
     # The broker's updated_at for the snapshot stored here: older snapshots never overwrite it.
     broker_updated_at = models.DateTimeField(null=True, blank=True)
     placed_via = models.CharField(max_length=8, choices=_choices(SOURCES), default="api")
+    # A hash of the whole body the desk was asked to place (legs included): a repeated
+    # client_order_id is the same order only with the same body. Empty for synced orders
+    # (a database default too: the sync's set-based INSERT names its own columns).
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     # When the desk recorded an order it placed; for an order brought in by the sync or the
     # stream, the broker's created_at. History order, date filters and cursors read this.
     created_at = models.DateTimeField(default=timezone.now)

@@ -42,11 +42,14 @@ def open_orders() -> QuerySet[Order]:
     return Order.objects.exclude(status__in=types.TERMINAL_STATUSES)
 
 
-def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Order]:
-    """The account's orders in `symbol` that can still trade, as the desk last saw them."""
+def exposure_orders(broker_account: BrokerAccount, symbol: str) -> list[Order]:
+    """The account's orders that can still trade in `symbol`, and its open orders in any
+    symbol the broker has not confirmed yet, as the desk last saw them (one query). A status
+    the desk doesn't know counts as open until the broker says otherwise."""
     return list(
         open_orders()
-        .filter(broker_account=broker_account, symbol=symbol)
+        .filter(broker_account=broker_account)
+        .filter(Q(symbol=symbol) | Q(broker_order_id=""))
         .order_by("created_at", "id")
     )
 

@@ -340,6 +340,8 @@ class SimBroker(Broker):
             new.replaced_by = None
             new.created_at = new.updated_at = new.submitted_at = now
             new.active_at = None if old.status == "held" else now
+            if old.status != "held":  # a waiting exit leg spends nothing until it activates
+                _check_replacement(account, old, new, now)
             if new.type == "trailing_stop":
                 matching.start_trailing(new, market.trade(new.symbol, now).price)
             try:
@@ -844,6 +846,20 @@ def _check_submission(
         )
         _check_leg_prices(request, base)
 
+    _check_affordable(account, asset, request, qty, fractional, quote, open_orders, now)
+
+
+def _check_affordable(
+    account: SimAccount,
+    asset: Asset,
+    request: OrderRequest,
+    qty: Decimal,
+    fractional: bool,
+    quote: Quote,
+    open_orders: list[SimOrder],
+    now: datetime,
+) -> None:
+    """Shares to sell and buying power for the order, beside `open_orders` (Alpaca's 403s)."""
     positions = _held_positions(account)
     held = next((p.qty for p in positions if p.symbol == request.symbol), Decimal("0"))
     if request.side == "sell":
@@ -870,3 +886,40 @@ def _check_submission(
     long_value, short_value = _market_values(positions, now)
     if cost > _buying_power(account, long_value, short_value, open_orders, now):
         _reject("insufficient buying power", code=CODE_FORBIDDEN, http_status=403)
+
+
+def _check_replacement(account: SimAccount, old: SimOrder, new: SimOrder, now: datetime) -> None:
+    """Alpaca re-checks a replacement as the new order it is, with the old one's hold on
+    shares and buying power released (an exit leg's OCO group holds once: the new one's)."""
+    in_group = old.parent_id is not None and old.order_class != "simple"
+    open_orders = [
+        order
+        for order in matching.match_account(account, now)
+        if order.pk != old.pk and not (in_group and order.parent_id == old.parent_id)
+    ]
+    request = OrderRequest(
+        symbol=new.symbol,
+        side=new.side,
+        type=new.type,
+        time_in_force=new.time_in_force,
+        qty=new.qty,
+        notional=new.notional,
+        limit_price=new.limit_price,
+        stop_price=new.stop_price,
+    )
+    for field in ("limit_price", "stop_price"):
+        _check_price_increment(field, getattr(request, field))
+    qty = new.qty if new.qty is not None else new.notional / market.quote(new.symbol, now).ask_price
+    if qty <= 0:
+        _reject("qty must be > 0")
+    fractional = new.notional is not None or qty != qty.to_integral_value()
+    _check_affordable(
+        account,
+        ASSETS[new.symbol],
+        request,
+        qty,
+        fractional,
+        market.quote(new.symbol, now),
+        open_orders,
+        now,
+    )
