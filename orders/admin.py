@@ -16,7 +16,7 @@ def cancel_and_report(modeladmin, request, orders) -> None:
     for order in orders:
         try:
             services.cancel_order(user=order.user, order=order, source="admin", actor=request.user)
-        except (services.OrderNotModifiable, BrokerError) as error:
+        except (services.OrderNotModifiable, BrokerError, RateLimitExceeded) as error:
             failures.append(f"#{order.pk}: {getattr(error, 'message', error)}")
         else:
             canceled += 1

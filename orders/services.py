@@ -381,7 +381,10 @@ def check_order(
     order_input: OrderInput,
     broker: Broker | None = None,
 ) -> Verdict:
-    """Judge an order without submitting it (the ticket's and the validate endpoint's check)."""
+    """Judge an order without submitting it (the ticket's and the validate endpoint's check).
+
+    Counted against the user's validate rate (raises ratelimit.RateLimitExceeded)."""
+    throttles.limit(user, "validate")
     return validate_order(
         order_input,
         broker=broker or broker_for(broker_account),
@@ -547,10 +550,14 @@ def _refused(order: Order, broker: Broker, error: OrderRejected | OrderNotFound,
 def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -> Order:
     """Ask the broker to cancel one of the user's open orders; the audit trail says who asked.
 
-    Raises OrderNotModifiable when it is closed (or the broker says it can't be canceled),
-    OrderRejected for other refusals, RateLimited and BrokerUnavailable as they come.
+    Never blocked by the gate (a halted desk must be able to get out), but counted against the
+    cancel rate of whoever asked (the actor, else the owner): raises
+    ratelimit.RateLimitExceeded over it. Raises OrderNotModifiable
+    when it is closed (or the broker says it can't be canceled), OrderRejected for other
+    refusals, RateLimited and BrokerUnavailable as they come.
     """
     _ensure_owned(user, order)
+    throttles.limit(actor or user, "cancel")
     order = _confirmed_open(order, "canceled")
     broker = broker_for(order.broker_account)
     try:

@@ -8,7 +8,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
-from tradedesk.ratelimit import RateLimitExceeded
 
 from . import sync, sync_selectors
 from .api import input_errors
@@ -57,14 +56,6 @@ class SyncView(APIView):
         account = None if account_id is None else broker_account_for(request.user, account_id)
         try:
             run = sync.request_sync(user=request.user, broker_account=account, trigger="api")
-        except RateLimitExceeded as limited:
-            # Local until tradedesk.api's exception handler maps RateLimitExceeded for every
-            # view (the lead unifies the two).
-            return Response(
-                {"detail": limited.message, "code": "rate_limited"},
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(limited.retry_after)},
-            )
         except sync.SyncQueueUnavailable:
             return Response(
                 {"detail": "The sync queue is unavailable; try again shortly.", "code": "busy"},

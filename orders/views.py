@@ -301,27 +301,21 @@ def _back(request, order_id: int):
     return redirect("order-detail", order_id=order_id)
 
 
-def _desk_service(name: str):
-    # cancel_order/replace_order come with the order-desk work; a build without them says so.
-    return getattr(services, name, None)
-
-
 @login_required
 @require_POST
 def cancel_order(request, order_id: int):
     order = selectors.order_for(request.user, order_id)
-    cancel = _desk_service("cancel_order")
-    if cancel is None:
-        messages.error(request, "Cancelling orders is not available on this desk yet.")
-    elif not order.is_open:
+    if not order.is_open:
         messages.error(request, f"Order {order.pk} is {order.status}: nothing to cancel.")
+        return _back(request, order.pk)
+    try:
+        services.cancel_order(user=request.user, order=order, source="page", actor=request.user)
+    except RateLimitExceeded as limited:
+        messages.error(request, f"Could not cancel order {order.pk}: {limited.message}")
+    except (BrokerError, services.OrderNotModifiable) as error:
+        messages.error(request, f"Could not cancel order {order.pk}: {error}")
     else:
-        try:
-            cancel(user=request.user, order=order, source="page", actor=request.user)
-        except (BrokerError, services.OrderInvalid, services.OrderNotModifiable) as error:
-            messages.error(request, f"Could not cancel order {order.pk}: {error}")
-        else:
-            messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
+        messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
     return _back(request, order.pk)
 
 
