@@ -202,7 +202,7 @@ def apply_broker_order(
     order.save()
     changed = before != (order.status, order.filled_qty, order.broker_order_id)
     if changed:
-        _record_event(
+        record_event(
             order,
             event_name(before[0], snapshot.status),
             source=source,
@@ -236,9 +236,10 @@ def event_name_sql(previous_status: str, status: str) -> str:
     )
 
 
-def _record_event(
+def record_event(
     order: Order, event: str, *, source: str, actor: User | None = None, at=None, **detail
 ) -> OrderEvent:
+    """Audit one event of an order as it stands now; its frame reaches the stream after commit."""
     recorded = OrderEvent.objects.create(
         order=order,
         event=event,
@@ -302,7 +303,7 @@ def _lost_if_overdue(order: Order, now: datetime) -> Order:
         current.failed_at = now
         current.save(update_fields=["status", "failed_at", "updated_at"])
         waited = round((now - current.created_at).total_seconds())
-        _record_event(
+        record_event(
             current,
             "lost",
             source="system",
@@ -450,7 +451,7 @@ def place_order(
             order.status = "rejected"
             order.failed_at = timezone.now()
             order.save(update_fields=["status", "failed_at", "updated_at"])
-            _record_event(
+            record_event(
                 order,
                 "rejected",
                 source=source,
@@ -492,7 +493,7 @@ def record_submission(
             request_fingerprint=request_fingerprint(request),
             **{name: getattr(request, name) for name in _IDENTITY_FIELDS},
         )
-        _record_event(order, "submitted", source=source, actor=user, at=now)
+        record_event(order, "submitted", source=source, actor=user, at=now)
     return order
 
 
@@ -565,7 +566,7 @@ def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -
     except (NotCancelable, OrderNotFound) as exc:
         raise _refused(order, broker, exc, "not_cancelable") from exc
     forget_account_state(order.broker_account)
-    _record_event(
+    record_event(
         order, "cancel_requested", source=source, actor=actor, previous_status=order.status
     )
     # Alpaca cancels asynchronously (pending_cancel); the stream or the next sync finishes it.
@@ -716,7 +717,7 @@ def replace_order(
         old.replaced_by = snapshot.id
         old.replaced_at = now
         old.save(update_fields=["status", "replaced_by", "replaced_at", "updated_at"])
-        _record_event(
+        record_event(
             old,
             "replaced",
             source=source,
