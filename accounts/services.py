@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import ipaddress
 import logging
+import math
 from base64 import b32encode
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -301,7 +303,7 @@ def authenticate_second_factor(*, user: User, otp: str, address: str) -> Login:
     device = verify_second_factor(user, otp)
     if device is None:
         _login_failed(username, address, OTP_INVALID)
-        raise LoginRefused(OTP_INVALID, "That code is wrong or has expired.")
+        raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
     _login_succeeded(username)
     return Login(user=user, device=device, must_enrol=False)
 
@@ -380,15 +382,21 @@ def confirm_enrolment(*, user: User, otp: str) -> tuple[TOTPDevice, list[str]]:
         .first()
     )
     if device is None or not device.verify_token(_normal_code(otp)):
-        raise LoginRefused(OTP_INVALID, "That code is wrong or has expired.")
+        raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     StaticDevice.objects.filter(user=user).delete()
     recovery = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
+    codes = [_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
     StaticToken.objects.bulk_create(StaticToken(device=recovery, token=code) for code in codes)
     return device, codes
+
+
+def _recovery_code() -> str:
+    # Never all digits: digits are read as an authenticator's code (verify_second_factor).
+    code = StaticToken.random_token()
+    return code if not code.isdigit() else _recovery_code()
 
 
 def disable_second_factor(*, user: User, otp: str) -> None:
@@ -400,10 +408,21 @@ def disable_second_factor(*, user: User, otp: str) -> None:
             status=403,
         )
     if verify_second_factor(user, otp) is None:
-        raise LoginRefused(OTP_INVALID, "That code is wrong or has expired.")
+        raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
+
+
+def _wrong_code_message(user: User) -> str:
+    """django-otp makes a device wait after each wrong code (doubling): say so, or the right
+    code typed too soon would look wrong."""
+    device = TOTPDevice.objects.filter(user=user).first()
+    allowed, details = device.verify_is_allowed() if device else (True, None)
+    if not allowed and details and details.get("locked_until"):
+        wait = max(1, math.ceil((details["locked_until"] - timezone.now()).total_seconds()))
+        return f"Too many wrong codes; try again in {wait} second{'' if wait == 1 else 's'}."
+    return "That code is wrong or has expired."
 
 
 def _normal_code(otp: str) -> str:
@@ -412,17 +431,17 @@ def _normal_code(otp: str) -> str:
 
 
 def verify_second_factor(user: User, otp: str) -> Device | None:
-    """The user's confirmed device that accepts `otp` (the authenticator, then the recovery
-    codes, each used up by its first use), or None. django-otp throttles each device's
-    failures and refuses a TOTP code already used."""
+    """The user's confirmed device that accepts `otp`, or None: digits go to the authenticator,
+    anything else to the recovery codes (each used up by its first use). django-otp makes a
+    device wait after wrong codes and refuses a TOTP code already used."""
     code = _normal_code(otp)
     if not code:
         return None
-    for model in (TOTPDevice, StaticDevice):
-        for device in model.objects.devices_for_user(user, confirmed=True):
-            verified = django_otp.verify_token(user, device.persistent_id, code)
-            if verified is not None:
-                return verified
+    model = TOTPDevice if code.isdigit() else StaticDevice
+    for device in model.objects.devices_for_user(user, confirmed=True):
+        verified = django_otp.verify_token(user, device.persistent_id, code)
+        if verified is not None:
+            return verified
     return None
 
 
