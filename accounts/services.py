@@ -279,7 +279,6 @@ def authenticate_login(*, username: str, password: str, otp: str, address: str) 
     named = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
     # From outside a user's allowlist, not even the password is tried.
     if named is not None and not address_allowed(named, address):
-        logger.warning("login refused (%s) for %r from %s", ADDRESS_NOT_ALLOWED, username, address)
         raise LoginRefused(ADDRESS_NOT_ALLOWED, AddressNotAllowed.message, status=403)
     user = authenticate(username=username, password=password)
     if user is None:
@@ -463,7 +462,11 @@ def address_in_allowlist(text: str, address: str) -> bool:
 
 
 def address_allowed(user: User, address: str) -> bool:
-    return address_in_allowlist(user.ip_allowlist, address)
+    """May `user` use the desk from `address`? Every door asks this (and a refusal is logged)."""
+    if address_in_allowlist(user.ip_allowlist, address):
+        return True
+    logger.warning("%s: user %s from %s", ADDRESS_NOT_ALLOWED, user.pk, address or "(unknown)")
+    return False
 
 
 def set_ip_allowlist(*, user: User, text: str, current_address: str) -> User:

@@ -19,7 +19,7 @@ from orders.tests.test_browser import (  # noqa: F401 (fixtures)
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_enrol_on_the_security_page_then_log_in_with_a_code(page, trader, tmp_path):
+def test_enrol_on_the_security_page_then_log_in_with_a_code(page, trader, tmp_path):  # noqa: F811
     log_in(page, "alice")
     page.get_by_role("link", name="Security").click()
     page.wait_for_url(lambda url: urlsplit(url).path == "/accounts/security/")
