@@ -232,40 +232,46 @@ def _username_key(username: str) -> str:
     return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _login_rules(username: str, address: str) -> tuple[tuple[str, str, str], ...]:
-    """The two failure counters a login meets: its username's and its address's."""
-    return (
-        ("login:username", _username_key(username), settings.LOGIN_FAILURES_PER_USERNAME),
-        ("login:address", address_key(address), settings.LOGIN_FAILURES_PER_ADDRESS),
-    )
+def _username_rule(username: str) -> tuple[str, str, str]:
+    return ("login:username", _username_key(username), settings.LOGIN_FAILURES_PER_USERNAME)
 
 
-def _check_login_limits(username: str, address: str) -> None:
-    """Refuse before the password is even tried when either limit is used up."""
-    for rule in _login_rules(username, address):
-        try:
-            ratelimit.check(*rule)
-        except ratelimit.RateLimitExceeded as limited:
-            wait = limited.retry_after
-            raise ratelimit.RateLimitExceeded(
-                limited.scope,
-                wait,
-                f"Too many failed logins; try again in {wait} second{'' if wait == 1 else 's'}.",
-            ) from None
+def _address_rule(address: str) -> tuple[str, str, str]:
+    return ("login:address", address_key(address), settings.LOGIN_FAILURES_PER_ADDRESS)
+
+
+def _limit_login_attempt(username: str, address: str) -> None:
+    """Before the password or code is tried: refuse when either limit is used up.
+
+    The username's attempt is counted now, atomically (a success resets it), so a burst of
+    simultaneous guesses gets exactly the limit through, not one per worker that checked
+    before any failure was counted; the address's counts failures only, so an office behind
+    one address isn't locked out by its own successful logins.
+    """
+    try:
+        ratelimit.hit(*_username_rule(username))
+        ratelimit.check(*_address_rule(address))
+    except ratelimit.RateLimitExceeded as limited:
+        wait = limited.retry_after
+        logger.warning("login refused (rate limited) for %r from %s", username, address)
+        raise ratelimit.RateLimitExceeded(
+            limited.scope,
+            wait,
+            f"Too many failed logins; try again in {wait} second{'' if wait == 1 else 's'}.",
+        ) from None
 
 
 def _login_failed(username: str, address: str, code: str) -> None:
     logger.warning("login refused (%s) for %r from %s", code, username, address)
-    for rule in _login_rules(username, address):
-        # Counted even past the limit; the next attempt's check is what refuses.
-        with contextlib.suppress(ratelimit.RateLimitExceeded):
-            ratelimit.hit(*rule)
+    # Counted even past the limit; the next attempt's check is what refuses.
+    with contextlib.suppress(ratelimit.RateLimitExceeded):
+        ratelimit.hit(*_address_rule(address))
 
 
 def _login_succeeded(username: str) -> None:
-    # The username's failures only: the address's stay, or a valid login of an attacker's own
+    # The username's count only: the address's stays, or a valid login of an attacker's own
     # account would wipe the count of their guesses at other usernames.
-    ratelimit.reset(*_login_rules(username, "")[0])
+    ratelimit.reset(*_username_rule(username))
 
 
 def authenticate_login(*, username: str, password: str, otp: str, address: str) -> Login:
@@ -275,11 +281,11 @@ def authenticate_login(*, username: str, password: str, otp: str, address: str) 
     Raises ratelimit.RateLimitExceeded (even for the right password), LoginRefused, or
     SecondFactorNeeded when the password was right and no code came with it.
     """
-    _check_login_limits(username, address)
     named = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
-    # From outside a user's allowlist, not even the password is tried.
+    # From outside a user's allowlist, not even the password is tried (nor counted).
     if named is not None and not address_allowed(named, address):
         raise LoginRefused(ADDRESS_NOT_ALLOWED, AddressNotAllowed.message, status=403)
+    _limit_login_attempt(username, address)
     user = authenticate(username=username, password=password)
     if user is None:
         _login_failed(username, address, INVALID_CREDENTIALS)
@@ -291,19 +297,22 @@ def authenticate_login(*, username: str, password: str, otp: str, address: str) 
         return Login(user=user, device=None, must_enrol=second_factor_required(user))
     if not otp:
         raise SecondFactorNeeded(user)
-    return authenticate_second_factor(user=user, otp=otp, address=address)
+    return _check_code(user, otp, address)  # one attempt: counted above
 
 
 def authenticate_second_factor(*, user: User, otp: str, address: str) -> Login:
-    """The second step of a login whose password was right: a TOTP or a recovery code,
-    under the same brute-force limits as the password."""
-    username = user.get_username()
-    _check_login_limits(username, address)
+    """The login page's second step, for a user whose password was right: a TOTP or a
+    recovery code, under the same brute-force limits as the password."""
+    _limit_login_attempt(user.get_username(), address)
+    return _check_code(user, otp, address)
+
+
+def _check_code(user: User, otp: str, address: str) -> Login:
     device = verify_second_factor(user, otp)
     if device is None:
-        _login_failed(username, address, OTP_INVALID)
+        _login_failed(user.get_username(), address, OTP_INVALID)
         raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
-    _login_succeeded(username)
+    _login_succeeded(user.get_username())
     return Login(user=user, device=device, must_enrol=False)
 
 

@@ -3,6 +3,9 @@ address), and a signup limit per address: the attacks of issue 17, now refused."
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -169,3 +172,38 @@ def test_the_admin_login_form_is_no_door_around_the_limit(trader):
     browser = Client()
     browser.force_login(trader)  # not staff
     assert browser.get("/admin/login/?next=/admin/").status_code == 403
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_simultaneous_guesses_gets_exactly_the_limit_through(trader, settings):
+    from django.db import connection, connections
+
+    from accounts import services
+    from conftest import require_service
+    from tradedesk.ratelimit import RateLimitExceeded
+
+    require_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    require_service("Redis (REDIS_URL)", bool(settings.REDIS_URL))
+    threads, start = 30, threading.Barrier(30)
+    outcomes: list[str] = []
+
+    def guess(n: int) -> None:
+        try:
+            start.wait(20)
+            services.authenticate_login(
+                username="alice", password=f"wrong-{n}", otp="", address=f"10.0.{n}.1"
+            )
+        except services.LoginRefused as refused:
+            outcomes.append(refused.code)
+        except RateLimitExceeded:
+            outcomes.append("rate_limited")
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=guess, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert Counter(outcomes) == {"invalid_credentials": 5, "rate_limited": 25}
