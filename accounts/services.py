@@ -174,7 +174,6 @@ OTP_INVALID = "otp_invalid"
 OTP_ENROLMENT_REQUIRED = "otp_enrolment_required"
 # Set on the refresh token (and so on every access token made from it) issued after a code.
 SECOND_FACTOR_CLAIM = "otp_verified"
-TWO_FACTOR_MODES = ("none", "all", "live", "orders")
 RECOVERY_CODE_COUNT = 10
 
 
