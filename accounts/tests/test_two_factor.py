@@ -3,6 +3,8 @@ the token endpoint's `otp`, recovery codes, and 2FA required by setting or by an
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -16,6 +18,7 @@ from accounts import services
 from accounts.access import AccessMiddleware, second_factor_verified
 from accounts.models import BrokerAccount
 from accounts.tests.conftest import totp_code, wrong_code
+from accounts.views import PENDING_LOGIN_KEY
 from conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +132,18 @@ def test_the_code_step_without_a_password_step_sends_back_to_log_in(trader, enro
     enrol(trader)
     response = Client().post("/accounts/login/code/", {"otp": "123456"})
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+
+
+def test_a_code_step_left_too_long_must_start_over(trader, enrol):
+    device, _codes = enrol(trader)
+    browser = Client()
+    password_step(browser)
+    session = browser.session
+    session[PENDING_LOGIN_KEY]["until"] = time.time() - 1
+    session.save()
+    response = browser.post("/accounts/login/code/", {"otp": totp_code(device)})
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert browser.get("/")["Location"].startswith("/accounts/login/")
 
 
 def test_a_recovery_code_logs_in_once(trader, enrol):
