@@ -20,7 +20,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
-from accounts.services import broker_for
+from accounts.services import broker_for, require_second_factor_for_orders
 from tradedesk.broker import Broker, types
 from tradedesk.broker.errors import (
     BrokerUnavailable,
@@ -340,18 +340,22 @@ def _gate(
     order_input: OrderInput,
     confirm_warnings: bool,
     record: Callable[[], Order],
+    second_factor_verified: bool,
     replacing: Order | None = None,
 ) -> tuple[Verdict, Order]:
     """The one door of every command that creates or enlarges exposure (place, replace).
 
-    In order: the kill switch (`halted`), the per-user rate limit of `command`, then under
-    the account lock the shape checks, desk limits, buying power, wash-trade guard and
-    warnings (validate_order), and `record` (the pending row) before the lock is let go, so
+    In order: the second factor where 2FA is required for orders (SecondFactorRequired: the
+    door says whether its session or token passed one), the kill switch (`halted`), the
+    per-user rate limit of `command`, then under the account lock the shape checks, desk
+    limits, buying power, wash-trade guard and warnings (validate_order), and `record` (the
+    pending row) before the lock is let go, so
     the next command on the account is judged with this one counted. The broker is called
     after, outside the lock. Raises OrderInvalid, WarningsUnconfirmed (when there are
     warnings and not confirm_warnings) or ratelimit.RateLimitExceeded; a refusal writes
     nothing.
     """
+    require_second_factor_for_orders(user, verified=second_factor_verified)
     halts = selectors.active_trading_halts(user, broker_account)
     refusal = halt_refusal(halts)
     if refusal is not None:
@@ -401,6 +405,7 @@ def place_order(
     order_input: OrderInput,
     source: str = "api",
     confirm_warnings: bool = True,
+    second_factor_verified: bool = False,
 ) -> Placement:
     """Pass the gate, record, submit. The same client_order_id twice returns the first order.
 
@@ -426,6 +431,7 @@ def place_order(
             broker=broker,
             order_input=request,
             confirm_warnings=confirm_warnings,
+            second_factor_verified=second_factor_verified,
             record=lambda: record_submission(
                 user=user, broker_account=broker_account, request=request, source=source
             ),
@@ -659,6 +665,7 @@ def replace_order(
     source: str,
     actor: User | None,
     confirm_warnings: bool = True,
+    second_factor_verified: bool = False,
 ) -> Placement:
     """Replace an open order (Alpaca's semantics): the NEW order; the old one is `replaced`.
 
@@ -678,6 +685,7 @@ def replace_order(
         broker=broker,
         order_input=would_be,
         confirm_warnings=confirm_warnings,
+        second_factor_verified=second_factor_verified,
         replacing=order,
         record=lambda: _record_replacement(order, would_be, request.client_order_id, source=source),
     )
