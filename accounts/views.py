@@ -7,7 +7,6 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework_simplejwt.tokens import AccessToken
 
 from tradedesk.broker.errors import BrokerUnavailable
 
@@ -92,9 +91,10 @@ def remove_broker_account(request, account_id: int):
 @login_required
 @require_POST
 def stream_token(request):
-    """A short-lived access token for the pages' WebSocket (the stream authenticates JWTs).
+    """A stream-only token for the pages' WebSocket: it opens the stream, once, within
+    STREAM_TOKEN_SECONDS, and the API refuses it (accounts.services.StreamToken).
 
     Fetched by the pages' script on each (re)connect, so no token sits in the HTML and an
     expired one is simply replaced; POST so that only this site's pages (CSRF) can get one.
     """
-    return JsonResponse({"access": str(AccessToken.for_user(request.user))})
+    return JsonResponse({"access": services.stream_token_for(request.user)})
