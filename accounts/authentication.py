@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
@@ -18,3 +19,9 @@ class RevocableJWTAuthentication(JWTAuthentication):
                 "This token was revoked; log in again.", code="token_revoked"
             )
         return user
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    """The OpenAPI schema describes it as simplejwt's bearer scheme."""
+
+    target_class = RevocableJWTAuthentication
