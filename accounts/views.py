@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -98,3 +100,19 @@ def stream_token(request):
     expired one is simply replaced; POST so that only this site's pages (CSRF) can get one.
     """
     return JsonResponse({"access": services.stream_token_for(request.user)})
+
+
+class PasswordChange(auth_views.PasswordChangeView):
+    """Django's password change; saving the new password revokes every session, token and
+    stream of the user (accounts.services.revoke_on_change), then Django keeps this one."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(
+            self.request,
+            "Password changed: your other sessions, API tokens and streams were ended.",
+        )
+        return response

@@ -50,7 +50,7 @@ def test_the_cap_counts_across_processes_and_a_revocation_closes_streams_everywh
     webs = [daphne(env, port, stderr=subprocess.DEVNULL) for port in ports]
     try:
         for port in ports:
-            wait_for_port(port)
+            wait_for_port(port, timeout_s=60)  # two Django processes starting on a busy machine
         urls = [f"ws://127.0.0.1:{port}/api/v1/broker/stream?token={token}" for port in ports]
 
         async def scenario() -> float:
