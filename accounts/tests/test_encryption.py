@@ -165,3 +165,12 @@ def test_an_admin_save_with_an_empty_key_id_keeps_the_stored_one(alpaca_account,
     assert response.status_code == 302, response.context["adminform"].form.errors
     account = reloaded(alpaca_account)
     assert (account.label, account.key_id, account.secret) == ("Renamed", KEY_ID, SECRET)
+
+
+def test_the_brokers_page_tells_the_trader_a_secret_is_unreadable(alpaca_account, settings):
+    browser = Client()
+    browser.force_login(alpaca_account.user)
+    assert "broker_credentials_unreadable" not in browser.get("/accounts/brokers/").content.decode()
+    settings.FIELD_ENCRYPTION_KEY = [NEW_KEY]
+    page = browser.get("/accounts/brokers/").content.decode()
+    assert "The stored secret cannot be read (broker_credentials_unreadable)" in page
