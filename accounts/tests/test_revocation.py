@@ -176,19 +176,21 @@ def test_a_stream_token_opens_the_stream_once_and_no_revoked_user(trader):
     assert services.stream_token_user(services.stream_token_for(trader)) is None
 
 
-def test_the_password_change_page_ends_every_other_session_and_token(trader):
-    held = log_in_everywhere(trader)
+def change_password_on_the_page(user, old_password: str):
     page = Client()
-    page.force_login(trader)
+    page.force_login(user)
+    new = "n3w-Passw0rd!x"
     response = page.post(
         "/accounts/password/",
-        {
-            "old_password": PASSWORD,
-            "new_password1": "n3w-Passw0rd!x",
-            "new_password2": "n3w-Passw0rd!x",
-        },
+        {"old_password": old_password, "new_password1": new, "new_password2": new},
         follow=True,
     )
+    return page, response
+
+
+def test_the_password_change_page_ends_every_other_session_and_token(trader):
+    held = log_in_everywhere(trader)
+    page, response = change_password_on_the_page(trader, PASSWORD)
     assert "Password changed" in response.content.decode()
     assert_everything_ended(held)
     assert page.get("/accounts/brokers/").status_code == 200  # the session that changed it
@@ -196,15 +198,6 @@ def test_the_password_change_page_ends_every_other_session_and_token(trader):
 
 def test_the_password_change_page_refuses_a_wrong_old_password(trader):
     held = log_in_everywhere(trader)
-    page = Client()
-    page.force_login(trader)
-    response = page.post(
-        "/accounts/password/",
-        {
-            "old_password": "wrong",
-            "new_password1": "n3w-Passw0rd!x",
-            "new_password2": "n3w-Passw0rd!x",
-        },
-    )
+    _, response = change_password_on_the_page(trader, "wrong")
     assert response.status_code == 200 and response.context["form"].errors
     assert refresh(held["refresh"]).status_code == 200

@@ -123,21 +123,24 @@ async def test_the_connection_cap_per_user(trader, other_trader, settings):
         await communicator.disconnect()
 
 
-async def test_a_client_over_the_message_rate_gets_an_error_then_1008(trader, settings):
+async def pinging(trader, settings, count: int) -> WebsocketCommunicator:
+    """A connection allowed 5 messages a second that has just sent `count` pings."""
     settings.STREAM_CLIENT_MESSAGES_PER_SECOND = 5
     communicator = await opened(f"token={access_token(trader)}")
-    for _ in range(50):
+    for _ in range(count):
         await communicator.send_json_to({"action": "ping"})
+    return communicator
+
+
+async def test_a_client_over_the_message_rate_gets_an_error_then_1008(trader, settings):
+    communicator = await pinging(trader, settings, 50)
     error = await refused_with(communicator, "rate_limited")
     assert "5 messages a second" in error["message"]
     await communicator.wait()
 
 
 async def test_a_client_within_the_message_rate_stays(trader, settings):
-    settings.STREAM_CLIENT_MESSAGES_PER_SECOND = 5
-    communicator = await opened(f"token={access_token(trader)}")
-    for _ in range(4):
-        await communicator.send_json_to({"action": "ping"})
+    communicator = await pinging(trader, settings, 4)
     pongs = 0
     while pongs < 4:
         pongs += sum(m["type"] == "pong" for m in await frame(communicator))
