@@ -227,6 +227,9 @@ else:
 CACHES["local"] = {
     "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
     "LOCATION": "process-local",
+    # A counter per connection and second: the default 300 entries would cull (and so reset)
+    # live counters with a few hundred connections open.
+    "OPTIONS": {"MAX_ENTRIES": 100_000},
 }
 
 AUTH_USER_MODEL = "accounts.User"
