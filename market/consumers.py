@@ -51,6 +51,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
     in_access_group = False
     lease: tuple[int, str] | None = None
     refused = False
+    _refusal: asyncio.Task | None = None  # a refusal started from a ping (sync) callback
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
@@ -64,13 +65,14 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         self.user, expires_at = authenticated
         self.relay = process_stream.relay_for_this_loop()
         limit = settings.STREAM_MAX_CONNECTIONS_PER_USER
-        lease = (self.user.pk, self.channel_name)
-        if not await self.relay.transport.claim_connection(*lease, limit):
-            await self._refuse(
-                "too_many_connections", f"At most {limit} open stream connections per user."
-            )
-            return
-        self.lease = lease
+        lease = (self.user.pk, self.channel_name) if limit else None  # 0: no cap
+        if lease is not None:
+            if not await self.relay.transport.claim_connection(*lease, limit):
+                await self._refuse(
+                    "too_many_connections", f"At most {limit} open stream connections per user."
+                )
+                return
+            self.lease = lease
         await self.channel_layer.group_add(access_group(self.user.pk), self.channel_name)
         self.in_access_group = True
         if not await database_sync_to_async(still_unrevoked)(self.user):

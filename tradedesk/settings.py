@@ -404,10 +404,10 @@ STREAM_SLOW_CLOSE_S = env_int("STREAM_SLOW_CLOSE_S", 10)
 # The token pages fetch for the stream opens it (once) within this many seconds, and nothing else.
 STREAM_TOKEN_SECONDS = env_int("STREAM_TOKEN_SECONDS", 60)
 # Open connections per user across every process (Redis when REDIS_URL is set); over it the
-# new one is closed with 1008.
+# new one is closed with 1008. 0: no cap.
 STREAM_MAX_CONNECTIONS_PER_USER = env_int("STREAM_MAX_CONNECTIONS_PER_USER", 10)
 # Messages a connection may send (client messages and WebSocket pings); over it: an `error`
-# frame, then 1008.
+# frame, then 1008. 0: no limit.
 STREAM_CLIENT_MESSAGES_PER_SECOND = env_int("STREAM_CLIENT_MESSAGES_PER_SECOND", 20)
 
 # --- Demo users for the embedded run ----------------------------------------
