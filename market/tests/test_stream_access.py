@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -145,3 +146,38 @@ async def test_a_client_within_the_message_rate_stays(trader, settings):
     while pongs < 4:
         pongs += sum(m["type"] == "pong" for m in await frame(communicator))
     await communicator.disconnect()
+
+
+@pytest.mark.services
+async def test_simultaneous_claims_over_redis_let_exactly_the_cap_through():
+    """Many connections of one user arriving at once on several processes (clients of their
+    own here): the claim is one atomic step in Redis, so no more than the cap get in."""
+    from conftest import require_service
+    from market.transport import RedisTransport
+
+    redis_url = os.environ.get("REDIS_URL", "")  # this module's tests run embedded otherwise
+    require_service("Redis", bool(redis_url))
+    transports = [RedisTransport(redis_url) for _ in range(5)]
+    user_id = 10**9 + int(time.time())  # no other test's user
+    try:
+        claims = await asyncio.gather(
+            *(
+                transports[n % 5].claim_connection(user_id, f"process-{n % 5}:{n}", 10)
+                for n in range(60)
+            )
+        )
+        assert sum(claims) == 10
+        granted = [f"process-{n % 5}:{n}" for n, ok in enumerate(claims) if ok]
+        await transports[0].release_connection(user_id, granted[0])
+        assert await transports[1].claim_connection(user_id, "late", 10)
+        assert not await transports[2].claim_connection(user_id, "later", 10)
+        # A relay's heartbeat renews its leases; a lease nobody renews lapses (a dead process).
+        key = f"tradedesk:stream:connections:{user_id}"
+        await transports[0].redis.zadd(key, {"late": time.time() - 1})
+        assert await transports[2].claim_connection(user_id, "after-a-crash", 10)
+        await transports[0].renew_connections([(user_id, "after-a-crash")])
+        assert await transports[0].redis.zscore(key, "after-a-crash") > time.time() + 10
+    finally:
+        await transports[0].redis.delete(f"tradedesk:stream:connections:{user_id}")
+        for transport in transports:
+            await transport.close()
