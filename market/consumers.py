@@ -59,6 +59,11 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         # The decision is made before accepting; accepting first lets a client see code 1008
         # (a refused handshake reaches browsers as a bare 1006). Nothing else is sent.
         await self.accept()
+        # At once, before anything awaits: a client's first pings may follow the handshake in
+        # the same read, and autobahn would answer them uncounted.
+        send_buffer = watch_send_buffer(self.base_send)
+        if send_buffer is not None:
+            send_buffer.on_ping = self._ping_received
         if authenticated is None:
             await self._close(CLOSE_POLICY_VIOLATION)
             return
@@ -97,13 +102,10 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
                 streams = parsed
         streams = streams or frozenset(services.DEFAULT_STREAMS)
 
-        send_buffer = watch_send_buffer(self.base_send)
         self.connection = Connection.from_settings(
             self._send_frame, self._close, streams=set(), send_buffer=send_buffer
         )
         self.connection.lease = lease
-        if send_buffer is not None:
-            send_buffer.on_ping = self._ping_received
         await self._apply(symbols, streams)
         self._push_subscription(symbols)
         for error in errors:
@@ -170,9 +172,13 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         if self.refused:
             return
         if not self._within_message_rate():
+            # Refused from now on: the pings that follow in the same read must not each
+            # start a refusal of their own before this one runs.
+            self.refused = True
             self._refusal = asyncio.get_running_loop().create_task(self._refuse_over_rate())
             return
-        self.connection.count_ping()
+        if self.connection is not None:  # None while the connection is being set up
+            self.connection.count_ping()
 
     async def access_revoked(self, event) -> None:
         """accounts revoked the user's sessions (a password change, an operator, deactivation)."""
