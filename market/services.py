@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 
@@ -77,31 +77,6 @@ class ClientAction:
     action: str
     symbols: frozenset[str] = frozenset()
     streams: frozenset[str] = frozenset()
-
-
-def stream_user(raw_token: str):
-    """The active user an access token belongs to, and when it expires; None if not valid.
-
-    simplejwt checks the signature, the expiry and that it is an access token (not refresh).
-    """
-    from django.contrib.auth import get_user_model
-    from rest_framework_simplejwt.exceptions import TokenError
-    from rest_framework_simplejwt.settings import api_settings
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    try:
-        token = AccessToken(raw_token)
-    except TokenError:
-        return None
-    user_id = token.payload.get(api_settings.USER_ID_CLAIM)
-    user = (
-        get_user_model()
-        .objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True)
-        .first()
-    )
-    if user is None:
-        return None
-    return user, datetime.fromtimestamp(token["exp"], tz=UTC)
 
 
 def parse_streams(values: Iterable[str]) -> frozenset[str]:

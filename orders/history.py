@@ -57,7 +57,7 @@ def filtered_orders(user: User, filters: OrderFilters) -> QuerySet[Order]:
         orders = orders.filter(side=filters.side)
     if filters.after:
         orders = orders.filter(created_at__gte=_day_start(filters.after))
-    if filters.before:
+    if filters.before and filters.before < date.max:  # up to date.max: no upper bound
         orders = orders.filter(created_at__lt=_day_start(filters.before + timedelta(days=1)))
     return orders.order_by("-created_at", "-id")
 

@@ -19,6 +19,7 @@ from accounts.services import broker_for
 from market.services import parse_symbols
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
+from tradedesk.csv_safe import safe_row
 from tradedesk.ratelimit import RateLimitExceeded
 
 from . import history, selectors, services
@@ -258,7 +259,9 @@ def order_history_csv(request):
         yield writer.writerow(CSV_COLUMNS)
         for row in orders.iterator(chunk_size=2000):
             yield writer.writerow(
-                value.isoformat() if isinstance(value, datetime) else value for value in row
+                safe_row(
+                    value.isoformat() if isinstance(value, datetime) else value for value in row
+                )
             )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

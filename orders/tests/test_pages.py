@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.services import StreamToken
 from orders import history, services, validation
 from orders.models import Order, PositionSnapshot
 from orders.tests.pages_support import make_orders
@@ -455,11 +455,12 @@ def test_watchlist_refuses_duplicates(browser):
 # --- stream token, error pages ---------------------------------------------------------------
 
 
-def test_stream_token_is_a_short_lived_access_token_for_the_trader(browser, trader):
+def test_stream_token_is_a_short_lived_stream_only_token_for_the_trader(browser, trader):
     response = browser.post("/accounts/stream-token/")
     assert response.status_code == 200
-    token = AccessToken(response.json()["access"])
+    token = StreamToken(response.json()["access"])
     assert str(token["user_id"]) == str(trader.pk)
+    assert token["exp"] - token["iat"] <= 60
     assert response["Cache-Control"].startswith("max-age=0")
     assert browser.get("/accounts/stream-token/").status_code == 405
 

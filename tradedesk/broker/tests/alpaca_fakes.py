@@ -34,8 +34,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alpaca"
-KEY_ID = "PKTESTKEY0000000001"
-SECRET = "test-secret-key"
+KEY_ID = "PKTESTKEY0000000001A"  # Alpaca's formats: 20 and 40 letters and digits
+SECRET = "testSecretKey000000000000000000000000001"
 
 # Alpaca's "closed" query covers orders that will never change again.
 CLOSED_STATUSES = {"filled", "canceled", "expired", "replaced", "rejected"}
