@@ -1,0 +1,211 @@
+"""The portfolio API (DESIGN.md "Portfolio analytics"): thin views over the selectors.
+
+Every query parameter is validated by a serializer: junk is a 400, another user's broker
+account a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import generics, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import broker_account_for
+
+from . import selectors
+from .models import Fill
+
+SYMBOL_MAX = 16
+
+
+class PortfolioQuery(serializers.Serializer):
+    broker_account = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+
+    def book(self, request) -> selectors.Book:
+        account_id = self.validated_data.get("broker_account")
+        account = broker_account_for(request.user, account_id) if account_id else None
+        return selectors.book(selectors.accounts_for(request.user, account))
+
+
+class HistoryQuery(PortfolioQuery):
+    period = serializers.ChoiceField(choices=list(selectors.PERIODS), default="1M")
+    timeframe = serializers.ChoiceField(choices=list(selectors.TIMEFRAMES), required=False)
+
+    def validate(self, data):
+        period = data["period"]
+        timeframe = data.setdefault("timeframe", selectors.DEFAULT_TIMEFRAMES[period])
+        order = list(selectors.PERIODS)
+        longest = selectors.TIMEFRAME_LIMITS[timeframe]
+        if order.index(period) > order.index(longest):
+            raise serializers.ValidationError(
+                {"timeframe": f"{timeframe} covers at most {longest}."}
+            )
+        return data
+
+
+class PerformanceQuery(PortfolioQuery):
+    period = serializers.ChoiceField(choices=list(selectors.PERIODS), default="all")
+
+
+class PnlQuery(PortfolioQuery):
+    interval = serializers.ChoiceField(choices=list(selectors.INTERVALS), default="day")
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+
+    def validate(self, data):
+        end = data.setdefault("end", timezone.localdate(timezone=selectors.calendar.market_zone()))
+        start = data.setdefault("start", end - timedelta(days=30))
+        if start > end:
+            raise serializers.ValidationError({"start": "start is after end."})
+        if (
+            selectors.period_count(start, end, data["interval"])
+            > selectors.MAX_PERIODS[data["interval"]]
+        ):
+            raise serializers.ValidationError(
+                {"start": f"At most {selectors.MAX_PERIODS[data['interval']]} periods."}
+            )
+        return data
+
+
+class PageQuery(PortfolioQuery):
+    page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=10**6)
+    page_size = serializers.IntegerField(required=False, default=50, min_value=1, max_value=500)
+
+
+def _query(serializer_class, request):
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query
+
+
+class HistoryView(APIView):
+    """Equity over time in Alpaca's portfolio-history shape."""
+
+    def get(self, request):
+        query = _query(HistoryQuery, request)
+        data = query.validated_data
+        return Response(
+            selectors.history(
+                query.book(request), period=data["period"], timeframe=data["timeframe"]
+            )
+        )
+
+
+class PerformanceView(APIView):
+    def get(self, request):
+        query = _query(PerformanceQuery, request)
+        return Response(
+            selectors.performance(query.book(request), period=query.validated_data["period"])
+        )
+
+
+class PnlView(APIView):
+    def get(self, request):
+        query = _query(PnlQuery, request)
+        data = query.validated_data
+        return Response(
+            selectors.pnl_calendar(
+                query.book(request), interval=data["interval"], start=data["start"], end=data["end"]
+            )
+        )
+
+
+def _page(request, rows: list[dict], data: dict) -> Response:
+    size, number = data["page_size"], data["page"]
+    chunk = rows[(number - 1) * size : number * size]
+
+    def link(page: int | None) -> str | None:
+        if page is None:
+            return None
+        params = request.query_params.copy()
+        params["page"] = str(page)
+        return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+
+    return Response(
+        {
+            "count": len(rows),
+            "next": link(number + 1 if number * size < len(rows) else None),
+            "previous": link(number - 1 if number > 1 else None),
+            "results": chunk,
+        }
+    )
+
+
+class TradesView(APIView):
+    """Closed round trips, newest first."""
+
+    def get(self, request):
+        query = _query(PageQuery, request)
+        current = query.book(request)
+        rows = [selectors.trade_row(trip) for trip in reversed(current.ledger.round_trips)]
+        return _page(request, rows, query.validated_data)
+
+
+class LotsView(APIView):
+    """Open lots with unrealized P&L, term and wash-sale risk."""
+
+    def get(self, request):
+        query = _query(PageQuery, request)
+        rows = selectors.lot_rows(query.book(request), request.user)
+        return _page(request, rows, query.validated_data)
+
+
+class FillSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Fill
+        fields = [
+            "id",
+            "broker_account",
+            "order",
+            "broker_order_id",
+            "execution_id",
+            "symbol",
+            "side",
+            "qty",
+            "price",
+            "fee",
+            "at",
+            "source",
+        ]
+
+
+class FillQuery(PortfolioQuery):
+    symbol = serializers.RegexField(r"^[A-Za-z0-9./-]{1,16}$", required=False)
+    after = serializers.DateTimeField(required=False)
+    before = serializers.DateTimeField(required=False)
+
+
+class FillPagination(CursorPagination):
+    ordering = ("-at", "-id")
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+
+
+class FillListView(generics.ListAPIView):
+    """The caller's own executions, newest first (?symbol=&after=&before=&broker_account=)."""
+
+    serializer_class = FillSerializer
+    pagination_class = FillPagination
+    queryset = Fill.objects.none()  # the schema's model; requests use their own
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Fill.objects.none()
+        data = _query(FillQuery, self.request).validated_data
+        fills = Fill.objects.filter(broker_account__user=self.request.user)
+        if "broker_account" in data:
+            fills = fills.filter(
+                broker_account=broker_account_for(self.request.user, data["broker_account"])
+            )
+        if "symbol" in data:
+            fills = fills.filter(symbol=data["symbol"].upper())
+        if "after" in data:
+            fills = fills.filter(at__gte=data["after"])
+        if "before" in data:
+            fills = fills.filter(at__lt=data["before"])
+        return fills
