@@ -140,7 +140,7 @@ def snapshot_accounts(*, at: datetime | None = None) -> int:
     """One snapshot per active account; also its session close, when one passed since the
     account's last close snapshot (the tick after the bell records it at the close's time)."""
     at = at or timezone.now()
-    last_close = _previous_close(at)
+    last_close = calendar.previous_close(at)
     closes = dict(
         AccountSnapshot.objects.filter(kind="close")
         .values("broker_account_id")
@@ -163,21 +163,10 @@ def snapshot_accounts(*, at: datetime | None = None) -> int:
         }
         rows.append(AccountSnapshot(at=at, kind="tick", **values))
         recorded = closes.get(account.pk)
-        if last_close is not None and (recorded is None or recorded < last_close):
+        if recorded is None or recorded < last_close:
             rows.append(AccountSnapshot(at=last_close, kind="close", **values))
     AccountSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
-
-
-def _previous_close(at: datetime) -> datetime | None:
-    """The latest regular session close at or before `at` (within the last two weeks)."""
-    day = at
-    for _ in range(15):
-        session = calendar.session_on_date_of(day)
-        if session is not None and session[1] <= at:
-            return session[1]
-        day -= timedelta(days=1)
-    return None
 
 
 def roll_up_snapshots(*, now: datetime | None = None) -> int:

@@ -47,7 +47,11 @@ def test_a_streamed_execution_is_one_fill_however_often_delivered(
         with django_capture_on_commit_callbacks(execute=True):
             sync.apply_order_update(account, update)
     (fill,) = Fill.objects.all()
-    assert (fill.order_id, fill.execution_id, fill.source) == (order.pk, update.execution_id, "stream")
+    assert (fill.order_id, fill.execution_id, fill.source) == (
+        order.pk,
+        update.execution_id,
+        "stream",
+    )
     assert (fill.symbol, fill.side, fill.qty) == ("AAPL", "buy", Decimal("3"))
     order.refresh_from_db()
     assert fill.price == order.filled_avg_price
