@@ -103,9 +103,7 @@ def executions(accounts: list[BrokerAccount]) -> list[ledger.Execution]:
             fee=fee,
             at=at,
         )
-        for pk, account_id, broker_id, symbol, side, qty, price, fee, at in rows.iterator(
-            chunk_size=5000
-        )
+        for pk, account_id, broker_id, symbol, side, qty, price, fee, at in rows
     ]
 
 

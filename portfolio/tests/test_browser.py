@@ -53,12 +53,12 @@ def _history(account):
             cash=Decimal(50000),
             long_market_value=Decimal(50000),
             short_market_value=0,
-        )  # fmt: skip
+        )
         for step in range(180)
     )
 
 
-def test_portfolio_page_with_data(page, trader):
+def test_portfolio_page_with_data(page, trader):  # noqa: F811 (the shared fixture)
     _history(trader.broker_accounts.get())
     log_in(page, "alice")
     page.get_by_role("link", name="Portfolio").click()
@@ -68,7 +68,7 @@ def test_portfolio_page_with_data(page, trader):
     assert page.locator("#trades tbody tr").count() == 3
     assert page.get_by_text("wash-sale risk").count() >= 1
     shot(page, "portfolio")
-    shutil.copy(SCREENSHOTS / "portfolio.png", "/tmp/portfolio.png")  # noqa: S108
+    shutil.copy(SCREENSHOTS / "portfolio.png", "/tmp/portfolio.png")
 
     # The positions page's portfolio line: the account's equity, from the same history.
     page.get_by_role("link", name="Positions").click()
