@@ -107,7 +107,9 @@ def test_performance_per_account_and_for_the_user(api, book, account, second_acc
     assert by_symbol["AAPL"]["win_rate"] == "0.5000"
 
 
-def test_open_lots_are_what_fifo_left_per_account(api, book, account, second_account):
+def test_open_lots_are_what_fifo_left_per_account(api, book, account, second_account, monkeypatch):
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)  # the paper market's price, held still
     (first,) = get(api, "lots", broker_account=account.pk)["results"]
     assert (first["symbol"], first["qty"], first["cost_basis"]) == ("AAPL", "3.000000000", "315.00")
     price = D(first["price"])
