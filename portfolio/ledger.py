@@ -40,6 +40,7 @@ class Lot:
     fee_per_share: Decimal
     acquired_at: datetime
     seq: int  # acquisition order (ties in time keep the fills' order)
+    fill_id: int = 0  # the execution that opened it
 
 
 @dataclass
@@ -134,6 +135,7 @@ def build(executions: Iterable[Execution], method: str = "fifo") -> Ledger:
                     fee_per_share=fee_per_share,
                     acquired_at=fill.at,
                     seq=seq,
+                    fill_id=fill.id,
                 )
             )
     return Ledger(

@@ -150,15 +150,15 @@ def lot_rows(current: Book, user: User) -> list[dict]:
     """
     recent_buys = defaultdict(list)
     since = current.now - WASH_SALE_WINDOW
-    for symbol, at in Fill.objects.filter(
+    for symbol, pk in Fill.objects.filter(
         broker_account__user=user, side="buy", at__gte=since
-    ).values_list("symbol", "at"):
-        recent_buys[symbol].append(at)
+    ).values_list("symbol", "pk"):
+        recent_buys[symbol].append(pk)
     rows = []
     for lot in sorted(current.ledger.lots, key=lambda lot: (lot.symbol, lot.acquired_at)):
         price = current.prices[(lot.account_id, lot.symbol)]
         unrealized = (price - lot.price) * lot.qty
-        others = [at for at in recent_buys[lot.symbol] if at != lot.acquired_at]
+        others = [pk for pk in recent_buys[lot.symbol] if pk != lot.fill_id]
         rows.append(
             {
                 "broker_account": lot.account_id,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -107,18 +107,11 @@ def sync_fills(*, broker_account: BrokerAccount, full: bool = False) -> int:
 
 def link_fills_to_orders() -> int:
     """Attach fills recorded before their order was synced (matched by broker order id)."""
-    linked = 0
-    for fill in Fill.objects.filter(order__isnull=True).exclude(broker_order_id=""):
-        order_id = (
-            Order.objects.filter(
-                broker_account_id=fill.broker_account_id, broker_order_id=fill.broker_order_id
-            )
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if order_id is not None:
-            linked += Fill.objects.filter(pk=fill.pk).update(order_id=order_id)
-    return linked
+    order = Order.objects.filter(
+        broker_account_id=OuterRef("broker_account_id"), broker_order_id=OuterRef("broker_order_id")
+    ).values("pk")[:1]
+    unlinked = Fill.objects.filter(order__isnull=True).exclude(broker_order_id="")
+    return unlinked.filter(Exists(order)).update(order_id=Subquery(order))
 
 
 def sync_all_fills() -> int:

@@ -139,3 +139,14 @@ def test_concurrent_records_of_the_same_executions_write_each_once(trader):
     assert errors == []
     assert Fill.objects.count() == 3
     assert len(set(Fill.objects.values_list("execution_id", flat=True))) == 3
+
+
+@pytest.mark.django_db
+def test_fills_of_orders_synced_later_are_linked(trader):
+    order = market(trader, "buy", "1")
+    account = order.broker_account
+    services.sync_fills(broker_account=account)
+    Fill.objects.update(order=None)
+    assert services.link_fills_to_orders() == 1
+    assert Fill.objects.get().order_id == order.pk
+    assert services.link_fills_to_orders() == 0
