@@ -7,6 +7,7 @@ user's account a 404.
 from __future__ import annotations
 
 import csv
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,7 +16,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
-from rest_framework import serializers
 
 from accounts.selectors import active_broker_accounts
 from tradedesk.csv_safe import safe_row
@@ -26,15 +26,22 @@ from .api import HistoryQuery, PortfolioQuery
 CALENDAR_DAYS = 35
 
 
-def _query(serializer_class, request):
-    query = serializer_class(data=request.GET)
-    if not query.is_valid():
-        raise serializers.ValidationError(query.errors)
-    return query
+def validated(serializer_class):
+    """A view taking its query, validated by the API's serializer: junk is a 400 page."""
 
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request):
+            query = serializer_class(data=request.GET)
+            if not query.is_valid():
+                return HttpResponseBadRequest(
+                    f"Bad request: {query.errors}", content_type="text/plain"
+                )
+            return view(request, query)
 
-def _bad_request(error: serializers.ValidationError) -> HttpResponse:
-    return HttpResponseBadRequest(f"Bad request: {error.detail}", content_type="text/plain")
+        return wrapper
+
+    return decorate
 
 
 def drawdown_points(series: list[tuple[int, Decimal]]) -> list[dict]:
@@ -53,11 +60,8 @@ def drawdown_points(series: list[tuple[int, Decimal]]) -> list[dict]:
 
 @login_required
 @require_GET
-def portfolio_page(request):
-    try:
-        query = _query(HistoryQuery, request)
-    except serializers.ValidationError as error:
-        return _bad_request(error)
+@validated(HistoryQuery)
+def portfolio_page(request, query):
     data = query.validated_data
     current = query.book(request)
     series = selectors.sampled_equity(
@@ -101,11 +105,8 @@ def _csv(filename: str, header: list[str], rows) -> HttpResponse:
 
 @login_required
 @require_GET
-def trades_csv(request):
-    try:
-        query = _query(PortfolioQuery, request)
-    except serializers.ValidationError as error:
-        return _bad_request(error)
+@validated(PortfolioQuery)
+def trades_csv(request, query):
     current = query.book(request)
     header = [
         "broker_account",
@@ -143,11 +144,8 @@ def trades_csv(request):
 
 @login_required
 @require_GET
-def lots_csv(request):
-    try:
-        query = _query(PortfolioQuery, request)
-    except serializers.ValidationError as error:
-        return _bad_request(error)
+@validated(PortfolioQuery)
+def lots_csv(request, query):
     header = [
         "broker_account",
         "symbol",

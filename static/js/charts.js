@@ -1,4 +1,4 @@
-// Position, account-equity and intraday charts (TradingView's lightweight-charts, from npm).
+// Position, account-equity, portfolio and intraday charts (TradingView's lightweight-charts, from npm).
 import { CandlestickSeries, createChart, LineSeries } from "lightweight-charts";
 
 const css = getComputedStyle(document.documentElement);
@@ -22,10 +22,12 @@ function lineChart(containerId, series) {
   const container = document.getElementById(containerId);
   if (!container) return;
   const chart = createChart(container, options);
-  for (const { data, color, title } of series) {
-    chart.addSeries(LineSeries, { color, lineWidth: 2, title }).setData(data);
+  for (const { data, color, title, format } of series) {
+    const style = { color, lineWidth: 2, title, ...(format ? { priceFormat: format } : {}) };
+    chart.addSeries(LineSeries, style).setData(data);
   }
   chart.timeScale().fitContent();
+  container.dataset.loaded = String(series.length);
 }
 
 lineChart("position-chart", [
@@ -52,10 +54,22 @@ async function equity() {
     });
   }
   lineChart("portfolio-chart", series);
-  container.dataset.loaded = String(series.length);
 }
 
 equity();
+
+// The portfolio page: equity, and beneath it the drawdown from the running peak (in %).
+lineChart("equity-chart", [
+  { data: points("equity-points", "equity"), color: colour("--accent"), title: "Equity" },
+]);
+lineChart("drawdown-chart", [
+  {
+    data: points("equity-points", "drawdown").map((p) => ({ time: p.time, value: p.value * 100 })),
+    color: colour("--neg"),
+    title: "Drawdown %",
+    format: { type: "percent" },
+  },
+]);
 
 async function candles() {
   const container = document.getElementById("bars-chart");
