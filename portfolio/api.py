@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -76,12 +78,23 @@ class PageQuery(PortfolioQuery):
     page_size = serializers.IntegerField(required=False, default=50, min_value=1, max_value=500)
 
 
+def documented(query: type[serializers.Serializer], description: str):
+    """The schema of a portfolio read: its query parameters, a JSON object or a 400/404."""
+    responses = {code: OpenApiTypes.OBJECT for code in (200, 400, 404)}
+    return extend_schema(parameters=[query], responses=responses, description=description)
+
+
 def _query(serializer_class, request):
     query = serializer_class(data=request.query_params)
     query.is_valid(raise_exception=True)
     return query
 
 
+@documented(
+    HistoryQuery,
+    "{timestamp, equity, profit_loss, profit_loss_pct, base_value, timeframe}:"
+    " Alpaca's portfolio-history shape.",
+)
 class HistoryView(APIView):
     """Equity over time in Alpaca's portfolio-history shape."""
 
@@ -95,6 +108,11 @@ class HistoryView(APIView):
         )
 
 
+@documented(
+    PerformanceQuery,
+    "Realized and unrealized P&L, trade statistics, drawdown, Sharpe and Sortino,"
+    " exposure, by_symbol.",
+)
 class PerformanceView(APIView):
     def get(self, request):
         query = _query(PerformanceQuery, request)
@@ -103,6 +121,10 @@ class PerformanceView(APIView):
         )
 
 
+@documented(
+    PnlQuery,
+    "[{period, realized_pl, unrealized_change, trades}] per day, week or month (New York dates).",
+)
 class PnlView(APIView):
     def get(self, request):
         query = _query(PnlQuery, request)
@@ -135,6 +157,10 @@ def _page(request, rows: list[dict], data: dict) -> Response:
     )
 
 
+@documented(
+    PageQuery,
+    "Closed round trips, newest first: {count, next, previous, results}.",
+)
 class TradesView(APIView):
     """Closed round trips, newest first."""
 
@@ -145,6 +171,10 @@ class TradesView(APIView):
         return _page(request, rows, query.validated_data)
 
 
+@documented(
+    PageQuery,
+    "Open tax lots with unrealized P&L, term and wash-sale risk: {count, next, previous, results}.",
+)
 class LotsView(APIView):
     """Open lots with unrealized P&L, term and wash-sale risk."""
 
@@ -186,6 +216,7 @@ class FillPagination(CursorPagination):
     page_size_query_param = "page_size"
 
 
+@extend_schema(parameters=[FillQuery])
 class FillListView(generics.ListAPIView):
     """The caller's own executions, newest first (?symbol=&after=&before=&broker_account=)."""
 

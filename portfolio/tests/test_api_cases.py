@@ -246,3 +246,21 @@ def test_another_users_account_is_404_and_strangers_401(api, other_trader, clien
     assert api.get(f"/api/v1/{path}", {"broker_account": other_id}).status_code == 404
     assert client.get(f"/api/v1/{path}").status_code == 401
     assert client_for(other_trader).get(f"/api/v1/{path}").status_code == 200
+
+
+def test_the_schema_describes_the_portfolio_endpoints_without_warnings():
+    from drf_spectacular.drainage import GENERATOR_STATS
+    from drf_spectacular.generators import SchemaGenerator
+
+    GENERATOR_STATS.reset()
+    with GENERATOR_STATS.silence():
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    problems = [
+        message
+        for message in [*GENERATOR_STATS._warn_cache, *GENERATOR_STATS._error_cache]
+        if "portfolio/" in message
+    ]
+    assert problems == []
+    history = schema["paths"]["/api/v1/portfolio/history/"]["get"]
+    assert {p["name"] for p in history["parameters"]} >= {"period", "timeframe", "broker_account"}
+    assert "/api/v1/fills/" in schema["paths"]
