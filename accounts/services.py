@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
-from tradedesk.broker import Broker, BrokerCredentials, get_broker
+from tradedesk.broker import (
+    Broker,
+    BrokerCredentials,
+    desk_opens_accounts,
+    get_broker,
+    open_paper_account,
+)
 from tradedesk.broker.errors import AuthenticationFailed, BrokerError, BrokerUnavailable
-from tradedesk.broker.sim.exchange import open_account
 
 from .models import BrokerAccount, User
 
@@ -42,12 +47,13 @@ def ensure_paper_account(user: User) -> BrokerAccount:
     existing = user.broker_accounts.filter(is_active=True).order_by("-is_default", "id").first()
     if existing is not None:
         return existing
+    opened = open_paper_account()
     return BrokerAccount.objects.create(
         user=user,
-        provider=BrokerAccount.PROVIDER_SIM,
-        paper=True,
+        provider=opened.provider,
+        paper=opened.paper,
         label=PAPER_ACCOUNT_LABEL,
-        key_id=open_account(),
+        key_id=opened.key_id,
         is_default=True,
     )
 
@@ -74,11 +80,15 @@ def link_broker_account(
     confirm_live: bool = False,
 ) -> BrokerAccount:
     """Verify the credentials with the broker, then store them (the secret encrypted)."""
-    if provider == BrokerAccount.PROVIDER_SIM:
+    try:
+        opened_by_desk = desk_opens_accounts(provider)
+    except ValueError:
+        raise LinkError("invalid_choice", "provider", f"Unknown provider {provider!r}.") from None
+    if opened_by_desk:
         if not paper:
             raise LinkError("paper_only", "paper", "The paper exchange has no live accounts.")
-        key_id, secret = open_account(), ""
-    elif provider == BrokerAccount.PROVIDER_ALPACA:
+        key_id, secret = open_paper_account().key_id, ""
+    else:
         if not key_id or not secret:
             field = "key_id" if not key_id else "secret"
             raise LinkError("required", field, "Alpaca accounts need a key id and a secret.")
@@ -99,8 +109,6 @@ def link_broker_account(
             raise
         except BrokerError as exc:
             raise LinkError("verification_failed", "key_id", exc.message) from None
-    else:
-        raise LinkError("invalid_choice", "provider", f"Unknown provider {provider!r}.")
 
     with transaction.atomic():
         has_default = user.broker_accounts.filter(is_active=True, is_default=True).exists()
