@@ -195,7 +195,7 @@ class Relay:
         self.quote_versions: dict[str, int] = {}
         self._next_version = itertools.count(1)
         self._idle_by_symbol: dict[str, set[Connection]] = {}
-        # The feed's refusal of a symbol, told to whoever subscribes to it while it holds.
+        # The feed's refusal of a symbol, told with each subscription that holds it.
         self.refused: dict[str, str] = {}
         self.feed_status: dict | None = None
         self._interest_changed = asyncio.Event()
@@ -276,11 +276,13 @@ class Relay:
             if not subscribers:
                 self._interest_changed.set()
             subscribers.add(connection)
-            if symbol in self.refused:
-                connection.push_text(self.refused[symbol])
         connection.symbols |= symbols
         if "quotes" in connection.streams and not symbols.isdisjoint(self.latest_quotes):
             connection.wake()  # the latest quote of a newly subscribed symbol goes out at once
+
+    def refusals(self, symbols: set[str]) -> list[str]:
+        """The feed's standing refusals (`error` bodies) of any of these symbols."""
+        return [self.refused[s] for s in sorted(symbols) if s in self.refused]
 
     def unsubscribe(self, connection: Connection, symbols: set[str]) -> None:
         for symbol in symbols & connection.symbols:

@@ -93,8 +93,11 @@ class _StatusHooks:
 
     async def _start_ws(self) -> None:
         try:
-            # The SDK waits on connect and auth replies without a timeout.
-            await asyncio.wait_for(super()._start_ws(), self._feed.auth_timeout)  # type: ignore[misc]
+            # The SDK waits on connect and auth replies without a timeout. (asyncio.timeout,
+            # not wait_for: Python 3.11's wait_for can lose a cancellation that meets a
+            # refused connection, and the SDK would then retry forever.)
+            async with asyncio.timeout(self._feed.auth_timeout):
+                await super()._start_ws()  # type: ignore[misc]
         except TimeoutError:
             detail = f"not authenticated within {self._feed.auth_timeout:g} s"
             await self._feed.report("down", detail)
@@ -183,10 +186,15 @@ class _SdkStreamRunner:
     async def _run_sdk(self) -> None:
         self._task = asyncio.ensure_future(self._sdk._run_forever())
         try:
-            await self._task
+            # Not `await self._task`: that hands our cancellation to the SDK's loop, which can
+            # lose it (its own wait_for calls) and run on; here a cancellation ends it by stop().
+            await asyncio.wait({self._task})
         except asyncio.CancelledError:
-            if not self._feed.stopping:
-                raise
+            await self.stop()
+            raise
+        if self._task.cancelled():  # stop() cut the SDK's wind-down short
+            return
+        self._task.result()
 
     async def stop(self) -> None:
         self._feed.stopping = True
