@@ -109,7 +109,7 @@ async def test_a_second_hub_on_the_same_key_waits_and_takes_over(alpaca_feed, tr
             while not alpaca_feed.subscribed({"SPY"}):
                 await asyncio.sleep(0.01)
         client = await desk_client(trader)
-        ((state, detail),) = await statuses_until(client, "down")
+        [(_, detail)] = await statuses_until(client, "down")
         assert "connection limit exceeded (406)" in detail
         await asyncio.sleep(0.5)
         assert 1 <= len(alpaca_feed.refused_at) <= 5  # backing off, not fighting
