@@ -684,7 +684,9 @@ class FakeMarketDataStream(_WebSocketFake):
         return len(held) > self.symbol_limit
 
     def subscriptions(self) -> list[dict[str, set[str]]]:
-        return [s.subscriptions for s in list(self.connections)]
+        """Each connection's subscription now (copies: the sessions change them later)."""
+        sessions = list(self.connections)  # the fake's thread changes the list
+        return [{c: set(s) for c, s in session.subscriptions.items()} for session in sessions]
 
     def subscribed(self, symbols: set[str]) -> bool:
         """Whether exactly one connection holds exactly `symbols` on every channel."""
