@@ -50,7 +50,8 @@ if __name__ != "__main__":
     from rest_framework.views import APIView
 
     from accounts.selectors import broker_account_for
-    from orders.api import OrderBodySerializer, OrderDetailSerializer, OrderPlacementThrottle
+    from orders import throttles
+    from orders.api import OrderBodySerializer, OrderDetailSerializer
     from orders.services import record_submission
 
     application = get_wsgi_application()
@@ -64,9 +65,8 @@ if __name__ != "__main__":
             return Response({"hello": "world"})
 
     class RecordOnlyView(APIView):
-        throttle_classes = [OrderPlacementThrottle]
-
         def post(self, request):
+            throttles.limit(request.user, "place")
             parsed = OrderBodySerializer(data=request.data)
             parsed.is_valid(raise_exception=True)
             order = record_submission(

@@ -143,8 +143,7 @@ def main() -> int:
         import psycopg
 
         columns = [*sync._BATCH_COLUMNS, *sync._ROW_COLUMNS]
-        now = sync.timezone.now()
-        batch = (user.pk, account.pk, "sync", now, now)
+        batch = sync._batch_values(sync._Batch(user.pk, account.pk, "sync", sync.timezone.now()))
         connection.ensure_connection()
         with transaction.atomic(), psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(

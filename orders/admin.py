@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from accounts.models import BrokerAccount
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
+from tradedesk.ratelimit import RateLimitExceeded
 
 from . import selectors, services
 from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
@@ -15,7 +16,7 @@ def cancel_and_report(modeladmin, request, orders) -> None:
     for order in orders:
         try:
             services.cancel_order(user=order.user, order=order, source="admin", actor=request.user)
-        except (services.OrderNotModifiable, BrokerError) as error:
+        except (services.OrderNotModifiable, BrokerError, RateLimitExceeded) as error:
             failures.append(f"#{order.pk}: {getattr(error, 'message', error)}")
         else:
             canceled += 1
@@ -32,7 +33,18 @@ class OrderEventInline(admin.TabularInline):
     model = OrderEvent
     extra = 0
     can_delete = False
-    fields = ["at", "event", "status", "filled_qty", "price", "source", "actor", "detail"]
+    fields = [
+        "at",
+        "event",
+        "status",
+        "filled_qty",
+        "price",
+        "qty",
+        "execution_id",
+        "source",
+        "actor",
+        "detail",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -68,7 +80,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected open orders", permissions=["change"])
     def cancel_open_orders(self, request, queryset):
-        open_orders = queryset.filter(status__in=types.OPEN_STATUSES).select_related(
+        open_orders = queryset.exclude(status__in=types.TERMINAL_STATUSES).select_related(
             "user", "broker_account"
         )
         cancel_and_report(self, request, open_orders)
@@ -170,14 +182,19 @@ class SyncRunAdmin(admin.ModelAdmin):
 
 def queue_syncs(modeladmin, request, accounts) -> None:
     """Queue one sync per broker account (a worker runs it; Sync runs show progress)."""
-    queued = 0
+    queued, limited = 0, []
     for account in accounts:
         try:
             request_sync(user=account.user, broker_account=account, trigger="admin")
         except SyncQueueUnavailable:
             modeladmin.message_user(request, "The sync queue is unavailable.", messages.ERROR)
             return
+        except RateLimitExceeded as error:  # the account owner's sync rate
+            limited.append(f"{account}: {error.message}")
+            continue
         queued += 1
+    if limited:
+        modeladmin.message_user(request, "Not queued: " + "; ".join(limited), messages.WARNING)
     modeladmin.message_user(request, f"Queued {queued} sync(s); see Sync runs for progress.")
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
@@ -23,15 +24,6 @@ from .models import Order, OrderEvent, PositionSnapshot
 from .validation import OrderInput
 
 _DECIMAL = {"max_digits": 24, "decimal_places": 9, "required": False, "allow_null": True}
-
-
-class OrderPlacementThrottle(UserRateThrottle):
-    scope = "orders"
-
-    def allow_request(self, request, view):
-        if request.method != "POST":
-            return True
-        return super().allow_request(request, view)
 
 
 class RejectUnknownFields:
@@ -99,13 +91,14 @@ class OrderBodySerializer(RejectUnknownFields, OrderInputSerializer):
 
 
 class ReplaceOrderSerializer(RejectUnknownFields, serializers.Serializer):
-    """PATCH body: what Alpaca lets a replace change; at least one of them."""
+    """PATCH body: what Alpaca lets a replace change; at least one of them. Parsing only: the
+    order it would become is judged by the gate (orders.services.replace_order)."""
 
     qty = serializers.DecimalField(**_DECIMAL)
     limit_price = serializers.DecimalField(**_DECIMAL)
     stop_price = serializers.DecimalField(**_DECIMAL)
     trail = serializers.DecimalField(**_DECIMAL)
-    time_in_force = serializers.ChoiceField(choices=types.TIME_IN_FORCE, required=False)
+    time_in_force = serializers.CharField(max_length=8, required=False)
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -114,16 +107,6 @@ class ReplaceOrderSerializer(RejectUnknownFields, serializers.Serializer):
             raise serializers.ValidationError(
                 f"Give at least one of: {', '.join(services.REPLACEABLE_FIELDS)}.",
                 code="nothing_to_replace",
-            )
-        for name, value in given.items():
-            if isinstance(value, Decimal) and value <= 0:
-                raise serializers.ValidationError(
-                    {name: ["Must be greater than zero."]}, code="not_positive"
-                )
-        if given.get("qty", 0) > settings.MAX_ORDER_QUANTITY:
-            raise serializers.ValidationError(
-                {"qty": [f"Quantity is above the desk's limit of {settings.MAX_ORDER_QUANTITY}."]},
-                code="max_order_quantity",
             )
         return given
 
@@ -185,6 +168,21 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
 
+class ReplacementSerializer(OrderDetailSerializer):
+    """The new order of a replace, with the warnings it was placed with (as POST gives them:
+    the API confirms warnings by sending the command)."""
+
+    warnings = serializers.SerializerMethodField()
+
+    class Meta(OrderDetailSerializer.Meta):
+        fields = [*OrderDetailSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+    @extend_schema_field(IssueSerializer(many=True))
+    def get_warnings(self, order) -> list[dict]:
+        return self.context.get("warnings", [])
+
+
 class PlacementSerializer(serializers.Serializer):
     order = OrderDetailSerializer()
     warnings = IssueSerializer(many=True)
@@ -214,6 +212,15 @@ def input_errors(errors: dict) -> dict:
                 }
             )
     return {"errors": flat, "warnings": []}
+
+
+def refusal(invalid: services.OrderInvalid) -> Response:
+    """The gate's refusal: 400 {errors, warnings}."""
+    body = invalid.verdict.as_dict()
+    return Response(
+        {"errors": body["errors"], "warnings": body["warnings"]},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
 
 
 def _error(detail: str, code: str, http_status: int, **extra) -> Response:
@@ -248,7 +255,6 @@ class OrderListCreateView(generics.ListAPIView):
     serializer_class = OrderSerializer
     pagination_class = OrderCursorPagination
     filterset_class = OrderFilter
-    throttle_classes = [OrderPlacementThrottle]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
@@ -283,9 +289,7 @@ class OrderListCreateView(generics.ListAPIView):
                 user=request.user, broker_account=account, order_input=parsed.to_order_input()
             )
         except services.OrderInvalid as invalid:
-            body = invalid.verdict.as_dict()
-            body.pop("valid")
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+            return refusal(invalid)
         except services.IdempotencyConflict:
             return _error(
                 "client_order_id is already used by a different order.",
@@ -331,7 +335,10 @@ class OrderValidateView(APIView):
 
 
 def _not_modifiable(error: services.OrderNotModifiable) -> Response:
-    return _error(error.message, error.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+    response = _error(error.message, error.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _broker_refused(error: OrderRejected) -> Response:
@@ -353,8 +360,10 @@ class OrderDetailView(APIView):
         request=ReplaceOrderSerializer,
         responses={
             200: OpenApiResponse(
-                OrderDetailSerializer,
-                description="The NEW order; the old one is now `replaced` (`replaced_by`).",
+                ReplacementSerializer,
+                description="The NEW order; the old one is now `replaced` (`replaced_by`). "
+                "The order it becomes passes the same checks as a new order; its warnings "
+                "are confirmed by sending the PATCH and come back in `warnings`.",
             ),
             **_errors(400, 404, 422, 429, 503),
         },
@@ -372,11 +381,16 @@ class OrderDetailView(APIView):
                 source="api",
                 actor=request.user,
             )
+        except services.OrderInvalid as invalid:
+            return refusal(invalid)
         except services.OrderNotModifiable as error:
             return _not_modifiable(error)
         except OrderRejected as error:
             return _broker_refused(error)
-        return Response(OrderDetailSerializer(replacement).data)
+        warnings = replacement.verdict.as_dict()["warnings"]
+        return Response(
+            ReplacementSerializer(replacement.order, context={"warnings": warnings}).data
+        )
 
     @extend_schema(
         request=None,

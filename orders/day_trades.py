@@ -21,8 +21,13 @@ Regulatory Notice 21-13 — the examples Alpaca publishes):
   today's shares first, so a sale after a same-day purchase always counts.
 - A fill that crosses zero (long 100, sell 300) closes the long and opens a short with the rest;
   covering that short later the same day is another day trade.
-- An order's fill is taken at its filled_at (the desk's Order rows with filled_qty > 0); the
-  position at the start of a day is the broker's current position less the desk's fills since.
+- Every execution counts, partial fills included (a partial fill of an order canceled after
+  it): each rise of an order's filled qty in its OrderEvents, at the event's time
+  (`selectors.fills_since`); the position at the start of a day is the broker's current
+  position less the desk's executions since.
+- Only a fill against the position can complete a day trade, and the order is counted as
+  filling after every recorded execution, i.e. against the current position: a buy while
+  flat or long, or a sell while flat or short, completes none, and its count reads nothing.
 - Business days are NYSE sessions; "the last 5 business days" are the trading day and the four
   sessions before it.
 """
@@ -134,14 +139,19 @@ def count_with_order(
 ) -> DayTradeCount:
     """Day trades on `day` and in the business-day window, if this order filled on `day`.
 
-    `positions` maps symbols to the account's current signed quantity (short < 0).
+    `positions` maps symbols to the account's current signed quantity (short < 0). An order
+    that cannot close any of the position completes no day trade: then the counts are 0 and
+    nothing is read (callers read them only when the order completes one).
     """
+    held = positions.get(symbol, ZERO)
+    if held == 0 or (held > 0) == (side == "buy"):
+        return DayTradeCount(completes=False, today=0, window=0)
     days = business_days(day)
     zone = market_zone()
     fills_by_symbol: dict[str, list[tuple[date, Fill]]] = defaultdict(list)
-    for order in selectors.fills_since(broker_account, day_start(days[0])):
-        fill_day = order.filled_at.astimezone(zone).date()
-        fills_by_symbol[order.symbol].append((fill_day, Fill(order.side, order.filled_qty)))
+    for execution in selectors.fills_since(broker_account, day_start(days[0])):
+        fill_day = execution.at.astimezone(zone).date()
+        fills_by_symbol[execution.symbol].append((fill_day, Fill(execution.side, execution.qty)))
     fills_by_symbol.setdefault(symbol, [])
 
     window = today = 0

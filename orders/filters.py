@@ -4,16 +4,17 @@ snapshots (?symbol=&after=&before=)."""
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from tradedesk.broker import types
 
 from .models import Order, PositionSnapshot
 
-# "open" and "closed" group Alpaca's statuses the way Alpaca's own ?status= does.
+# "open" and "closed" group Alpaca's statuses the way Alpaca's own ?status= does; a status the
+# desk has not seen before is open (until the broker says otherwise).
 STATUS_GROUPS = {
-    "open": types.OPEN_STATUSES,
-    "closed": types.TERMINAL_STATUSES,
+    "open": ~Q(status__in=types.TERMINAL_STATUSES),
+    "closed": Q(status__in=types.TERMINAL_STATUSES),
 }
 
 
@@ -43,7 +44,7 @@ class OrderFilter(django_filters.FilterSet):
     def filter_status(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         if value == "all":
             return queryset
-        return queryset.filter(status__in=STATUS_GROUPS.get(value, (value,)))
+        return queryset.filter(STATUS_GROUPS.get(value, Q(status=value)))
 
 
 class PositionSnapshotFilter(django_filters.FilterSet):

@@ -35,16 +35,26 @@ class OrderFilterForm(forms.Form):
 
 
 class ReplaceOrderForm(forms.Form):
-    qty = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
-    limit_price = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
-    stop_price = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
-    trail = forms.DecimalField(max_digits=24, decimal_places=9, min_value=0, required=False)
-    time_in_force = forms.ChoiceField(
-        choices=[("", "unchanged")] + [(t, t) for t in types.TIME_IN_FORCE], required=False
-    )
+    """The replace form: parsing only (the order it would become is the gate's to judge)."""
+
+    qty = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
+    limit_price = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
+    stop_price = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
+    trail = forms.DecimalField(max_digits=24, decimal_places=9, required=False)
+    time_in_force = forms.CharField(max_length=8, required=False)
 
     def clean(self):
         data = super().clean()
         if not any(value not in (None, "") for value in data.values()):
             raise forms.ValidationError("Change at least one field.")
         return data
+
+    def replace_request(self) -> types.ReplaceRequest:
+        data = self.cleaned_data
+        return types.ReplaceRequest(
+            qty=data["qty"],
+            limit_price=data["limit_price"],
+            stop_price=data["stop_price"],
+            trail=data["trail"],
+            time_in_force=data["time_in_force"] or None,
+        )

@@ -48,7 +48,7 @@ def _day_start(day: date) -> datetime:
 def filtered_orders(user: User, filters: OrderFilters) -> QuerySet[Order]:
     orders = orders_for(user)
     if filters.status in STATUS_GROUPS:
-        orders = orders.filter(status__in=STATUS_GROUPS[filters.status])
+        orders = orders.filter(STATUS_GROUPS[filters.status])
     elif filters.status != "all":
         orders = orders.filter(status=filters.status)
     if filters.symbol:

@@ -6,10 +6,14 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from tradedesk.broker import types
 
 DECIMAL = {"max_digits": 24, "decimal_places": 9}
+# The broker's names (status, class, side, type, time in force, intent): room for the ones it
+# adds later, which are stored as they came.
+BROKER_NAME = 32
 SOURCES = ("api", "page", "admin", "sync", "stream", "system")
 
 
@@ -37,12 +41,14 @@ class Order(models.Model):
     symbol = models.CharField(max_length=16)
     asset_class = models.CharField(max_length=16, default="us_equity")
     asset_id = models.CharField(max_length=64, blank=True, default="")
-    side = models.CharField(max_length=8, choices=_choices(types.ORDER_SIDES))
-    type = models.CharField(max_length=16, choices=_choices(types.ORDER_TYPES))
+    side = models.CharField(max_length=BROKER_NAME, blank=True, choices=_choices(types.ORDER_SIDES))
+    type = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_TYPES))
+    # The broker's vocabulary keeps its choices for display only: a value the broker adds
+    # (Alpaca's `pending_review`, `mleg`) is stored as it came, so no check constraint names it.
     order_class = models.CharField(
-        max_length=8, choices=_choices(types.ORDER_CLASSES), default="simple"
+        max_length=BROKER_NAME, choices=_choices(types.ORDER_CLASSES), default="simple"
     )
-    time_in_force = models.CharField(max_length=8, choices=_choices(types.TIME_IN_FORCE))
+    time_in_force = models.CharField(max_length=BROKER_NAME, choices=_choices(types.TIME_IN_FORCE))
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)
     notional = models.DecimalField(**DECIMAL, null=True, blank=True)
     filled_qty = models.DecimalField(**DECIMAL, default=0)
@@ -52,14 +58,18 @@ class Order(models.Model):
     trail_price = models.DecimalField(**DECIMAL, null=True, blank=True)
     trail_percent = models.DecimalField(**DECIMAL, null=True, blank=True)
     hwm = models.DecimalField(**DECIMAL, null=True, blank=True)
-    status = models.CharField(max_length=24, choices=_choices(types.ORDER_STATUSES))
+    status = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_STATUSES))
     extended_hours = models.BooleanField(default=False)
+    position_intent = models.CharField(max_length=BROKER_NAME, blank=True, default="")
     submitted_at = models.DateTimeField(null=True, blank=True)
     filled_at = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     replaced_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The broker's created_at (empty until the broker confirmed the order).
+    broker_created_at = models.DateTimeField(null=True, blank=True)
     # Broker order ids of the replacement chain (the other order may not be synced yet).
     replaced_by = models.CharField(max_length=64, blank=True, default="")
     replaces = models.CharField(max_length=64, blank=True, default="")
@@ -69,7 +79,13 @@ class Order(models.Model):
     # The broker's updated_at for the snapshot stored here: older snapshots never overwrite it.
     broker_updated_at = models.DateTimeField(null=True, blank=True)
     placed_via = models.CharField(max_length=8, choices=_choices(SOURCES), default="api")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A hash of the whole body the desk was asked to place (legs included): a repeated
+    # client_order_id is the same order only with the same body. Empty for synced orders
+    # (a database default too: the sync's set-based INSERT names its own columns).
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # When the desk recorded an order it placed; for an order brought in by the sync or the
+    # stream, the broker's created_at. History order, date filters and cursors read this.
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -82,11 +98,8 @@ class Order(models.Model):
             models.UniqueConstraint(
                 fields=["broker_account", "client_order_id"], name="order_client_id_unique"
             ),
-            _one_of("side", types.ORDER_SIDES),
-            _one_of("type", types.ORDER_TYPES),
-            _one_of("order_class", types.ORDER_CLASSES),
-            _one_of("time_in_force", types.TIME_IN_FORCE),
-            _one_of("status", types.ORDER_STATUSES),
+            # Only the desk's own vocabulary is checked: side, type, time in force, class and
+            # status are the broker's, stored as they came (an mleg order has no side).
             _one_of("placed_via", SOURCES),
             models.CheckConstraint(
                 condition=models.Q(qty__isnull=False) | models.Q(notional__isnull=False),
@@ -98,6 +111,12 @@ class Order(models.Model):
             models.Index(fields=["symbol", "-created_at"], name="order_symbol_created"),
             models.Index(fields=["status", "-created_at"], name="order_status_created"),
             models.Index(fields=["user", "symbol"], name="order_user_symbol"),
+            # The day-trade count's read: an account's orders with fills, by last change.
+            models.Index(
+                fields=["broker_account", "updated_at"],
+                condition=models.Q(filled_qty__gt=0),
+                name="order_account_filled",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -106,18 +125,32 @@ class Order(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in types.OPEN_STATUSES
+        return types.is_open_status(self.status)
+
+    @property
+    def is_unconfirmed(self) -> bool:
+        """Recorded as pending, and the broker's answer never came (no broker id yet)."""
+        return self.status == "pending_new" and not self.broker_order_id
 
 
 class OrderEvent(models.Model):
-    """One row per status change or action: the order's history and the audit trail."""
+    """One row per status change or action: the order's history and the audit trail.
+
+    `status` and `filled_qty` are the order's after the event. For an execution the broker
+    reported (a `fill` or `partial_fill` with an `execution_id`), `price` and `qty` are that
+    execution's own price and quantity and `at` its time; for any other event `price` is the
+    order's average fill price then and `qty` what the event names (if anything).
+    """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     event = models.CharField(max_length=32)
-    status = models.CharField(max_length=24, choices=_choices(types.ORDER_STATUSES))
+    status = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_STATUSES))
     filled_qty = models.DecimalField(**DECIMAL, default=0)
     price = models.DecimalField(**DECIMAL, null=True, blank=True)
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)
+    # The broker's id of the execution (fills only): one event per execution, however often
+    # the broker delivers it.
+    execution_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     source = models.CharField(max_length=8, choices=_choices(SOURCES))
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -132,7 +165,15 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        constraints = [_one_of("source", SOURCES), _one_of("status", types.ORDER_STATUSES)]
+        constraints = [
+            _one_of("source", SOURCES),
+            # An execution belongs to one order, and an order to one broker account.
+            models.UniqueConstraint(
+                fields=["order", "execution_id"],
+                condition=~models.Q(execution_id=""),
+                name="order_event_execution_unique",
+            ),
+        ]
         indexes = [models.Index(fields=["order", "at"], name="order_event_order_at")]
 
     def __str__(self) -> str:
@@ -267,6 +308,11 @@ class SyncRun(models.Model):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # "<user>:<account or all>" while a requested run is queued or running, else empty: the
+    # unique index makes a second request for the same accounts answer this run (coalesced).
+    coalesce_key = models.CharField(
+        max_length=48, null=True, blank=True, unique=True, editable=False
+    )
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -8,7 +11,7 @@ from django.http import Http404
 from accounts.models import BrokerAccount, User
 from tradedesk.broker import types
 
-from .models import Order, PositionSnapshot, TradingHalt
+from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
 
 
 def orders_for(user: User) -> QuerySet[Order]:
@@ -33,35 +36,99 @@ def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[Trad
     return sorted(halts, key=lambda halt: (halt.mode != TradingHalt.MODE_HALTED, halt.pk))
 
 
-def open_orders_in_symbol(broker_account: BrokerAccount, symbol: str) -> list[Order]:
-    """The account's orders in `symbol` that can still trade, as the desk last saw them."""
+def open_orders() -> QuerySet[Order]:
+    """Orders that can still trade, as the desk last saw them: any status but a terminal one
+    (a status the desk has not seen before counts as open until the broker says otherwise)."""
+    return Order.objects.exclude(status__in=types.TERMINAL_STATUSES)
+
+
+def exposure_orders(broker_account: BrokerAccount, symbol: str) -> list[Order]:
+    """The account's orders that can still trade in `symbol`, and its open orders in any
+    symbol the broker has not confirmed yet, as the desk last saw them (one query). A status
+    the desk doesn't know counts as open until the broker says otherwise."""
     return list(
-        Order.objects.filter(
-            broker_account=broker_account, symbol=symbol, status__in=types.OPEN_STATUSES
-        ).order_by("created_at", "id")
+        open_orders()
+        .filter(broker_account=broker_account)
+        .filter(Q(symbol=symbol) | Q(broker_order_id=""))
+        .order_by("created_at", "id")
     )
 
 
-def fills_since(broker_account: BrokerAccount, since: datetime) -> list:
-    """The account's fills completed at or after `since`, oldest first: rows with symbol, side,
-    filled_qty and filled_at (tuples, not models: a busy day has hundreds)."""
-    return list(
-        Order.objects.filter(broker_account=broker_account, filled_qty__gt=0, filled_at__gte=since)
-        .order_by("filled_at", "id")
-        .values_list("symbol", "side", "filled_qty", "filled_at", named=True)
+def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:
+    """Orders recorded as pending whose broker answer never came (see Order.is_unconfirmed),
+    oldest first; all accounts' when none is given."""
+    orders = Order.objects.filter(status="pending_new", broker_order_id="")
+    if broker_account is not None:
+        orders = orders.filter(broker_account=broker_account)
+    return orders.select_related("broker_account").order_by("created_at", "id")
+
+
+class Execution(NamedTuple):
+    symbol: str
+    side: str  # buy | sell
+    qty: Decimal
+    at: datetime
+
+
+def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Execution]:
+    """The account's executions at or after `since`, oldest first (tuples, not models: a busy
+    day has hundreds).
+
+    Each rise of an order's filled qty in its OrderEvents is one execution at that event's
+    time, so a partial fill counts even when the order is canceled afterwards (it never gets
+    a filled_at); a fill no event carries (a row written without one) is taken at filled_at.
+    Two indexed reads: the account's orders with fills changed since `since`
+    (order_account_filled; a fill always moves updated_at), then their events.
+    """
+    orders = {
+        row.id: row
+        for row in Order.objects.filter(
+            broker_account=broker_account,
+            filled_qty__gt=0,
+            updated_at__gte=since,
+            side__in=types.ORDER_SIDES,  # an mleg order's executions are its legs'
+        ).values_list("id", "symbol", "side", "filled_qty", "filled_at", named=True)
+    }
+    events = (
+        OrderEvent.objects.filter(order_id__in=orders, filled_qty__gt=0)
+        .order_by("order_id", "at", "id")
+        .values_list("order_id", "filled_qty", "at")
     )
+    recorded: dict[int, Decimal] = defaultdict(Decimal)
+    executions: list[tuple[datetime, int, Decimal]] = []
+    for order_id, filled_qty, at in events:
+        if filled_qty > recorded[order_id]:
+            executions.append((at, order_id, filled_qty - recorded[order_id]))
+            recorded[order_id] = filled_qty
+    for order in orders.values():
+        rest = order.filled_qty - recorded[order.id]
+        if rest > 0 and order.filled_at is not None:
+            executions.append((order.filled_at, order.id, rest))
+    executions.sort()
+    return [
+        Execution(orders[order_id].symbol, orders[order_id].side, qty, at)
+        for at, order_id, qty in executions
+        if at >= since
+    ]
 
 
 def orders_placed_since(user: User, since: datetime) -> int:
-    """How many orders (legs not counted) the user placed at or after `since`."""
-    return Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since).count()
+    """How many orders (legs not counted) the user placed through the desk at or after `since`.
+
+    Orders brought in by the sync or the stream (both `placed_via="sync"`) were placed
+    elsewhere or long ago: a newly linked account's history doesn't use up the day's
+    MAX_DAILY_TRADES.
+    """
+    return (
+        Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since)
+        .exclude(placed_via="sync")
+        .count()
+    )
 
 
 def open_orders_under(halt: TradingHalt) -> QuerySet[Order]:
     """The open orders a kill switch covers: the whole desk's, one user's or one account's."""
-    orders = Order.objects.filter(status__in=types.OPEN_STATUSES).select_related(
-        "user", "broker_account"
-    )
+    orders = open_orders().select_related("user", "broker_account")
     if halt.scope == TradingHalt.SCOPE_USER:
         return orders.filter(user=halt.user_id)
     if halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT:

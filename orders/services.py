@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
@@ -23,9 +30,17 @@ from tradedesk.broker.errors import (
     RateLimited,
 )
 
-from . import events
+from . import events, selectors, throttles
 from .models import Order, OrderEvent
-from .validation import Issue, OrderInput, Verdict, forget_account_state, validate_order
+from .validation import (
+    Issue,
+    OrderInput,
+    Verdict,
+    forget_account_state,
+    halt_refusal,
+    prefetch,
+    validate_order,
+)
 
 # The broker's order fields the desk keeps as they are (the API shows them too).
 MIRRORED_FIELDS = (
@@ -54,6 +69,8 @@ MIRRORED_FIELDS = (
     "expired_at",
     "failed_at",
     "replaced_at",
+    "expires_at",
+    "position_intent",
 )
 # Input fields that make two submissions with one client_order_id "the same order".
 _IDENTITY_FIELDS = (
@@ -102,12 +119,16 @@ class SubmissionPending(BrokerUnavailable):
 
 
 class OrderNotModifiable(Exception):
-    """The order can't be canceled or replaced (closed, or not confirmed by the broker yet)."""
+    """The order can't be canceled or replaced (closed, or not confirmed by the broker yet).
 
-    def __init__(self, message: str, *, code: str):
+    `retry_after`: whole seconds after which asking again gets a final answer (unconfirmed).
+    """
+
+    def __init__(self, message: str, *, code: str, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -117,7 +138,31 @@ class Placement:
     verdict: Verdict = field(default_factory=Verdict)
 
 
+def _canonical(value):
+    """A body value as the fingerprint sees it: 1 and 1.00 are the same number, an empty leg
+    is no leg."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, types.LegRequest):
+        leg = {name: _canonical(getattr(value, name)) for name in ("limit_price", "stop_price")}
+        return leg if any(price is not None for price in leg.values()) else None
+    return value
+
+
+def request_fingerprint(order_input: OrderInput) -> str:
+    """A hash of the whole order body (legs included) but its client_order_id: two
+    submissions with one client_order_id are the same order only if these match."""
+    body = {
+        name: _canonical(getattr(order_input, name))
+        for name in (*_IDENTITY_FIELDS, "take_profit", "stop_loss")
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _same_order(order: Order, order_input: OrderInput) -> bool:
+    if order.request_fingerprint:
+        return order.request_fingerprint == request_fingerprint(order_input)
+    # Recorded before fingerprints (or brought in by sync): the fields the row keeps.
     return all(getattr(order, name) == getattr(order_input, name) for name in _IDENTITY_FIELDS)
 
 
@@ -132,11 +177,17 @@ def apply_broker_order(
     """Bring one Order row up to the broker's snapshot; record an OrderEvent if it changed.
 
     Never moves backwards: an older snapshot, a lower filled qty or a step out of a
-    terminal state is ignored. Returns whether anything changed.
+    terminal state is ignored — except a terminal state the desk concluded itself, before the
+    broker confirmed the order (`lost`): the broker's snapshot is the truth. Returns whether
+    anything changed.
     """
     if order.broker_updated_at and snapshot.updated_at < order.broker_updated_at:
         return False
-    if order.status in types.TERMINAL_STATUSES and snapshot.status != order.status:
+    if (
+        order.status in types.TERMINAL_STATUSES
+        and snapshot.status != order.status
+        and order.broker_order_id
+    ):
         return False
     if snapshot.filled_qty < order.filled_qty:
         return False
@@ -144,6 +195,7 @@ def apply_broker_order(
     for name in MIRRORED_FIELDS:
         setattr(order, name, getattr(snapshot, name))
     order.broker_order_id = snapshot.id
+    order.broker_created_at = snapshot.created_at
     order.replaced_by = snapshot.replaced_by or ""
     order.replaces = snapshot.replaces or ""
     order.broker_updated_at = snapshot.updated_at
@@ -212,14 +264,114 @@ def _apply_locked(
     return current
 
 
-def reconcile_pending(order: Order) -> Order:
-    """Resolve an order the broker never confirmed by looking it up by client_order_id."""
-    broker = broker_for(order.broker_account)
+def reconcile_pending(order: Order, *, broker: Broker | None = None) -> Order:
+    """Resolve an order the broker never confirmed by looking it up by client_order_id.
+
+    Found: the broker's snapshot is applied (its event recorded). Not found, and recorded more
+    than ORDER_PENDING_TIMEOUT seconds ago: the broker never got it — `rejected`, with a `lost`
+    event giving the reason. Not found but younger: left pending (the answer may still come).
+    The look-up's BrokerUnavailable and RateLimited propagate.
+    """
+    if not order.is_unconfirmed:
+        return order
+    broker = broker or broker_for(order.broker_account)
     try:
         snapshot = broker.get_order_by_client_id(order.client_order_id)
     except OrderNotFound:
-        return order
+        return _lost_if_overdue(order, timezone.now())
+    # The gate counts unconfirmed orders against buying power itself; once confirmed, the
+    # broker's account must be looked at again to include it.
+    forget_account_state(order.broker_account)
     return _apply_locked(order, snapshot, source="sync")
+
+
+def unconfirmed_retry_after(order: Order, now: datetime) -> int:
+    """Seconds until an unconfirmed order is overdue (then the reconciler settles it)."""
+    age = (now - order.created_at).total_seconds()
+    return max(0, math.ceil(settings.ORDER_PENDING_TIMEOUT - age))
+
+
+def _lost_if_overdue(order: Order, now: datetime) -> Order:
+    if unconfirmed_retry_after(order, now) > 0:
+        return order
+    with transaction.atomic():
+        current = Order.objects.select_for_update().get(pk=order.pk)
+        if not current.is_unconfirmed:  # the broker's answer was applied meanwhile
+            return current
+        current.status = "rejected"
+        current.failed_at = now
+        current.save(update_fields=["status", "failed_at", "updated_at"])
+        waited = round((now - current.created_at).total_seconds())
+        _record_event(
+            current,
+            "lost",
+            source="system",
+            at=now,
+            reason=(
+                f"The broker has no order with client_order_id {current.client_order_id!r} "
+                f"{waited} s after the desk submitted it: it never reached the broker."
+            ),
+            client_order_id=current.client_order_id,
+            pending_seconds=waited,
+        )
+    return current
+
+
+def _lock_accounts(user: User, broker_account: BrokerAccount) -> None:
+    """The gate's lock: the user's broker-account rows (pk order, so two gates never wait on
+    each other crosswise), held until the caller's transaction ends. Per account it keeps
+    the account's limits; over all of the user's, MAX_DAILY_TRADES (counted per user).
+    SQLite has no row locks: its IMMEDIATE transactions (settings) serialize writers."""
+    list(
+        BrokerAccount.objects.select_for_update()
+        .filter(Q(user=user) | Q(pk=broker_account.pk))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _gate(
+    *,
+    command: str,
+    user: User,
+    broker_account: BrokerAccount,
+    broker: Broker,
+    order_input: OrderInput,
+    confirm_warnings: bool,
+    record: Callable[[], Order],
+    replacing: Order | None = None,
+) -> tuple[Verdict, Order]:
+    """The one door of every command that creates or enlarges exposure (place, replace).
+
+    In order: the kill switch (`halted`), the per-user rate limit of `command`, then under
+    the account lock the shape checks, desk limits, buying power, wash-trade guard and
+    warnings (validate_order), and `record` (the pending row) before the lock is let go, so
+    the next command on the account is judged with this one counted. The broker is called
+    after, outside the lock. Raises OrderInvalid, WarningsUnconfirmed (when there are
+    warnings and not confirm_warnings) or ratelimit.RateLimitExceeded; a refusal writes
+    nothing.
+    """
+    halts = selectors.active_trading_halts(user, broker_account)
+    refusal = halt_refusal(halts)
+    if refusal is not None:
+        raise OrderInvalid(Verdict(errors=[refusal]))
+    throttles.limit(user, command)
+    prefetch(broker, broker_account, order_input.symbol)
+    with transaction.atomic():
+        _lock_accounts(user, broker_account)
+        verdict = validate_order(
+            order_input,
+            broker=broker,
+            user=user,
+            broker_account=broker_account,
+            replacing=replacing,
+            halts=halts,
+        )
+        if not verdict.valid:
+            raise OrderInvalid(verdict)
+        if verdict.warnings and not confirm_warnings:
+            raise WarningsUnconfirmed(verdict)
+        return verdict, record()
 
 
 def check_order(
@@ -229,7 +381,10 @@ def check_order(
     order_input: OrderInput,
     broker: Broker | None = None,
 ) -> Verdict:
-    """Judge an order without submitting it (the ticket's and the validate endpoint's check)."""
+    """Judge an order without submitting it (the ticket's and the validate endpoint's check).
+
+    Counted against the user's validate rate (raises ratelimit.RateLimitExceeded)."""
+    throttles.limit(user, "validate")
     return validate_order(
         order_input,
         broker=broker or broker_for(broker_account),
@@ -246,10 +401,11 @@ def place_order(
     source: str = "api",
     confirm_warnings: bool = True,
 ) -> Placement:
-    """Validate, record, submit. The same client_order_id twice returns the first order.
+    """Pass the gate, record, submit. The same client_order_id twice returns the first order.
 
     With confirm_warnings=False an order with warnings raises WarningsUnconfirmed instead of
-    being placed (the ticket page's confirmation step); API clients get warnings in the reply.
+    being placed (the pages' confirmation step); the API confirms them by placing (the
+    warnings come back in its reply).
     """
     client_order_id = order_input.client_order_id
     if client_order_id:
@@ -260,23 +416,26 @@ def place_order(
         client_order_id = str(uuid.uuid4())  # new, so nothing to look up
 
     broker = broker_for(broker_account)
-    verdict = check_order(
-        user=user, broker_account=broker_account, order_input=order_input, broker=broker
-    )
-    if not verdict.valid:
-        raise OrderInvalid(verdict)
-    if verdict.warnings and not confirm_warnings:
-        raise WarningsUnconfirmed(verdict)
-
     request = dataclasses.replace(order_input, client_order_id=client_order_id)
     try:
-        order = record_submission(
-            user=user, broker_account=broker_account, request=request, source=source
+        verdict, order = _gate(
+            command="place",
+            user=user,
+            broker_account=broker_account,
+            broker=broker,
+            order_input=request,
+            confirm_warnings=confirm_warnings,
+            record=lambda: record_submission(
+                user=user, broker_account=broker_account, request=request, source=source
+            ),
         )
-    except IntegrityError:
-        # A concurrent request with the same client_order_id won the race.
-        existing = _by_client_order_id(broker_account, client_order_id)
-        if existing is None:
+    except (IntegrityError, OrderInvalid):
+        # A concurrent request with the same client_order_id may have won the race (and be
+        # what a limit now counts): the repeat gets that order, as if it had come second.
+        existing = order_input.client_order_id and _by_client_order_id(
+            broker_account, client_order_id
+        )
+        if not existing:
             raise
         return _repeat(existing, order_input)
 
@@ -321,7 +480,8 @@ def record_submission(
     up by its client_order_id. Raises IntegrityError when that id is already used.
     """
     now = timezone.now()
-    with transaction.atomic():
+    # Inside the gate's transaction it joins it (no savepoint: a failure undoes the lot).
+    with transaction.atomic(savepoint=False):
         order = Order.objects.create(
             user=user,
             broker_account=broker_account,
@@ -329,6 +489,7 @@ def record_submission(
             status="pending_new",
             placed_via=source,
             submitted_at=now,
+            request_fingerprint=request_fingerprint(request),
             **{name: getattr(request, name) for name in _IDENTITY_FIELDS},
         )
         _record_event(order, "submitted", source=source, actor=user, at=now)
@@ -359,17 +520,22 @@ def _ensure_owned(user: User, order: Order) -> None:
 
 
 def _confirmed_open(order: Order, action: str) -> Order:
-    """The order as the broker last reported it, if it can still be acted on."""
-    if not order.broker_order_id:
-        order = reconcile_pending(order)
+    """The order as the broker last reported it, if it can still be acted on.
+
+    An unconfirmed order is reconciled first: found at the broker, it is acted on; overdue, it
+    is `lost` (closed: nothing to act on); younger, the refusal says when to ask again.
+    """
+    order = reconcile_pending(order)
     if not order.is_open:
         raise OrderNotModifiable(
             f"The order is {order.status}; only open orders can be {action}.", code="order_closed"
         )
     if not order.broker_order_id:
+        wait = max(1, unconfirmed_retry_after(order, timezone.now()))
         raise OrderNotModifiable(
-            "The broker has not confirmed this order yet; try again shortly.",
+            f"The broker has not confirmed this order yet; try again in {wait} s.",
             code="order_unconfirmed",
+            retry_after=wait,
         )
     return order
 
@@ -384,10 +550,14 @@ def _refused(order: Order, broker: Broker, error: OrderRejected | OrderNotFound,
 def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -> Order:
     """Ask the broker to cancel one of the user's open orders; the audit trail says who asked.
 
-    Raises OrderNotModifiable when it is closed (or the broker says it can't be canceled),
-    OrderRejected for other refusals, RateLimited and BrokerUnavailable as they come.
+    Never blocked by the gate (a halted desk must be able to get out), but counted against the
+    cancel rate of whoever asked (the actor, else the owner): raises
+    ratelimit.RateLimitExceeded over it. Raises OrderNotModifiable
+    when it is closed (or the broker says it can't be canceled), OrderRejected for other
+    refusals, RateLimited and BrokerUnavailable as they come.
     """
     _ensure_owned(user, order)
+    throttles.limit(actor or user, "cancel")
     order = _confirmed_open(order, "canceled")
     broker = broker_for(order.broker_account)
     try:
@@ -419,6 +589,67 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
+def would_be_order(order: Order, changes: types.ReplaceRequest) -> OrderInput:
+    """The order a replace would make (Alpaca's replace is a new order): the old one's terms
+    with the changes applied. The entry is judged on its own; a bracket's legs stay as they
+    are (their structure is the broker's to check)."""
+    trail_price, trail_percent = order.trail_price, order.trail_percent
+    if changes.trail is not None:
+        if trail_percent is not None:
+            trail_percent = changes.trail
+        else:
+            trail_price = changes.trail
+    return OrderInput(
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        time_in_force=changes.time_in_force or order.time_in_force,
+        qty=changes.qty if changes.qty is not None else order.qty,
+        notional=order.notional,
+        limit_price=changes.limit_price if changes.limit_price is not None else order.limit_price,
+        stop_price=changes.stop_price if changes.stop_price is not None else order.stop_price,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        extended_hours=order.extended_hours,
+    )
+
+
+def _record_replacement(
+    old: Order, would_be: OrderInput, client_order_id: str, *, source: str
+) -> Order:
+    """Under the gate's lock: the replacement as a pending row (exposure the next command
+    counts), unless the old order closed meanwhile or another replace of it is under way."""
+    current = Order.objects.get(pk=old.pk)
+    if not current.is_open:
+        raise OrderNotModifiable(
+            f"The order is {current.status}; only open orders can be replaced.",
+            code="order_closed",
+        )
+    in_flight = Order.objects.filter(
+        broker_account=old.broker_account_id,
+        replaces=old.broker_order_id,
+        broker_order_id="",
+        status="pending_new",
+    )
+    if in_flight.exists():
+        raise OrderNotModifiable(
+            "Another replace of this order is under way; try again shortly.",
+            code="replace_in_progress",
+        )
+    return Order.objects.create(
+        user=old.user,
+        broker_account=old.broker_account,
+        client_order_id=client_order_id,
+        status="pending_new",
+        placed_via=source,
+        submitted_at=timezone.now(),
+        replaces=old.broker_order_id,
+        order_class=old.order_class,
+        parent=old.parent,
+        **{name: getattr(would_be, name) for name in _IDENTITY_FIELDS if name != "order_class"},
+    )
+
+
 def replace_order(
     *,
     user: User,
@@ -426,18 +657,44 @@ def replace_order(
     changes: types.ReplaceRequest,
     source: str,
     actor: User | None,
-) -> Order:
-    """Replace an open order (Alpaca's semantics): returns the NEW order; the old one is `replaced`.
+    confirm_warnings: bool = True,
+) -> Placement:
+    """Replace an open order (Alpaca's semantics): the NEW order; the old one is `replaced`.
 
-    Raises like cancel_order.
+    The order it would become passes the same gate as a new one (place_order), without the
+    old order counted against it; a refusal (OrderInvalid, WarningsUnconfirmed,
+    RateLimitExceeded) leaves everything as it was. Otherwise raises like cancel_order.
     """
     _ensure_owned(user, order)
     order = _confirmed_open(order, "replaced")
     broker = broker_for(order.broker_account)
+    would_be = would_be_order(order, changes)
+    request = dataclasses.replace(changes, client_order_id=str(uuid.uuid4()))
+    verdict, pending = _gate(
+        command="replace",
+        user=user,
+        broker_account=order.broker_account,
+        broker=broker,
+        order_input=would_be,
+        confirm_warnings=confirm_warnings,
+        replacing=order,
+        record=lambda: _record_replacement(order, would_be, request.client_order_id, source=source),
+    )
     try:
-        snapshot = broker.replace_order(order.broker_order_id, changes)
+        snapshot = broker.replace_order(order.broker_order_id, request)
     except (NotCancelable, OrderNotFound) as exc:
+        pending.delete()
         raise _refused(order, broker, exc, "not_replaceable") from exc
+    except (OrderRejected, RateLimited):
+        pending.delete()  # refused before acting: nothing was replaced
+        raise
+    except BrokerUnavailable as exc:
+        # The broker may have replaced it: keep the pending row for the reconciler.
+        forget_account_state(order.broker_account)
+        try:
+            snapshot = broker.get_order_by_client_id(request.client_order_id)
+        except (BrokerUnavailable, OrderNotFound):
+            raise SubmissionPending(pending, exc) from exc
     forget_account_state(order.broker_account)
     changed = {
         name: {"from": _text(_current(order, name)), "to": _text(value)}
@@ -447,7 +704,7 @@ def replace_order(
     now = timezone.now()
     with transaction.atomic():
         old = Order.objects.select_for_update().get(pk=order.pk)
-        new = Order(user=old.user, broker_account=old.broker_account, placed_via=source)
+        new = Order.objects.select_for_update().get(pk=pending.pk)
         apply_broker_order(
             new,
             snapshot,
@@ -469,4 +726,4 @@ def replace_order(
             replacement=new.pk,
             changes=changed,
         )
-    return new
+    return Placement(order=new, created=True, verdict=verdict)

@@ -14,7 +14,7 @@ import logging
 import operator
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,9 +34,15 @@ from tradedesk.broker import Broker, types
 from tradedesk.broker.base import OrderUpdateHandler
 from tradedesk.broker.errors import BrokerError
 
-from . import events
+from . import events, selectors, throttles
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
-from .services import MIRRORED_FIELDS, event_name, event_name_sql
+from .services import (
+    MIRRORED_FIELDS,
+    _record_event,
+    event_name,
+    event_name_sql,
+    reconcile_pending,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +88,9 @@ def sync_orders(
 
     Starts at `since`, else at the account's watermark (see `sync_watermark`). Each batch is
     committed on its own, so a sync killed midway keeps what it wrote and the next one resumes
-    from the watermark. Raises SyncInProgress when another sync of the account is running.
+    from the watermark. Then the orders still unconfirmed (the watermark never sees them) are
+    looked up by client_order_id (`reconcile_unconfirmed`). Raises SyncInProgress when another
+    sync of the account is running.
     """
     broker = broker or broker_for(broker_account)
     with account_sync_lock(broker_account) as renew_lock:
@@ -123,7 +131,40 @@ def sync_orders(
                 if at >= cursor
             }
         flush()
+        reconcile_unconfirmed(broker_account, broker=broker)
     return counts
+
+
+def reconcile_unconfirmed(broker_account: BrokerAccount, *, broker: Broker | None = None) -> int:
+    """Settle the account's unconfirmed orders (`services.reconcile_pending`, one look-up by
+    client_order_id each): confirmed by the broker, or lost once overdue. Returns how many
+    were settled; the rest are still young enough for the broker's answer to come."""
+    broker = broker or broker_for(broker_account)
+    settled = 0
+    for order in selectors.unconfirmed_orders(broker_account):
+        settled += not reconcile_pending(order, broker=broker).is_unconfirmed
+    return settled
+
+
+def reconcile_all_unconfirmed() -> int:
+    """`reconcile_unconfirmed` for every account that has such orders (the beat's task).
+
+    A broker that fails one account's look-ups is logged and the next account goes on: the
+    next run (or the account's sync) tries again.
+    """
+    settled = 0
+    for broker_account in BrokerAccount.objects.filter(
+        pk__in=selectors.unconfirmed_orders().values("broker_account")
+    ):
+        try:
+            settled += reconcile_unconfirmed(broker_account)
+        except BrokerError as failure:
+            logger.warning(
+                "broker account %s: pending orders not reconciled: %s",
+                broker_account.pk,
+                failure.message,
+            )
+    return settled
 
 
 def sync_watermark(broker_account: BrokerAccount) -> datetime | None:
@@ -137,7 +178,7 @@ def sync_watermark(broker_account: BrokerAccount) -> datetime | None:
         Order.objects.filter(broker_account=broker_account)
         .exclude(broker_order_id="")
         .aggregate(
-            oldest_open=Min(submitted, filter=Q(status__in=types.OPEN_STATUSES)),
+            oldest_open=Min(submitted, filter=~Q(status__in=types.TERMINAL_STATUSES)),
             newest=Max(submitted),
         )
     )
@@ -176,39 +217,41 @@ def upsert_broker_orders(
     snapshots: Sequence[types.BrokerOrder],
     *,
     source: str,
-    event_qty: dict[str, object] | None = None,
+    updates: Mapping[str, types.OrderUpdate] | None = None,
 ) -> SyncCounts:
     """Upsert broker snapshots (and their legs, as child orders) in one transaction.
 
     Monotonic: an older snapshot, a lower filled qty or a step out of a terminal status
     leaves the row as it is. A pending desk order (no broker id yet) is matched by its
     client_order_id. Every order whose status, filled qty or broker id changed gets one
-    OrderEvent; an order that didn't change writes nothing.
+    OrderEvent; an order that didn't change writes nothing. `updates` are the live trade
+    updates the snapshots came with (by broker order id): such an OrderEvent takes the update's
+    event name and time, and an execution's own price, qty and execution id (`_event_values`).
 
     On PostgreSQL a batch is one statement, events included (`_merge_statement`). A snapshot
     whose client_order_id is taken — by a desk order whose submission timed out (to claim) or
     by another broker order (to skip) — fails it on the client id's unique index; the batch is
     then redone after a locking read that sorts those out first, as every batch does elsewhere.
     """
-    qty = event_qty or {}
+    live = updates or {}
     if connection.vendor != "postgresql":
-        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=True)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=True)
     try:
-        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=False)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=False)
     except IntegrityError:
-        return _upsert_with_legs(broker_account, snapshots, source, qty, resolve_client_ids=True)
+        return _upsert_with_legs(broker_account, snapshots, source, live, resolve_client_ids=True)
 
 
 def _upsert_with_legs(
     broker_account: BrokerAccount,
     snapshots: Sequence[types.BrokerOrder],
     source: str,
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     *,
     resolve_client_ids: bool,
 ) -> SyncCounts:
     with transaction.atomic():
-        counts, pks = _upsert(broker_account, snapshots, {}, source, event_qty, resolve_client_ids)
+        counts, pks = _upsert(broker_account, snapshots, {}, source, updates, resolve_client_ids)
         legs = [leg for parent in snapshots for leg in parent.legs]
         if legs:
             parents = {leg.id: pks[parent.id] for parent in snapshots for leg in parent.legs}
@@ -222,7 +265,7 @@ def _upsert(
     snapshots: Sequence[types.BrokerOrder],
     parents: dict[str, int],
     source: str,
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     resolve_client_ids: bool,
 ) -> tuple[SyncCounts, dict[str, int]]:
     """One batch: one upsert with its events, then the stream's frames (after the commit)."""
@@ -233,9 +276,9 @@ def _upsert(
     if not incoming:
         outcomes = []
     elif connection.vendor == "postgresql":
-        outcomes = _write_postgresql(batch, incoming, parents, event_qty, claimed)
+        outcomes = _write_postgresql(batch, incoming, parents, updates, claimed)
     else:
-        outcomes = _write_values(batch, incoming, parents, event_qty, existing)
+        outcomes = _write_values(batch, incoming, parents, updates, existing)
     _publish(batch, incoming, outcomes)
     written = [outcome for outcome in outcomes if outcome.written]
     created = sum(outcome.created for outcome in written)
@@ -271,7 +314,10 @@ def _resolve_client_ids(
         claim = pending.get(snapshot.client_order_id)
         if snapshot.id not in by_broker_id and claim is not None:
             # The desk placed it but never heard back (a timed-out submission): it's this one.
-            Order.objects.filter(pk=claim.pk).update(broker_order_id=snapshot.id)
+            # Back to pending if the reconciler had given it up as lost: the broker has it.
+            Order.objects.filter(pk=claim.pk).update(
+                broker_order_id=snapshot.id, status="pending_new"
+            )
             by_broker_id[snapshot.id] = claim
             claimed.add(snapshot.id)
         elif taken_client_ids.get(snapshot.client_order_id, snapshot.id) != snapshot.id:
@@ -326,11 +372,22 @@ _ROW_COLUMNS = (
     "replaces",
     "parent_id",
     "broker_updated_at",
+    "broker_created_at",
+    # An order brought in by the sync or the stream is dated by the broker (never updated:
+    # an order the desk placed keeps its own time).
+    "created_at",
 )
 # Columns the same for every row of a batch.
-_BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "created_at", "updated_at")
+_BATCH_COLUMNS = ("user_id", "broker_account_id", "placed_via", "updated_at")
 # Columns a newer snapshot overwrites.
-_UPDATED_COLUMNS = (*MIRRORED_FIELDS, "replaced_by", "replaces", "broker_updated_at", "updated_at")
+_UPDATED_COLUMNS = (
+    *MIRRORED_FIELDS,
+    "replaced_by",
+    "replaces",
+    "broker_updated_at",
+    "broker_created_at",
+    "updated_at",
+)
 
 
 _mirrored_values = operator.attrgetter(*MIRRORED_FIELDS)
@@ -344,12 +401,14 @@ def _row(snapshot: types.BrokerOrder, parents: dict[str, int]) -> tuple:
         snapshot.replaces or "",
         parents.get(snapshot.id),
         snapshot.updated_at,
+        snapshot.created_at,
+        snapshot.created_at,
     )
 
 
 def _batch_values(batch: _Batch) -> tuple:
     """The values of _BATCH_COLUMNS."""
-    return (batch.user_id, batch.broker_account_id, "sync", batch.now, batch.now)
+    return (batch.user_id, batch.broker_account_id, "sync", batch.now)
 
 
 def _q(name: str) -> str:
@@ -388,9 +447,35 @@ _STAGING_TYPES = {
     "ForeignKey": "int8",
 }
 _STAGING_TABLE = "order_sync_incoming"
-# Staged with each row besides its columns: the qty of the event (a live fill's) and whether
-# the row was just claimed (its broker id changed: an event even if nothing else did).
-_STAGING_EXTRA = (("event_qty", "numeric"), ("claimed", "bool"))
+# Staged with each row besides its columns: what a live update puts on the event
+# (`_event_values`) and whether the row was just claimed (its broker id changed: an event even
+# if nothing else did).
+_STAGING_EXTRA = (
+    ("event_name", "text"),
+    ("event_qty", "numeric"),
+    ("event_price", "numeric"),
+    ("event_execution_id", "text"),
+    ("event_at", "timestamptz"),
+    ("claimed", "bool"),
+)
+
+
+def _event_values(update: types.OrderUpdate | None) -> tuple:
+    """A live update's OrderEvent values: event name, qty, price, execution id, time.
+
+    None where the event derives its own (from the status change, the order's average price and
+    the broker's updated_at): a sync's snapshots, or a non-execution's price and id.
+    """
+    if update is None:
+        return (None, None, None, None, None)
+    execution = update.is_execution and bool(update.execution_id)
+    return (
+        update.event,
+        update.qty,
+        update.price if execution else None,
+        update.execution_id if execution else None,
+        update.timestamp,
+    )
 
 
 @functools.cache
@@ -417,7 +502,7 @@ def _merge_statement() -> str:
     table = _q(Order._meta.db_table)
     columns = ", ".join(_q(c) for c in (*_BATCH_COLUMNS, *_ROW_COLUMNS))
     staged = ", ".join(_q(c) for c in _ROW_COLUMNS)
-    event_columns = ("order_id", "event", "status", "filled_qty", "price", "qty", "at")
+    event_columns = "order_id, event, status, filled_qty, price, qty, execution_id, at"
     changed = (
         "e.id IS NULL OR s.claimed"
         " OR (e.status, e.filled_qty) IS DISTINCT FROM (w.status, w.filled_qty)"
@@ -430,18 +515,20 @@ def _merge_statement() -> str:
             ORDER BY id FOR UPDATE
         ), written AS (
             INSERT INTO {table} ({columns})
-            SELECT %(user)s, %(account)s, %(placed_via)s, %(now)s, %(now)s, {staged}
+            SELECT %(user)s, %(account)s, %(placed_via)s, %(now)s, {staged}
             FROM {_STAGING_TABLE} WHERE (SELECT count(*) FROM existing) >= 0
             {_conflict_clause()}
             RETURNING id, broker_order_id, status, filled_qty, filled_avg_price, broker_updated_at
         ), outcomes AS (
-            SELECT w.*, s.event_qty, e.id IS NULL AS created,
-                CASE WHEN {changed} THEN {event_name_sql("e.status", "w.status")} END AS event
+            SELECT w.*, s.event_qty, s.event_price, s.event_execution_id, s.event_at,
+                e.id IS NULL AS created, CASE WHEN {changed}
+                THEN coalesce(s.event_name, {event_name_sql("e.status", "w.status")}) END AS event
             FROM written w JOIN {_STAGING_TABLE} s USING (broker_order_id)
             LEFT JOIN existing e USING (broker_order_id)
         ), recorded AS (
-            INSERT INTO {_q(OrderEvent._meta.db_table)} ({", ".join(event_columns)}, source, detail)
-            SELECT id, event, status, filled_qty, filled_avg_price, event_qty, broker_updated_at,
+            INSERT INTO {_q(OrderEvent._meta.db_table)} ({event_columns}, source, detail)
+            SELECT id, event, status, filled_qty, coalesce(event_price, filled_avg_price),
+                event_qty, coalesce(event_execution_id, ''), coalesce(event_at, broker_updated_at),
                 %(source)s, '{{}}'
             FROM outcomes WHERE event IS NOT NULL
         )
@@ -455,7 +542,7 @@ def _write_postgresql(
     batch: _Batch,
     snapshots: Sequence[types.BrokerOrder],
     parents: dict[str, int],
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     claimed: set[str],
 ) -> list[_Outcome]:
     """Binary COPY of the batch into a per-session staging table, then `_merge_statement`.
@@ -466,7 +553,9 @@ def _write_postgresql(
     import psycopg
 
     # Sorted, so concurrent upserts of overlapping batches take row locks in one order.
-    rows = sorted((*_row(s, parents), event_qty.get(s.id), s.id in claimed) for s in snapshots)
+    rows = sorted(
+        (*_row(s, parents), *_event_values(updates.get(s.id)), s.id in claimed) for s in snapshots
+    )
     columns = _staging_columns()
     connection.ensure_connection()
     # Django's error classes (an IntegrityError redoes the batch), as from its own cursors.
@@ -513,7 +602,7 @@ def _write_values(
     batch: _Batch,
     snapshots: Sequence[types.BrokerOrder],
     parents: dict[str, int],
-    event_qty: dict[str, object],
+    updates: Mapping[str, types.OrderUpdate],
     existing: dict[str, _Existing],
 ) -> list[_Outcome]:
     """The upsert as multi-row VALUES (SQLite), then the events it calls for in one insert."""
@@ -556,16 +645,18 @@ def _write_values(
             snapshot.filled_qty,
             snapshot.id,
         ):
-            event = event_name(before.status if before else "", snapshot.status)
+            name, qty, price, execution_id, at = _event_values(updates.get(snapshot.id))
+            event = name or event_name(before.status if before else "", snapshot.status)
             recorded.append(
                 OrderEvent(
                     order_id=pk,
                     event=event,
                     status=snapshot.status,
                     filled_qty=snapshot.filled_qty,
-                    price=snapshot.filled_avg_price,
-                    qty=event_qty.get(snapshot.id),
-                    at=snapshot.updated_at,
+                    price=price if price is not None else snapshot.filled_avg_price,
+                    qty=qty,
+                    execution_id=execution_id or "",
+                    at=at or snapshot.updated_at,
                     source=batch.source,
                 )
             )
@@ -598,13 +689,86 @@ def _publish(
 
 
 def apply_order_update(broker_account: BrokerAccount, update: types.OrderUpdate) -> SyncCounts:
-    """Apply one of the broker's order updates (a fill, a cancel…) through the sync's upsert."""
-    return upsert_broker_orders(
-        broker_account,
-        [update.order],
-        source="stream",
-        event_qty={update.order.id: update.qty} if update.qty is not None else None,
-    )
+    """Apply one of the broker's trade updates to the desk's record, and audit it.
+
+    Every event that changes the order goes through the sync's upsert (so never backwards)
+    and is recorded under the broker's event name. A refused cancel or replace changes
+    nothing and is recorded as such (`_record_refusal`). An execution is recorded once per
+    execution id, even when the order already showed it (a sync got there first, or the
+    broker delivered it twice).
+    """
+    if update.event in types.REFUSAL_EVENTS:
+        _record_refusal(broker_account, update)
+        return SyncCounts(unchanged=1)
+    with transaction.atomic():
+        counts = upsert_broker_orders(
+            broker_account, [update.order], source="stream", updates={update.order.id: update}
+        )
+        if update.is_execution and update.execution_id:
+            _record_execution(broker_account, update)
+    return counts
+
+
+def _stored_order(broker_account: BrokerAccount, update: types.OrderUpdate) -> Order | None:
+    return Order.objects.filter(
+        broker_account=broker_account, broker_order_id=update.order.id
+    ).first()
+
+
+def _record_execution(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
+    """The execution's event, unless the upsert (now or at an earlier delivery) wrote it."""
+    order = _stored_order(broker_account, update)
+    if order is None or order.events.filter(execution_id=update.execution_id).exists():
+        return
+    try:
+        with transaction.atomic():
+            OrderEvent.objects.create(
+                order=order,
+                event=update.event,
+                status=order.status,
+                filled_qty=order.filled_qty,
+                price=update.price,
+                qty=update.qty,
+                execution_id=update.execution_id,
+                source="stream",
+                # The order's record already reflected this execution: status and filled qty
+                # are the order's now, not right after the execution.
+                detail={"order_unchanged": True},
+                at=update.timestamp,
+            )
+    except IntegrityError:
+        pass  # a concurrent delivery recorded it
+
+
+def _record_refusal(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
+    """A cancel or replace the broker refused: the order stays as it is; the event says why."""
+    order = _stored_order(broker_account, update)
+    if order is None:
+        logger.info(
+            "broker account %s: %s for unknown order %s",
+            broker_account.pk,
+            update.event,
+            update.order.id,
+        )
+        return
+    detail = {"broker_status": update.order.status}
+    if update.reason:
+        detail["reason"] = update.reason
+    # The order as it stands, as every service-recorded event (and its `order` frame).
+    _record_event(order, update.event, source="stream", at=update.timestamp, **detail)
+
+
+def catch_up(broker_account: BrokerAccount) -> SyncCounts | None:
+    """Sync what an order-update stream may have missed while it was down.
+
+    The sync's watermark (the oldest order still open, else the newest order) reaches every
+    order that can have changed since the last update the desk recorded, and orders placed
+    at the broker meanwhile. None when another sync of the account is running: it covers this.
+    """
+    try:
+        return sync_orders(broker_account)
+    except SyncInProgress:
+        return None
 
 
 def order_update_handler(broker_account: BrokerAccount) -> OrderUpdateHandler:
@@ -744,7 +908,12 @@ def _count_fields(counts: SyncCounts) -> dict[str, int]:
     return {"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged}
 
 
+_FINISHED = frozenset({"done", "skipped", "failed"})
+
+
 def _save_run(run: SyncRun, **values) -> None:
+    if values.get("status") in _FINISHED:
+        values["coalesce_key"] = None  # the next request queues a new run
     for name, value in values.items():
         setattr(run, name, value)
     SyncRun.objects.filter(pk=run.pk).update(**values)
@@ -757,12 +926,20 @@ class SyncQueueUnavailable(Exception):
 def request_sync(
     *, user: User, broker_account: BrokerAccount | None = None, trigger: str = "api"
 ) -> SyncRun:
-    """Record a queued sync and hand it to a worker; the run's id is the task's id."""
+    """Record a queued sync and hand it to a worker; the run's id is the task's id.
+
+    Counted against the user's sync rate (raises ratelimit.RateLimitExceeded). A request for
+    accounts whose requested sync is still queued or running gets that run back instead of
+    queueing another (a run unfinished after the task time limit is taken as dead).
+    """
     from kombu.exceptions import OperationalError
 
     from .tasks import run_sync  # the tasks module imports this one
 
-    run = SyncRun.objects.create(user=user, broker_account=broker_account, trigger=trigger)
+    throttles.limit(user, "sync")
+    run, created = _queued_run(user, broker_account, trigger)
+    if not created:
+        return run
     try:
         run_sync.apply_async((str(run.pk),), task_id=str(run.pk))
     except OperationalError as failure:
@@ -770,3 +947,24 @@ def request_sync(
         raise SyncQueueUnavailable(str(failure)) from failure
     run.refresh_from_db()
     return run
+
+
+def _queued_run(
+    user: User, broker_account: BrokerAccount | None, trigger: str
+) -> tuple[SyncRun, bool]:
+    """The unfinished requested run for these accounts, or a new queued one (True)."""
+    key = f"{user.pk}:{broker_account.pk if broker_account else 'all'}"
+    dead_before = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    SyncRun.objects.filter(coalesce_key=key, queued_at__lt=dead_before).update(coalesce_key=None)
+    while True:
+        try:
+            with transaction.atomic():
+                run = SyncRun.objects.create(
+                    user=user, broker_account=broker_account, trigger=trigger, coalesce_key=key
+                )
+            return run, True
+        except IntegrityError:
+            existing = SyncRun.objects.filter(coalesce_key=key).first()
+            if existing is not None:
+                return existing, False
+            # It finished between the insert and the read: queue a new one.

@@ -42,7 +42,12 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
 
 class SyncView(APIView):
-    @extend_schema(request=SyncRequestSerializer, responses={202: SyncRunSerializer})
+    @extend_schema(
+        request=SyncRequestSerializer,
+        responses={202: SyncRunSerializer},
+        description="Queue a sync, or answer the one already queued or running for the same "
+        "accounts (coalesced). Rate limited per user (429 with Retry-After).",
+    )
     def post(self, request):
         parsed = SyncRequestSerializer(data=request.data)
         if not parsed.is_valid():

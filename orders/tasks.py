@@ -67,3 +67,9 @@ def _result(run: SyncRun) -> dict:
         "updated": run.updated,
         "unchanged": run.unchanged,
     }
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=50)
+def reconcile_pending_orders() -> int:
+    """Settle orders whose broker answer never came (found by client_order_id, or lost)."""
+    return sync.reconcile_all_unconfirmed()

@@ -5,22 +5,30 @@ code (every code is documented in CODES below), the field it concerns (one of OR
 None for the order as a whole) and a message a trader understands. Checks run cheapest first
 and stop at the first hard error; warnings found before it are kept:
 
+ 0. the operator's kill switch, `halted` (no new orders) first;
  1. quantity: exactly one of qty and notional, finite, positive, within MAX_ORDER_QUANTITY;
  2. symbol: ticker format, a known and tradable asset, fractional only where it is fractionable;
  3. side;
  4. type with the prices it needs (and no others), Alpaca's sub-penny rule, time in force,
     fractional/notional only as simple market day orders, order class with the legs it needs
-    on the right side of the entry price;
-    then the operator's kill switch (`halted`, `reducing`) and the wash-trade guard (an order
-    that could trade against the account's own open opposite order, as Alpaca refuses it);
- 5. market hours (closed: a warning saying when it queues to; extended hours: limit + day only);
+    on the right side of the entry price; extended hours only limit + day;
+ 5. the kill switch's `reducing` mode (only orders that shrink a position), MAX_POSITION_SIZE
+    (dollar value of the resulting position per symbol), MAX_DAILY_TRADES;
  6. buying power (over: error; above BUYING_POWER_WARNING_PCT of it: warning), shorting;
- 7. price reasonability (limit/stop more than PRICE_WARNING_PCT from the quote: warning);
- 8. day trading (orders.day_trades counts them from the desk's fills; PDT_RULE adds the legacy
-    pattern-day-trader warning);
- 9. MAX_POSITION_SIZE (dollar value of the resulting position per symbol), MAX_DAILY_TRADES;
-then, for an order without errors, recommendations (bracket order, stop-loss) it doesn't
-already follow.
+ 7. the wash-trade guard (an order that could trade against the account's own open opposite
+    order, as Alpaca refuses it);
+ 8. warnings: market closed (when it queues to), price reasonability (limit/stop more than
+    PRICE_WARNING_PCT from the quote), day trading (orders.day_trades counts them from the
+    desk's fills; PDT_RULE adds the legacy pattern-day-trader warning);
+then, for a new order without errors, recommendations (bracket order, stop-loss) it doesn't
+already follow. This is the order of the gate in orders.services (which adds the rate limit
+after the kill switch and holds the account's lock around it).
+
+Exposure is the broker's position plus the desk's open orders on the same side, pending ones
+not yet at the broker included (an unconfirmed order older than ORDER_PENDING_TIMEOUT blocks
+nothing: the reconciler resolves it). Buying power is the broker's, less what unconfirmed desk
+orders will spend. A replace is judged as the order it would become, without the order it
+replaces (whose held-back cost it releases).
 
 The account, positions, asset and quote come from the broker and are cached for
 VALIDATION_CACHE_SECONDS (by broker account, or by provider and symbol). Broker failures
@@ -30,9 +38,10 @@ verdict to give, and the caller answers 503/429.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import NoReturn
@@ -188,24 +197,58 @@ def _cached(key: str, load: Callable[[], object]) -> object:
     return value
 
 
-def cached_account_state(
-    broker: Broker, broker_account: BrokerAccount
-) -> tuple[types.Account, dict[str, Decimal]]:
-    """The account, and its positions as signed quantities (short < 0) by symbol: one look."""
+@dataclass(frozen=True)
+class AccountState:
+    """The broker's account and positions (signed quantities, short < 0, by symbol), and
+    when the broker was asked (`as_of`, epoch seconds, taken before the call)."""
 
-    def load() -> tuple[types.Account, dict[str, Decimal]]:
-        account, positions = broker.get_account_and_positions()
-        return account, {
+    account: types.Account
+    positions: dict[str, Decimal]
+    as_of: float
+
+
+def _account_key(broker_account: BrokerAccount) -> str:
+    return f"validation:account:{broker_account.pk}"
+
+
+def _changed_key(broker_account: BrokerAccount) -> str:
+    return f"validation:account-changed:{broker_account.pk}"
+
+
+def cached_account_state(broker: Broker, broker_account: BrokerAccount) -> AccountState:
+    """The account and its positions: one look, cached, but never older than the desk's last
+    command on the account (a look that started before it is stale, even if stored after)."""
+    state = cache.get(_account_key(broker_account))
+    changed = cache.get(_changed_key(broker_account))
+    if state is not None and (changed is None or state.as_of > changed):
+        return state
+    as_of = time.time()
+    account, positions = broker.get_account_and_positions()
+    state = AccountState(
+        account=account,
+        positions={
             position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
             for position in positions
-        }
-
-    return _cached(f"validation:account:{broker_account.pk}", load)
+        },
+        as_of=as_of,
+    )
+    cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
+    return state
 
 
 def forget_account_state(broker_account: BrokerAccount) -> None:
-    """Drop the cached account and positions once an order changed them at the broker."""
-    cache.delete(f"validation:account:{broker_account.pk}")
+    """An order changed the account at the broker: looks that started before now are stale."""
+    # Kept well past the cache's lifetime: a look in flight now is stored after this mark.
+    cache.set(_changed_key(broker_account), time.time(), settings.VALIDATION_CACHE_SECONDS + 60)
+    cache.delete(_account_key(broker_account))
+
+
+def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> None:
+    """Warm the broker look-ups a check needs, so the gate's lock waits on no broker call."""
+    cached_account_state(broker, broker_account)
+    if SYMBOL_RE.fullmatch(symbol):
+        cached_asset(broker, symbol)
+        cached_quote(broker, symbol)
 
 
 def cached_asset(broker: Broker, symbol: str) -> types.Asset | None:
@@ -267,6 +310,9 @@ class _Check:
     user: User
     broker_account: BrokerAccount
     now: datetime
+    # The open order a replace would replace: judged without it (its legs and parent too).
+    replacing: Order | None = None
+    halts: list[TradingHalt] | None = None
     verdict: Verdict = field(default_factory=Verdict)
     asset: types.Asset | None = None
 
@@ -301,14 +347,14 @@ class _Check:
 
     @property
     def account(self) -> types.Account:
-        return self.account_state[0]
+        return self.account_state.account
 
     @property
     def positions(self) -> dict[str, Decimal]:
-        return self.account_state[1]
+        return self.account_state.positions
 
     @cached_property
-    def account_state(self) -> tuple[types.Account, dict[str, Decimal]]:
+    def account_state(self) -> AccountState:
         return cached_account_state(self.broker, self.broker_account)
 
     @property
@@ -316,8 +362,83 @@ class _Check:
         return self.positions.get(self.order.symbol, ZERO)
 
     @cached_property
+    def active_halts(self) -> list[TradingHalt]:
+        if self.halts is not None:
+            return self.halts
+        return selectors.active_trading_halts(self.user, self.broker_account)
+
+    def counts_as_exposure(self, other: Order) -> bool:
+        """Whether an open order of the account is exposure this order is judged against.
+
+        Pending orders not yet at the broker count (the desk placed them); an unconfirmed
+        order older than ORDER_PENDING_TIMEOUT is the reconciler's to resolve and blocks
+        nothing; the order being replaced and its own legs and parent are not the would-be
+        order's rivals.
+        """
+        if self.replacing is not None:
+            family = self.replacing.parent_id or self.replacing.pk
+            if family in (other.pk, other.parent_id):
+                return False
+        if not other.broker_order_id:
+            timeout = timedelta(seconds=settings.ORDER_PENDING_TIMEOUT)
+            return other.created_at is None or other.created_at >= self.now - timeout
+        return True
+
+    @cached_property
+    def exposure_orders(self) -> list[Order]:
+        """The account's open orders that count as exposure: in the symbol, or unconfirmed."""
+        return [
+            other
+            for other in selectors.exposure_orders(self.broker_account, self.order.symbol)
+            if self.counts_as_exposure(other)
+        ]
+
+    @property
     def open_orders(self) -> list[Order]:
-        return selectors.open_orders_in_symbol(self.broker_account, self.order.symbol)
+        """The account's open orders in the symbol that count as exposure."""
+        return [other for other in self.exposure_orders if other.symbol == self.order.symbol]
+
+    @cached_property
+    def pending_same_side(self) -> Decimal:
+        """Shares still to trade in the account's open orders on this order's side. An order
+        with a replace under way trades as itself or as its replacement, never both: the
+        pair counts once, as the larger."""
+        same_side = [other for other in self.open_orders if other.side == self.order.side]
+        confirmed = {other.broker_order_id: other for other in same_side if other.broker_order_id}
+        replacing = {
+            other.replaces: other
+            for other in same_side
+            if not other.broker_order_id and other.replaces in confirmed
+        }
+        total = ZERO
+        for other in same_side:
+            if other.broker_order_id in replacing:
+                continue  # counted with its replacement
+            remaining = _remaining(other)
+            if other.replaces and replacing.get(other.replaces) is other:
+                remaining = max(remaining, _remaining(confirmed[other.replaces]))
+            total += remaining
+        return total
+
+    @cached_property
+    def buying_power(self) -> Decimal:
+        """The broker's buying power, less what desk orders not yet at the broker will spend,
+        plus what the replaced order holds back now (a replace pays for the increase only)."""
+        unreserved = sum(
+            (
+                _open_buy_cost(other, self.quote_for)
+                for other in self.exposure_orders
+                if not other.broker_order_id
+            ),
+            ZERO,
+        )
+        released = ZERO
+        if self.replacing is not None and self.replacing.broker_order_id:
+            released = _open_buy_cost(self.replacing, self.quote_for)
+        return max(ZERO, self.account.buying_power - unreserved + released)
+
+    def quote_for(self, symbol: str) -> types.Quote | None:
+        return self.quote if symbol == self.order.symbol else cached_quote(self.broker, symbol)
 
     @cached_property
     def market_open(self) -> bool:
@@ -578,23 +699,48 @@ def _remaining(order: Order) -> Decimal:
     return order.qty - order.filled_qty if order.qty is not None else ZERO
 
 
-def _kill_switch(check: _Check) -> None:
-    halts = selectors.active_trading_halts(check.user, check.broker_account)
+def _open_buy_cost(order: Order, quote_for: Callable[[str], types.Quote | None]) -> Decimal:
+    """What an open buy still spends: its notional, else what is left at its limit or stop
+    price, else at the ask (as brokers hold buying power back for open orders)."""
+    if order.side != "buy":
+        return ZERO
+    if order.qty is None:
+        return order.notional or ZERO
+    price = order.limit_price or order.stop_price
+    if price is None:
+        quote = quote_for(order.symbol)
+        price = quote.ask_price if quote is not None else ZERO
+    return _remaining(order) * price
+
+
+def halt_refusal(halts: list[TradingHalt]) -> Issue | None:
+    """The error a `halted` kill switch among `halts` gives every order, or None."""
+    halted = [halt for halt in halts if halt.mode == TradingHalt.MODE_HALTED]
+    if not halted:
+        return None
+    halt = halted[0]
+    return Issue(
+        "trading_halted",
+        None,
+        f"Trading is halted for {_halt_target(halt)}: {halt.reason}. No new orders are accepted.",
+    )
+
+
+def _halted(check: _Check) -> None:
+    refusal = halt_refusal(check.active_halts)
+    if refusal is not None:
+        check.error(refusal.code, refusal.field, refusal.message)
+
+
+def _reducing(check: _Check) -> None:
+    halts = check.active_halts
     if not halts:
         return
     halt = halts[0]
     target = _halt_target(halt)
-    if halt.mode == TradingHalt.MODE_HALTED:
-        check.error(
-            "trading_halted",
-            None,
-            f"Trading is halted for {target}: {halt.reason}. No new orders are accepted.",
-        )
     order, held = check.order, check.position
     # What is left to reduce once the open orders on the same side have done their part.
-    pending = sum(
-        (_remaining(other) for other in check.open_orders if other.side == order.side), ZERO
-    )
+    pending = check.pending_same_side
     reducible = max(held, ZERO) if order.side == "sell" else max(-held, ZERO)
     room = reducible - pending
     qty = check.qty
@@ -701,7 +847,7 @@ def _buying_power(check: _Check) -> None:
         cost = short_qty * price
     if cost <= 0:
         return
-    buying_power = account.buying_power
+    buying_power = check.buying_power
     if cost > buying_power:
         check.error(
             "insufficient_buying_power",
@@ -788,16 +934,25 @@ def _desk_limits(check: _Check) -> None:
     order = check.order
     qty, price = check.qty, check.price
     if qty is not None and price is not None:
-        held = check.position
-        resulting = held + (qty if order.side == "buy" else -qty)
+        # The position as it would be once this order and the open ones on its side trade.
+        sign = 1 if order.side == "buy" else -1
+        projected = check.position + sign * check.pending_same_side
+        resulting = projected + sign * qty
         value = abs(resulting) * price
-        if abs(resulting) > abs(held) and value > settings.MAX_POSITION_SIZE:
+        if abs(resulting) > abs(projected) and value > settings.MAX_POSITION_SIZE:
+            pending = check.pending_same_side
+            pending_note = (
+                f" (with {_shares(pending)} shares in open {order.side} orders)" if pending else ""
+            )
             check.error(
                 "max_position_size",
                 check.amount_field,
-                f"The resulting {order.symbol} position would be worth about {_money(value)}, "
-                f"above the desk's limit of {_money(settings.MAX_POSITION_SIZE)} per symbol.",
+                f"The resulting {order.symbol} position{pending_note} would be worth about "
+                f"{_money(value)}, above the desk's limit of "
+                f"{_money(settings.MAX_POSITION_SIZE)} per symbol.",
             )
+    if check.replacing is not None:
+        return  # a replace changes an order already counted today
     today = check.now.astimezone(calendar.market_zone()).date()
     placed = selectors.orders_placed_since(check.user, day_trades.day_start(today))
     if placed >= settings.MAX_DAILY_TRADES:
@@ -837,29 +992,38 @@ def validate_order(
     user: User,
     broker_account: BrokerAccount,
     now: datetime | None = None,
+    replacing: Order | None = None,
+    halts: list[TradingHalt] | None = None,
 ) -> Verdict:
+    """Judge `order` in the gate's order: kill switch, shape, desk limits, buying power,
+    wash trade, warnings. With `replacing`, `order` is what that open order would become.
+    `halts` are the active kill switches when the caller has read them already."""
     check = _Check(
         order=order,
         broker=broker,
         user=user,
         broker_account=broker_account,
         now=now or timezone.now(),
+        replacing=replacing,
+        halts=halts,
     )
     try:
+        _halted(check)
         _quantity(check)
         _symbol(check)
         _choice(check, "side", types.ORDER_SIDES)
         _type_and_prices(check)
         _time_in_force(check)
         _order_class(check)
-        _kill_switch(check)
-        _wash_trade(check)
         _market_hours(check)
+        _reducing(check)
+        _desk_limits(check)
         _buying_power(check)
+        _wash_trade(check)
         _price_reasonability(check)
         _day_trading(check)
-        _desk_limits(check)
-        _recommendations(check)
+        if replacing is None:
+            _recommendations(check)
     except _Stop:
         pass
     return check.verdict

@@ -18,6 +18,7 @@ from accounts.services import broker_for
 from market.services import parse_symbols
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
+from tradedesk.ratelimit import RateLimitExceeded
 
 from . import history, selectors, services
 from .api import OrderInputSerializer, input_errors
@@ -45,6 +46,7 @@ CSV_COLUMNS = (
     "broker_order_id",
 )
 MAX_STATUS_IDS = 100
+_BUSY = "The broker is busy; retry."
 
 
 def _last_sync(user):
@@ -91,6 +93,11 @@ def _order_body(post) -> dict:
             body[key] = value.strip()
     body["extended_hours"] = "extended_hours" in post
     return body
+
+
+def _rate_limited(limited: RateLimitExceeded) -> dict:
+    """The desk's rate limit as a form error: what happened and when to retry."""
+    return {"field": None, "code": "rate_limited", "message": limited.message}
 
 
 def _field_errors(errors: list[dict]) -> dict[str, list[str]]:
@@ -161,8 +168,10 @@ def order_ticket(request):
             "message": "That client order id is already used by a different order.",
         }
         return ticket(409, errors=[conflict])
+    except RateLimitExceeded as limited:
+        return ticket(429, errors=[_rate_limited(limited)])
     except RateLimited:
-        busy = {"field": None, "code": "rate_limited", "message": "The broker is busy; retry."}
+        busy = {"field": None, "code": "rate_limited", "message": _BUSY}
         return ticket(429, errors=[busy])
     except BrokerUnavailable as error:
         down = {"field": None, "code": "broker_unavailable", "message": error.message}
@@ -173,20 +182,29 @@ def order_ticket(request):
     return redirect("order-detail", order_id=order.pk)
 
 
-@login_required
-@require_GET
-def order_detail(request, order_id: int):
-    order = selectors.order_for(request.user, order_id)
+def _detail_page(request, order, *, status: int = 200, replace_form=None, **replace):
+    """The order's page; `replace` carries a refused or unconfirmed replace (its errors,
+    warnings, and whether the trader is asked to confirm)."""
     return render(
         request,
         "orders/detail.html",
         {
             "order": order,
             "events": order.events.select_related("actor"),
-            "replace_form": ReplaceOrderForm(),
+            "replace_form": replace_form or ReplaceOrderForm(),
             "time_in_force": types.TIME_IN_FORCE,
+            "replace_errors": replace.get("errors", []),
+            "replace_warnings": replace.get("warnings", []),
+            "replace_needs_confirmation": replace.get("needs_confirmation", False),
         },
+        status=status,
     )
+
+
+@login_required
+@require_GET
+def order_detail(request, order_id: int):
+    return _detail_page(request, selectors.order_for(request.user, order_id))
 
 
 @login_required
@@ -283,27 +301,21 @@ def _back(request, order_id: int):
     return redirect("order-detail", order_id=order_id)
 
 
-def _desk_service(name: str):
-    # cancel_order/replace_order come with the order-desk work; a build without them says so.
-    return getattr(services, name, None)
-
-
 @login_required
 @require_POST
 def cancel_order(request, order_id: int):
     order = selectors.order_for(request.user, order_id)
-    cancel = _desk_service("cancel_order")
-    if cancel is None:
-        messages.error(request, "Cancelling orders is not available on this desk yet.")
-    elif not order.is_open:
+    if not order.is_open:
         messages.error(request, f"Order {order.pk} is {order.status}: nothing to cancel.")
+        return _back(request, order.pk)
+    try:
+        services.cancel_order(user=request.user, order=order, source="page", actor=request.user)
+    except RateLimitExceeded as limited:
+        messages.error(request, f"Could not cancel order {order.pk}: {limited.message}")
+    except (BrokerError, services.OrderNotModifiable) as error:
+        messages.error(request, f"Could not cancel order {order.pk}: {error}")
     else:
-        try:
-            cancel(user=request.user, order=order, source="page", actor=request.user)
-        except (BrokerError, services.OrderInvalid) as error:
-            messages.error(request, f"Could not cancel order {order.pk}: {error}")
-        else:
-            messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
+        messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
     return _back(request, order.pk)
 
 
@@ -311,35 +323,56 @@ def cancel_order(request, order_id: int):
 @require_POST
 def replace_order(request, order_id: int):
     order = selectors.order_for(request.user, order_id)
-    replace = _desk_service("replace_order")
     form = ReplaceOrderForm(request.POST)
-    if replace is None:
-        messages.error(request, "Replacing orders is not available on this desk yet.")
-    elif not order.is_open:
+    if not order.is_open:
         messages.error(request, f"Order {order.pk} is {order.status}: nothing to replace.")
-    elif not form.is_valid():
-        problems = "; ".join(e for errors in form.errors.values() for e in errors)
-        messages.error(request, f"Could not replace order {order.pk}: {problems}")
-    else:
-        data = form.cleaned_data
-        changes = types.ReplaceRequest(
-            qty=data["qty"],
-            limit_price=data["limit_price"],
-            stop_price=data["stop_price"],
-            trail=data["trail"],
-            time_in_force=data["time_in_force"] or None,
+        return _back(request, order.pk)
+
+    def refused(status: int, errors: list[dict], **replace):
+        return _detail_page(
+            request, order, status=status, replace_form=form, errors=errors, **replace
         )
-        try:
-            replacement = replace(
-                user=request.user, order=order, changes=changes, source="page", actor=request.user
-            )
-        except (BrokerError, services.OrderInvalid) as error:
-            messages.error(request, f"Could not replace order {order.pk}: {error}")
-        else:
-            messages.success(request, f"Order {order.pk} replaced.")
-            if getattr(replacement, "pk", None):
-                return redirect("order-detail", order_id=replacement.pk)
-    return _back(request, order.pk)
+
+    if not form.is_valid():
+        problems = [
+            {
+                "field": None if name == "__all__" else name,
+                "code": error.code or "invalid",
+                "message": " ".join(error.messages),
+            }
+            for name, errors in form.errors.as_data().items()
+            for error in errors
+        ]
+        return refused(400, problems)
+    try:
+        replacement = services.replace_order(
+            user=request.user,
+            order=order,
+            changes=form.replace_request(),
+            source="page",
+            actor=request.user,
+            confirm_warnings="confirm_warnings" in request.POST,
+        )
+    except services.WarningsUnconfirmed as unconfirmed:
+        warnings = unconfirmed.verdict.as_dict()["warnings"]
+        return refused(200, [], warnings=warnings, needs_confirmation=True)
+    except services.OrderInvalid as invalid:
+        verdict = invalid.verdict.as_dict()
+        return refused(400, verdict["errors"], warnings=verdict["warnings"])
+    except services.OrderNotModifiable as error:
+        return refused(422, [{"field": None, "code": error.code, "message": error.message}])
+    except RateLimitExceeded as limited:
+        return refused(429, [_rate_limited(limited)])
+    except RateLimited:
+        return refused(429, [{"field": None, "code": "broker_rate_limited", "message": _BUSY}])
+    except BrokerUnavailable as error:
+        return refused(
+            503, [{"field": None, "code": "broker_unavailable", "message": error.message}]
+        )
+    except BrokerError as error:
+        return refused(422, [{"field": None, "code": "broker_rejected", "message": error.message}])
+    messages.success(request, f"Order {order.pk} replaced.")
+    return redirect("order-detail", order_id=replacement.order.pk)
 
 
 @login_required

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from tradedesk.broker.errors import AuthenticationFailed, BrokerUnavailable, RateLimited
+from tradedesk.ratelimit import RateLimitExceeded
 
 
 class SafeJSONParser(JSONParser):
@@ -23,7 +24,14 @@ class SafeJSONParser(JSONParser):
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus broker outages as 503 and rate limits as 429 with Retry-After."""
+    """DRF's handler, plus broker outages as 503 and rate limits as 429 with Retry-After
+    (the desk's own service-layer limits, whichever endpoint met them, and the broker's)."""
+    if isinstance(exc, RateLimitExceeded):
+        return Response(
+            {"detail": exc.message, "code": "rate_limited"},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, BrokerUnavailable):
         return Response(
             {

@@ -226,7 +226,6 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "tradedesk.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        "orders": os.environ.get("ORDER_RATE_LIMIT", "120/min"),
         "token": os.environ.get("TOKEN_RATE_LIMIT", "20/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -104,9 +104,16 @@ class FakeBroker(Broker):
         except KeyError:
             raise OrderNotFound("order not found") from None
 
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder:
+        for _, order in self.orders.values():
+            if order.client_order_id == client_order_id:
+                return order
+        raise OrderNotFound("order not found")
+
     def _unused(self, *args, **kwargs):
         raise NotImplementedError("not needed by the sync tests")
 
     get_account = get_clock = get_asset = submit_order = _unused
-    get_order_by_client_id = cancel_order = replace_order = _unused
+    cancel_order = replace_order = _unused
+    cancel_all_orders = close_position = close_all_positions = list_fill_activities = _unused
     get_latest_quotes = get_latest_trades = get_bars = _unused

@@ -138,7 +138,8 @@ def test_a_broker_rejection_of_a_replace_is_422_with_its_code(monkeypatch, api, 
 
     monkeypatch.setattr(SimBroker, "replace_order", refuse)
 
-    response = api.patch(url(resting_order), {"qty": "5000"}, format="json")
+    # Within the desk's own checks (5,000 shares would be refused before the broker is asked).
+    response = api.patch(url(resting_order), {"qty": "50"}, format="json")
 
     assert response.status_code == 422
     assert response.json() == {
@@ -147,6 +148,7 @@ def test_a_broker_rejection_of_a_replace_is_422_with_its_code(monkeypatch, api, 
         "broker_code": "40310000",
     }
     assert Order.objects.get(pk=resting_order["id"]).status == "new"
+    assert Order.objects.count() == 1  # the pending replacement is gone with the refusal
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Throttling of order placement and tokens; the OpenAPI schema and its offline docs page."""
+"""Rate limits of order placement and tokens; the OpenAPI schema and its offline docs page."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from accounts.api import TokenThrottle
-from orders.api import OrderPlacementThrottle
 from orders.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +17,8 @@ pytestmark = pytest.mark.django_db
 ORDER = {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market"}
 
 
-def test_the_order_after_the_limit_is_429_with_retry_after(monkeypatch, api, other_api):
-    monkeypatch.setattr(OrderPlacementThrottle, "THROTTLE_RATES", {"orders": "2/min"})
+def test_the_order_after_the_limit_is_429_with_retry_after(settings, api, other_api):
+    settings.ORDER_COMMAND_RATES = settings.ORDER_COMMAND_RATES | {"place": "2/min"}
 
     statuses = [api.post("/api/v1/orders/", ORDER, format="json").status_code for _ in range(3)]
     throttled = api.post("/api/v1/orders/", ORDER, format="json")
@@ -27,6 +26,8 @@ def test_the_order_after_the_limit_is_429_with_retry_after(monkeypatch, api, oth
     assert statuses == [201, 201, 429]
     assert throttled.status_code == 429
     assert int(throttled.headers["Retry-After"]) > 0
+    assert throttled.json()["code"] == "rate_limited"
+    assert "try again in" in throttled.json()["detail"]
     assert Order.objects.count() == 2
     # Per user: someone else still places orders, and reading is never throttled.
     assert other_api.post("/api/v1/orders/", ORDER, format="json").status_code == 201

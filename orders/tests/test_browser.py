@@ -151,11 +151,8 @@ def test_place_an_order_from_the_ticket_confirming_its_warning(page, trader):
     assert "below the market" in warning.inner_text()
     assert not Order.objects.exists()
     shot(page, "ticket")
-    page.get_by_role("button", name="Place order anyway").click()  # unconfirmed: blocked
-    assert page.locator("#confirm-box").is_visible()
-    assert not Order.objects.exists()
-
-    page.get_by_label("I have read the warnings above: place the order anyway").check()
+    # The step can't be missed: the box says why, and the "anyway" click is the consent.
+    assert "click “Place order anyway”" in page.locator("#confirm-box").inner_text()
     page.get_by_role("button", name="Place order anyway").click()
     page.wait_for_url(re.compile(r"/orders/\d+/$"))
     order = Order.objects.get(user=trader)
@@ -312,7 +309,10 @@ def test_ticket_shows_the_validate_endpoints_verdict_as_the_trader_types(page, t
         "order_class": "simple",
         "extended_hours": False,
     }
-    page.get_by_role("button", name="Place order anyway").click()  # blocked until confirmed
+    # The warning is on screen with what the button will do; clicking it is the consent.
     assert page.locator("#confirm-box").is_visible()
     assert not Order.objects.exists()
     shot(page, "ticket-live-validation")
+    page.get_by_role("button", name="Place order anyway").click()
+    page.wait_for_url(re.compile(r"/orders/\d+/$"))
+    assert Order.objects.get(user=trader).limit_price == 5

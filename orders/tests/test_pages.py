@@ -366,7 +366,7 @@ def test_replace_sends_the_changes_to_the_desks_replace_service(browser, trader,
 
     def replace(**kwargs):
         calls.append(kwargs)
-        return replacement
+        return services.Placement(order=replacement, created=True)
 
     monkeypatch.setattr(services, "replace_order", replace, raising=False)
     response = browser.post(f"/orders/{order.pk}/replace/", {"limit_price": "11.5"})

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from conftest import require_service
+from orders import selectors
 from orders.day_trades import Fill, business_days, count_day_trades, trading_day
+from orders.models import OrderEvent
 from tradedesk.broker.sim.models import SimAccount
 
 from .validation_support import TUESDAY_OPEN, codes, desk_order, fill, make_desk, order
@@ -206,3 +211,134 @@ def test_the_third_day_trade_gets_no_legacy_warning(trader, settings):
     assert codes(desk.validate(order(side="sell", qty=D("10")), now=TUESDAY_OPEN).warnings) == [
         "day_trade"
     ]
+
+
+# --- per execution -------------------------------------------------------------------
+
+
+def _executions(account, side: str, qty: str, *steps: tuple[str, datetime], final: str):
+    """An order of `qty` whose fills came in `steps` (cumulative filled qty, broker time)
+    and which ended `final` (canceled after a partial fill never gets a filled_at)."""
+    filled = D(steps[-1][0])
+    placed = desk_order(
+        account,
+        side=side,
+        qty=D(qty),
+        filled_qty=filled,
+        filled_avg_price=D("100"),
+        status=final,
+        filled_at=steps[-1][1] if final == "filled" else None,
+    )
+    for cumulative, at in steps:
+        status = "filled" if D(cumulative) == D(qty) else "partially_filled"
+        OrderEvent.objects.create(
+            order=placed,
+            event="fill" if status == "filled" else "partial_fill",
+            status=status,
+            filled_qty=D(cumulative),
+            source="stream",
+            at=at,
+        )
+    if final == "canceled":
+        OrderEvent.objects.create(
+            order=placed,
+            event="canceled",
+            status="canceled",
+            filled_qty=filled,
+            source="stream",
+            at=steps[-1][1] + timedelta(minutes=1),
+        )
+    return placed
+
+
+@pytest.mark.django_db
+def test_a_partial_fill_of_an_order_canceled_afterwards_opens_a_day_trade(trader):
+    desk = make_desk(trader, positions={"AAPL": D("10")})
+    _executions(desk.account, "buy", "100", ("10", _at(24, 14, 40)), final="canceled")
+
+    verdict = desk.validate(order(side="sell", qty=D("10")), now=TUESDAY_OPEN)
+
+    assert codes(verdict.warnings) == ["day_trade"]
+    assert "1 today and 1 in the last 5 business days" in verdict.warnings[0].message
+
+
+@pytest.mark.django_db
+def test_a_day_trade_completed_by_a_partial_fill_then_canceled_is_counted(trader):
+    # Bought 100 today, sold 50 of a 100-share sale that was then canceled: one day trade
+    # done; selling the other 50 continues the same run, no new day trade.
+    desk = make_desk(trader, positions={"AAPL": D("50")})
+    fill(desk.account, "buy", "100", _at(24, 14, 31))
+    _executions(desk.account, "sell", "100", ("50", _at(24, 14, 35)), final="canceled")
+
+    assert desk.validate(order(side="sell", qty=D("50")), now=TUESDAY_OPEN).warnings == []
+
+    # Buying back and selling again is the second day trade of the day.
+    fill(desk.account, "buy", "50", _at(24, 14, 38))
+    desk_with_more = make_desk(trader, positions={"AAPL": D("100")})
+    verdict = desk_with_more.validate(order(side="sell", qty=D("100")), now=TUESDAY_OPEN)
+    assert "2 today and 2 in the last 5 business days" in verdict.warnings[0].message
+
+
+@pytest.mark.django_db
+def test_each_execution_is_dated_by_itself(trader):
+    # 60 bought on Monday and 40 on Tuesday by one order: Tuesday's sale of 100 closes
+    # Tuesday's 40 (a day trade) — and Monday's half is no day trade on Monday.
+    desk = make_desk(trader, positions={"AAPL": D("100")})
+    _executions(
+        desk.account, "buy", "100", ("60", _at(23, 15)), ("100", _at(24, 14, 40)), final="filled"
+    )
+    fill(desk.account, "buy", "1", _at(23, 15, 30), symbol="MSFT")
+    fill(desk.account, "sell", "1", _at(23, 16), symbol="MSFT")
+
+    verdict = desk.validate(order(side="sell", qty=D("100")), now=TUESDAY_OPEN)
+
+    assert "1 today and 2 in the last 5 business days" in verdict.warnings[0].message
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("position", "side", "reads"),
+    [
+        pytest.param("0", "buy", False, id="buy-while-flat"),
+        pytest.param("10", "buy", False, id="buy-while-long"),
+        pytest.param("0", "sell", False, id="sell-while-flat"),
+        pytest.param("-10", "sell", False, id="sell-while-short"),
+        pytest.param("10", "sell", True, id="sell-while-long"),
+        pytest.param("-10", "buy", True, id="buy-while-short"),
+    ],
+)
+def test_only_an_order_that_can_close_the_position_reads_the_fills(
+    trader, monkeypatch, position, side, reads
+):
+    desk = make_desk(trader, positions={"AAPL": D(position)} if position != "0" else {})
+    fill(desk.account, "buy", "10", _at(24, 14, 40))
+    fill(desk.account, "sell", "10", _at(24, 14, 41))
+    real = selectors.fills_since
+    calls = []
+    monkeypatch.setattr(selectors, "fills_since", lambda *a: calls.append(a) or real(*a))
+
+    desk.validate(order(side=side, qty=D("5")), now=TUESDAY_OPEN)
+
+    assert bool(calls) is reads
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_the_fills_are_read_through_indexes(trader):
+    require_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    account = trader.broker_accounts.get()
+    fill(account, "buy", "10", _at(24, 14, 40))
+
+    with CaptureQueriesContext(connection) as queries:
+        selectors.fills_since(account, _at(18, 5))
+
+    orders_sql, events_sql = (query["sql"] for query in queries.captured_queries)
+    with connection.cursor() as cursor:
+        # Tiny tables would be scanned whatever their indexes: ask what serves the reads.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plans = []
+        for sql in (orders_sql, events_sql):
+            cursor.execute(f"EXPLAIN {sql}")
+            plans.append(" ".join(row[0] for row in cursor.fetchall()))
+    assert all("Seq Scan" not in plan for plan in plans), plans
+    assert "Index" in plans[0] and "Index" in plans[1], plans

@@ -1,7 +1,8 @@
 // The order ticket: shows only the fields the chosen type and class need, the symbol's live
 // quote, and asks /api/v1/orders/validate/ (debounced) for errors, warnings and recommendations.
-// Submitting with warnings asks for a confirmation. Without this script the form still works:
-// the server validates with the same services and asks for the same confirmation.
+// With warnings the submit button becomes "Place order anyway": clicking it is the consent
+// (it sends confirm_warnings). Without this script the form still works: the server judges
+// with the same services and asks for the same confirmation.
 import { postJSON } from "./http.js";
 import { startLive } from "./live.js";
 
@@ -11,7 +12,6 @@ const classSelect = document.getElementById("order_class");
 const symbolInput = document.getElementById("symbol");
 const quoteLine = document.getElementById("ticket-quote");
 const confirmBox = document.getElementById("confirm-box");
-const confirmCheck = document.getElementById("confirm_warnings");
 const submitButton = document.getElementById("submit-order");
 const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
@@ -68,6 +68,13 @@ function renderVerdict(verdict) {
   const warned = (verdict.warnings || []).length > 0;
   confirmBox.hidden = !warned;
   submitButton.textContent = warned ? "Place order anyway" : "Submit order";
+  if (warned) {
+    submitButton.name = "confirm_warnings";
+    submitButton.value = "1";
+  } else {
+    submitButton.removeAttribute("name");
+    submitButton.removeAttribute("value");
+  }
 }
 
 let timer = null;
@@ -112,15 +119,6 @@ form.addEventListener("input", validateSoon);
 form.addEventListener("change", (event) => {
   if (event.target === typeSelect || event.target === classSelect) arrange();
   validateSoon();
-});
-form.addEventListener("submit", (event) => {
-  const warned = !document.getElementById("ticket-warnings").hidden;
-  if (warned && !confirmCheck.checked) {
-    event.preventDefault();
-    confirmBox.hidden = false;
-    confirmBox.classList.add("attention");
-    confirmCheck.focus();
-  }
 });
 
 arrange();

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 
 from .types import (
@@ -11,7 +11,10 @@ from .types import (
     Asset,
     Bar,
     BrokerOrder,
+    CancelResult,
     Clock,
+    ClosePositionResult,
+    FillActivity,
     OrderRequest,
     OrderUpdate,
     Position,
@@ -61,6 +64,45 @@ class Broker(abc.ABC):
         """The account and its positions together; a broker that can overrides it to look once."""
         return self.get_account(), self.list_positions()
 
+    @abc.abstractmethod
+    def list_fill_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> list[FillActivity]:
+        """One page of the account's executions (Alpaca's FILL activities), by time.
+
+        `page_token` is the id of the last activity of the previous page: the page continues
+        after it in `direction`. At most 100 a page.
+        """
+
+    def iter_fill_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = 100,
+    ) -> Iterator[FillActivity]:
+        """Every execution in the window, page after page, each once."""
+        token: str | None = None
+        while True:
+            page = self.list_fill_activities(
+                after=after,
+                until=until,
+                direction=direction,
+                page_size=page_size,
+                page_token=token,
+            )
+            yield from page
+            if len(page) < page_size:
+                return
+            token = page[-1].id
+
     # --- orders --------------------------------------------------------
     @abc.abstractmethod
     def submit_order(self, request: OrderRequest) -> BrokerOrder: ...
@@ -90,6 +132,21 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
         """Returns the NEW order; the old one becomes `replaced`."""
+
+    @abc.abstractmethod
+    def cancel_all_orders(self) -> list[CancelResult]:
+        """Ask to cancel every open order: one result per order, refusals included."""
+
+    @abc.abstractmethod
+    def close_position(self, symbol: str) -> BrokerOrder:
+        """Place the market order that closes the whole position in `symbol`.
+
+        Raises OrderRejected (http 404) when there is no such position.
+        """
+
+    @abc.abstractmethod
+    def close_all_positions(self, *, cancel_orders: bool = False) -> list[ClosePositionResult]:
+        """Close every position (after canceling every open order, if asked): one result each."""
 
     # --- market data ---------------------------------------------------
     @abc.abstractmethod

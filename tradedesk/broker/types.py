@@ -14,6 +14,9 @@ from decimal import Decimal
 ORDER_SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+# The order classes and statuses the desk knows by name (the paper exchange's vocabulary,
+# forms and filters). A broker may report others (Alpaca adds them: `pending_review`, `mleg`):
+# the desk stores those as they came, and an unknown status counts as open.
 ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
 ORDER_STATUSES = (
     "new",
@@ -36,8 +39,39 @@ ORDER_STATUSES = (
 )
 # Statuses after which an order never changes again.
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
+# The known statuses of an order that can still trade. A status the desk has never seen is
+# open too (until the broker says otherwise): query with `~Q(status__in=TERMINAL_STATUSES)`.
 OPEN_STATUSES = frozenset(ORDER_STATUSES) - TERMINAL_STATUSES
+
+
+def is_open_status(status: str) -> bool:
+    """Whether an order in `status` may still trade: any status but a terminal one."""
+    return status not in TERMINAL_STATUSES
+
+
 TIMEFRAMES = ("1Min", "1Hour", "1Day")
+# Alpaca's trade_updates events. An execution event carries its own price, qty and execution_id;
+# a refusal event reports a cancel or replace the broker turned down, the order unchanged.
+EXECUTION_EVENTS = frozenset({"fill", "partial_fill"})
+REFUSAL_EVENTS = frozenset({"order_cancel_rejected", "order_replace_rejected"})
+TRADE_UPDATE_EVENTS = (
+    "new",
+    "fill",
+    "partial_fill",
+    "canceled",
+    "expired",
+    "done_for_day",
+    "replaced",
+    "rejected",
+    "pending_new",
+    "stopped",
+    "pending_cancel",
+    "pending_replace",
+    "calculated",
+    "suspended",
+    "order_replace_rejected",
+    "order_cancel_rejected",
+)
 
 
 @dataclass(frozen=True)
@@ -202,16 +236,22 @@ class BrokerOrder:
     replaced_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    expires_at: datetime | None = None
+    position_intent: str = ""  # Alpaca's buy_to_open, sell_to_close, … ("" when not given)
     legs: tuple[BrokerOrder, ...] = field(default_factory=tuple)
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
+        return is_open_status(self.status)
 
 
 @dataclass(frozen=True)
 class OrderUpdate:
-    """One trade-update event (Alpaca's trade_updates stream, or the paper exchange's)."""
+    """One trade-update event (Alpaca's trade_updates stream, or the paper exchange's).
+
+    For an execution event (fill, partial_fill) `price`, `qty`, `execution_id` and `timestamp`
+    are that execution's own; `order` is the order right after it (its average price).
+    """
 
     event: str
     order: BrokerOrder
@@ -221,3 +261,56 @@ class OrderUpdate:
     position_qty: Decimal | None = None
     # The account at the broker, for a feed that carries several accounts (the paper exchange's).
     account_id: str = ""
+    execution_id: str = ""
+    # Why the broker refused a cancel or replace, when it says (Alpaca documents no field).
+    reason: str = ""
+
+    @property
+    def is_execution(self) -> bool:
+        return self.event in EXECUTION_EVENTS
+
+
+@dataclass(frozen=True)
+class FillActivity:
+    """One execution from the account's activity log (Alpaca's FILL activity)."""
+
+    id: str  # the activity id: also the page token that continues after it
+    order_id: str
+    symbol: str
+    side: str
+    type: str  # fill | partial_fill
+    price: Decimal
+    qty: Decimal
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    transaction_time: datetime
+    order_status: str = ""
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """One order of a cancel-all (an item of Alpaca's 207 multi-status body)."""
+
+    order_id: str
+    status: int  # the HTTP status of this order's cancel
+    code: int | str | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class ClosePositionResult:
+    """One position of a close-all: the closing order, or why there is none."""
+
+    symbol: str
+    status: int
+    order: BrokerOrder | None = None
+    code: int | str | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300

@@ -23,7 +23,10 @@ from ..types import (
     Asset,
     Bar,
     BrokerOrder,
+    CancelResult,
     Clock,
+    ClosePositionResult,
+    FillActivity,
     OrderRequest,
     Position,
     Quote,
@@ -38,8 +41,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Alpaca's most orders per GET /v2/orders.
+# Alpaca's most orders per GET /v2/orders, and activities per GET /v2/account/activities.
 MAX_ORDERS_PAGE = 500
+MAX_ACTIVITIES_PAGE = 100
 ORDER_QUERY_STATUSES = {"open", "closed", "all"}
 
 
@@ -61,18 +65,24 @@ class AlpacaBroker(Broker):
         self._requests_per_minute = settings.ALPACA_REQUESTS_PER_MINUTE
         pacer = Pacer(credentials.key_id, self._requests_per_minute)
         timeout = settings.ALPACA_TIMEOUT_SECONDS
-        self._trading = TradingClient(
-            api_key=credentials.key_id,
-            secret_key=credentials.secret,
-            paper=credentials.paper,
-            url_override=rest_host(settings.ALPACA_TRADING_URL),
+        self._trading, self._orders = (
+            TradingClient(
+                api_key=credentials.key_id,
+                secret_key=credentials.secret,
+                paper=credentials.paper,
+                url_override=rest_host(settings.ALPACA_TRADING_URL),
+                # Orders come back as Alpaca's JSON, parsed by convert's lenient models: a
+                # status or class alpaca-py's enums don't know yet must not fail the response.
+                raw_data=raw,
+            )
+            for raw in (False, True)
         )
         self._data = StockHistoricalDataClient(
             api_key=credentials.key_id,
             secret_key=credentials.secret,
             url_override=rest_host(settings.ALPACA_DATA_URL),
         )
-        for client in (self._trading, self._data):
+        for client in (self._trading, self._orders, self._data):
             harden(client, pacer, timeout)
         self._feed = DataFeed(settings.ALPACA_DATA_FEED)
 
@@ -113,20 +123,49 @@ class AlpacaBroker(Broker):
             convert.position_from_alpaca(p) for p in self._call(self._trading.get_all_positions)
         ]
 
+    def list_fill_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = MAX_ACTIVITIES_PAGE,
+        page_token: str | None = None,
+    ) -> list[FillActivity]:
+        if direction not in ("asc", "desc"):
+            raise convert.invalid_request("direction must be asc or desc")
+        query = {
+            "direction": direction,
+            "page_size": max(1, min(page_size, MAX_ACTIVITIES_PAGE)),
+            "after": after.isoformat() if after else None,
+            "until": until.isoformat() if until else None,
+            "page_token": page_token,
+        }
+        # Through the client's own session: the adapter's timeout, pacing and error mapping.
+        rows = self._call(
+            self._trading.get,
+            "/account/activities/FILL",
+            {k: v for k, v in query.items() if v is not None},
+        )
+        return [convert.fill_activity_from_alpaca(row) for row in rows or []]
+
     # --- orders --------------------------------------------------------
+    def _order_call(self, fn: Callable[..., dict], *args: object, **options: bool) -> BrokerOrder:
+        """One order-returning call of the raw-data client, parsed leniently."""
+        return convert.order_from_alpaca(
+            self._call(lambda *a: convert.parse_order(fn(*a)), *args, **options)
+        )
+
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        order = self._call(self._trading.submit_order, convert.order_request_to_alpaca(request))
-        return convert.order_from_alpaca(order)
+        return self._order_call(self._orders.submit_order, convert.order_request_to_alpaca(request))
 
     def get_order(self, order_id: str) -> BrokerOrder:
-        order = self._call(
-            self._trading.get_order_by_id, _order_uuid(order_id), GetOrderByIdRequest(nested=True)
+        return self._order_call(
+            self._orders.get_order_by_id, _order_uuid(order_id), GetOrderByIdRequest(nested=True)
         )
-        return convert.order_from_alpaca(order)
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder:
-        order = self._call(self._trading.get_order_by_client_id, client_order_id)
-        return convert.order_from_alpaca(order)
+        return self._order_call(self._orders.get_order_by_client_id, client_order_id)
 
     def list_orders(
         self,
@@ -149,7 +188,8 @@ class AlpacaBroker(Broker):
             nested=True,
             symbols=list(symbols) if symbols else None,
         )
-        return [convert.order_from_alpaca(o) for o in self._call(self._trading.get_orders, query)]
+        orders = self._call(lambda q: convert.parse_orders(self._orders.get_orders(q)), query)
+        return [convert.order_from_alpaca(o) for o in orders]
 
     def iter_all_orders(
         self,
@@ -185,16 +225,27 @@ class AlpacaBroker(Broker):
             overlap = {order.id for order in page if _submitted(order) >= cursor}
 
     def cancel_order(self, order_id: str) -> None:
-        self._call(self._trading.cancel_order_by_id, _order_uuid(order_id), modifying_order=True)
+        self._call(self._orders.cancel_order_by_id, _order_uuid(order_id), modifying_order=True)
 
     def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
-        order = self._call(
-            self._trading.replace_order_by_id,
+        return self._order_call(
+            self._orders.replace_order_by_id,
             _order_uuid(order_id),
             convert.replace_request_to_alpaca(request),
             modifying_order=True,
         )
+
+    def cancel_all_orders(self) -> list[CancelResult]:
+        results = self._call(self._trading.cancel_orders, modifying_order=True)
+        return [convert.cancel_result_from_alpaca(r) for r in results]
+
+    def close_position(self, symbol: str) -> BrokerOrder:
+        order = self._call(self._trading.close_position, symbol, missing_is_rejection=True)
         return convert.order_from_alpaca(order)
+
+    def close_all_positions(self, *, cancel_orders: bool = False) -> list[ClosePositionResult]:
+        results = self._call(self._trading.close_all_positions, cancel_orders or None)
+        return [convert.close_result_from_alpaca(r) for r in results]
 
     # --- market data ---------------------------------------------------
     def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:

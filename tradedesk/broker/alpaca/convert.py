@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from alpaca.data.models import Bar as AlpacaBar
 from alpaca.data.models import Quote as AlpacaQuote
@@ -19,16 +20,19 @@ from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading import enums as alpaca_enums
 from alpaca.trading import models as alpaca_models
 from alpaca.trading import requests as alpaca_requests
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ..calendar import market_zone
-from ..errors import OrderRejected
+from ..errors import BrokerUnavailable, OrderRejected
 from ..types import (
     Account,
     Asset,
     Bar,
     BrokerOrder,
+    CancelResult,
     Clock,
+    ClosePositionResult,
+    FillActivity,
     OrderRequest,
     OrderUpdate,
     Position,
@@ -62,6 +66,9 @@ class MarketDay:
 
 
 # --- small helpers ----------------------------------------------------------
+
+# Alpaca's RFC 3339 times (nanoseconds cut to microseconds), as alpaca-py's models parse them.
+_WIRE_TIME = TypeAdapter(datetime)
 
 
 def dec(value: str | float | int | None) -> Decimal | None:
@@ -102,6 +109,43 @@ def invalid_request(message: str) -> OrderRejected:
 
 
 # --- Alpaca -> desk ----------------------------------------------------------
+
+
+class LenientOrder(alpaca_models.Order):
+    """alpaca-py's Order, but a value its enums don't know yet (a status, order class, type,
+    side, time in force, position intent: Alpaca adds them) is kept as the plain string instead
+    of failing the whole response (one such order would fail a page of 500, and the sync)."""
+
+    status: alpaca_enums.OrderStatus | str
+    order_class: alpaca_enums.OrderClass | str
+    position_intent: alpaca_enums.PositionIntent | str | None = None
+    type: alpaca_enums.OrderType | str | None = None
+    order_type: alpaca_enums.OrderType | str | None = None
+    side: alpaca_enums.OrderSide | str | None = None
+    time_in_force: alpaca_enums.TimeInForce | str
+    asset_class: alpaca_enums.AssetClass | str | None = None
+    legs: list[LenientOrder] | None = None
+
+
+class LenientTradeUpdate(alpaca_models.TradeUpdate):
+    order: LenientOrder
+
+
+_ORDER_LIST = TypeAdapter(list[LenientOrder])
+
+
+def parse_order(raw: dict[str, Any]) -> LenientOrder:
+    """One order of Alpaca's JSON (alpaca-py's raw data); raises pydantic's ValidationError."""
+    return LenientOrder.model_validate(raw)
+
+
+def parse_orders(raw: list[dict[str, Any]]) -> list[LenientOrder]:
+    return _ORDER_LIST.validate_python(raw)
+
+
+def parse_trade_update(raw: dict[str, Any]) -> LenientTradeUpdate:
+    """A trade_updates message's data; raises pydantic's ValidationError."""
+    return LenientTradeUpdate.model_validate(raw)
 
 
 def account_from_alpaca(a: alpaca_models.TradeAccount) -> Account:
@@ -207,18 +251,77 @@ def order_from_alpaca(o: alpaca_models.Order) -> BrokerOrder:
         replaced_at=utc_or_none(o.replaced_at),
         replaced_by=str(o.replaced_by) if o.replaced_by else None,
         replaces=str(o.replaces) if o.replaces else None,
+        expires_at=utc_or_none(o.expires_at),
+        position_intent=name(o.position_intent),
         legs=tuple(order_from_alpaca(leg) for leg in o.legs or ()),
     )
 
 
-def order_update_from_alpaca(u: alpaca_models.TradeUpdate) -> OrderUpdate:
+def order_update_from_alpaca(data: dict) -> OrderUpdate:
+    """One trade_updates event from its JSON (the frame's `data`).
+
+    convert's lenient TradeUpdate parses the order (a status or class alpaca-py doesn't know is
+    kept as it came) and the time; the execution's price and qty are
+    read from Alpaca's decimal strings (the model makes floats of them), and what the model
+    drops (a refusal's reason, should Alpaca send one) is kept. The execution id is the desk's
+    opaque key: alpaca-py would refuse the whole update over one that is not a UUID.
+    """
+    update = parse_trade_update({k: v for k, v in data.items() if k != "execution_id"})
     return OrderUpdate(
-        event=name(u.event),
-        order=order_from_alpaca(u.order),
-        timestamp=utc(u.timestamp),
-        price=dec(u.price),
-        qty=dec(u.qty),
-        position_qty=dec(u.position_qty),
+        event=name(update.event),
+        order=order_from_alpaca(update.order),
+        timestamp=utc(update.timestamp),
+        price=dec(data.get("price")),
+        qty=dec(data.get("qty")),
+        position_qty=dec(data.get("position_qty")),
+        execution_id=str(data.get("execution_id") or ""),
+        reason=str(data.get("reason") or ""),
+    )
+
+
+def fill_activity_from_alpaca(a: dict) -> FillActivity:
+    """One FILL activity (GET /v2/account/activities/FILL) from its JSON; alpaca-py 0.44 has
+    no Trading-API call for activities (its TradeActivity model wants the Broker API's
+    account_id)."""
+    try:
+        return FillActivity(
+            id=str(a["id"]),
+            order_id=str(a["order_id"]),
+            symbol=str(a["symbol"]),
+            side=str(a["side"]),
+            type=str(a.get("type") or "fill"),
+            price=dec0(a["price"]),
+            qty=dec0(a["qty"]),
+            cum_qty=dec0(a.get("cum_qty")),
+            leaves_qty=dec0(a.get("leaves_qty")),
+            transaction_time=utc(_WIRE_TIME.validate_python(a["transaction_time"])),
+            order_status=str(a.get("order_status") or ""),
+        )
+    except (KeyError, TypeError, ArithmeticError, ValidationError) as exc:
+        raise BrokerUnavailable(f"unexpected activity from Alpaca: {a!r}") from exc
+
+
+def cancel_result_from_alpaca(r: alpaca_requests.CancelOrderResponse) -> CancelResult:
+    body = r.body or {}
+    return CancelResult(
+        order_id=str(r.id),
+        status=r.status,
+        code=body.get("code"),
+        message=str(body.get("message") or ""),
+    )
+
+
+def close_result_from_alpaca(r: alpaca_models.ClosePositionResponse) -> ClosePositionResult:
+    if isinstance(r.body, alpaca_models.Order):
+        order = order_from_alpaca(r.body)
+        return ClosePositionResult(
+            symbol=r.symbol or order.symbol, status=r.status or 200, order=order
+        )
+    return ClosePositionResult(
+        symbol=r.symbol or r.body.symbol or "",
+        status=r.status or 0,
+        code=r.body.code,
+        message=r.body.message,
     )
 
 

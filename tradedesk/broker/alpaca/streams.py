@@ -325,10 +325,16 @@ class AlpacaOrderUpdateStream(_SdkStreamRunner, OrderUpdateStream):
             secret_key=credentials.secret,
             paper=credentials.paper,
             url_override=settings.ALPACA_TRADING_STREAM_URL or None,
+            # The frame as Alpaca sent it: the execution's decimal strings, not floats.
+            raw_data=True,
         )
         # Not connected yet, so the SDK's public subscribe doesn't block.
         self._sdk.subscribe_trade_updates(
-            _relay("order-update", self.on_update, convert.order_update_from_alpaca)
+            _relay(
+                "order-update",
+                self.on_update,
+                lambda frame: convert.order_update_from_alpaca(frame["data"]),
+            )
         )
 
     async def run(self) -> None:

@@ -22,6 +22,7 @@ from tradedesk.broker import calendar, types
 from tradedesk.broker.base import Broker
 from tradedesk.broker.errors import (
     AuthenticationFailed,
+    BrokerError,
     NotCancelable,
     OrderNotFound,
     OrderRejected,
@@ -31,7 +32,10 @@ from tradedesk.broker.types import (
     Asset,
     Bar,
     BrokerOrder,
+    CancelResult,
     Clock,
+    ClosePositionResult,
+    FillActivity,
     LegRequest,
     OrderRequest,
     OrderUpdate,
@@ -199,6 +203,36 @@ class SimBroker(Broker):
         held, now = _held_positions(account), self._now()
         return _account_view(account, held, open_orders, now), _position_views(held, now)
 
+    def list_fill_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> list[FillActivity]:
+        account, _ = self._matched()
+        executions = SimOrderEvent.objects.filter(
+            account=account, event__in=types.EXECUTION_EVENTS
+        ).select_related("order")
+        if after is not None:
+            executions = executions.filter(at__gt=after)
+        if until is not None:
+            executions = executions.filter(at__lt=until)
+        # Events are written in time order: the id orders them, and the token is the last id.
+        descending = direction == "desc"
+        if page_token:
+            try:
+                last = int(page_token)
+            except ValueError:
+                raise OrderRejected("invalid page_token", code=CODE_BAD_REQUEST) from None
+            executions = (
+                executions.filter(id__lt=last) if descending else executions.filter(id__gt=last)
+            )
+        executions = executions.order_by("-id" if descending else "id")[: min(page_size, 100)]
+        return [_to_activity(event) for event in executions]
+
     # --- orders -------------------------------------------------------------
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         now = self._now()
@@ -314,6 +348,8 @@ class SimBroker(Broker):
             new.replaced_by = None
             new.created_at = new.updated_at = new.submitted_at = now
             new.active_at = None if old.status == "held" else now
+            if old.status != "held":  # a waiting exit leg spends nothing until it activates
+                _check_replacement(account, old, new, now)
             if new.type == "trailing_stop":
                 matching.start_trailing(new, market.trade(new.symbol, now).price)
             try:
@@ -331,6 +367,65 @@ class SimBroker(Broker):
         self.process()
         new.refresh_from_db()
         return self._with_legs(new)
+
+    def cancel_all_orders(self) -> list[CancelResult]:
+        account, _ = self._matched()
+        open_ids = account.orders.filter(status__in=types.OPEN_STATUSES).order_by(
+            "submitted_at", "created_at", "type"
+        )
+        results = []
+        for order_id in [str(pk) for pk in open_ids.values_list("id", flat=True)]:
+            if not account.orders.filter(id=order_id, status__in=types.OPEN_STATUSES).exists():
+                continue  # canceled with its parent or an OCO sibling just now
+            results.append(_attempt(self.cancel_order, order_id))
+        return results
+
+    def close_position(self, symbol: str) -> BrokerOrder:
+        account, open_orders = self._matched()
+        position = next((p for p in _held_positions(account) if p.symbol == symbol), None)
+        if position is None:
+            raise OrderRejected("position does not exist", code=CODE_NOT_FOUND, http_status=404)
+        side = "sell" if position.qty > 0 else "buy"
+        if side == "sell":
+            # Alpaca closes only what open sell orders don't already hold (no short opened).
+            available = position.qty - _held_for_sells(open_orders, symbol)
+            if available < position.qty:
+                _reject(
+                    f"insufficient qty available for order (requested: {position.qty}, "
+                    f"available: {max(available, Decimal('0'))})",
+                    code=CODE_FORBIDDEN,
+                    http_status=403,
+                )
+        request = OrderRequest(
+            symbol=symbol,
+            side=side,
+            type="market",
+            time_in_force="day",
+            qty=abs(position.qty),
+            client_order_id=str(uuid.uuid4()),
+        )
+        return self.submit_order(request)
+
+    def close_all_positions(self, *, cancel_orders: bool = False) -> list[ClosePositionResult]:
+        if cancel_orders:
+            self.cancel_all_orders()
+        account, _ = self._matched()
+        results = []
+        for symbol in sorted(p.symbol for p in _held_positions(account)):
+            try:
+                order = self.close_position(symbol)
+            except OrderRejected as refused:
+                results.append(
+                    ClosePositionResult(
+                        symbol=symbol,
+                        status=refused.http_status,
+                        code=refused.code,
+                        message=refused.message,
+                    )
+                )
+            else:
+                results.append(ClosePositionResult(symbol=symbol, status=200, order=order))
+        return results
 
     # --- market data ----------------------------------------------------------
     def _known(self, symbols: Iterable[str]) -> list[str]:
@@ -357,6 +452,36 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
+def _attempt(cancel: Callable[[str], None], order_id: str) -> CancelResult:
+    """One order of a cancel-all, as Alpaca's 207 body reports it."""
+    try:
+        cancel(order_id)
+    except BrokerError as refused:
+        status = getattr(refused, "http_status", 404)
+        return CancelResult(order_id, status, code=refused.code, message=refused.message)
+    return CancelResult(order_id, 200)
+
+
+def _to_activity(event: SimOrderEvent) -> FillActivity:
+    order = event.order
+    cum_qty = event.order_filled_qty or Decimal("0")
+    # A notional order has no qty to count down from.
+    leaves_qty = event.order_qty - cum_qty if event.order_qty is not None else Decimal("0")
+    return FillActivity(
+        id=str(event.id),
+        order_id=str(order.id),
+        symbol=order.symbol,
+        side=order.side,
+        type=event.event,
+        price=event.price,
+        qty=event.qty,
+        cum_qty=cum_qty,
+        leaves_qty=leaves_qty,
+        transaction_time=event.at,
+        order_status=event.order_status,
+    )
+
+
 def _to_update(event: SimOrderEvent) -> OrderUpdate:
     order = dataclasses.replace(
         _to_broker_order(event.order, event.order.legs.all()),
@@ -374,6 +499,8 @@ def _to_update(event: SimOrderEvent) -> OrderUpdate:
         price=event.price,
         qty=event.qty,
         position_qty=event.position_qty,
+        # The event's own id: the same as its fill activity's.
+        execution_id=str(event.id) if event.event in types.EXECUTION_EVENTS else "",
     )
 
 
@@ -727,6 +854,20 @@ def _check_submission(
         )
         _check_leg_prices(request, base)
 
+    _check_affordable(account, asset, request, qty, fractional, quote, open_orders, now)
+
+
+def _check_affordable(
+    account: SimAccount,
+    asset: Asset,
+    request: OrderRequest,
+    qty: Decimal,
+    fractional: bool,
+    quote: Quote,
+    open_orders: list[SimOrder],
+    now: datetime,
+) -> None:
+    """Shares to sell and buying power for the order, beside `open_orders` (Alpaca's 403s)."""
     positions = _held_positions(account)
     held = next((p.qty for p in positions if p.symbol == request.symbol), Decimal("0"))
     if request.side == "sell":
@@ -753,3 +894,40 @@ def _check_submission(
     long_value, short_value = _market_values(positions, now)
     if cost > _buying_power(account, long_value, short_value, open_orders, now):
         _reject("insufficient buying power", code=CODE_FORBIDDEN, http_status=403)
+
+
+def _check_replacement(account: SimAccount, old: SimOrder, new: SimOrder, now: datetime) -> None:
+    """Alpaca re-checks a replacement as the new order it is, with the old one's hold on
+    shares and buying power released (an exit leg's OCO group holds once: the new one's)."""
+    in_group = old.parent_id is not None and old.order_class != "simple"
+    open_orders = [
+        order
+        for order in matching.match_account(account, now)
+        if order.pk != old.pk and not (in_group and order.parent_id == old.parent_id)
+    ]
+    request = OrderRequest(
+        symbol=new.symbol,
+        side=new.side,
+        type=new.type,
+        time_in_force=new.time_in_force,
+        qty=new.qty,
+        notional=new.notional,
+        limit_price=new.limit_price,
+        stop_price=new.stop_price,
+    )
+    for field in ("limit_price", "stop_price"):
+        _check_price_increment(field, getattr(request, field))
+    qty = new.qty if new.qty is not None else new.notional / market.quote(new.symbol, now).ask_price
+    if qty <= 0:
+        _reject("qty must be > 0")
+    fractional = new.notional is not None or qty != qty.to_integral_value()
+    _check_affordable(
+        account,
+        ASSETS[new.symbol],
+        request,
+        qty,
+        fractional,
+        market.quote(new.symbol, now),
+        open_orders,
+        now,
+    )

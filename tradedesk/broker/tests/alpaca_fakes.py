@@ -1,10 +1,11 @@
 """Loopback fakes of Alpaca for the adapter's tests (test helpers only, never imported by the desk).
 
 - FakeAlpacaREST: a threaded HTTP server speaking Alpaca's trading REST and the stock
-  market-data REST, with an in-memory order book following Alpaca's semantics, scripted
-  failures and a record of every request.
+  market-data REST, with an in-memory order book following Alpaca's semantics (fills are
+  logged as FILL account activities; cancel-all and close-all answer 207 multi-status),
+  scripted failures and a record of every request.
 - FakeMarketDataStream: Alpaca's msgpack market-data WebSocket.
-- FakeTradingStream: Alpaca's JSON trade_updates WebSocket.
+- FakeTradingStream: Alpaca's JSON trade_updates WebSocket, any event type.
 
 alpaca-py does real HTTP and WebSocket I/O against them, so the wire format is exercised.
 """
@@ -118,6 +119,23 @@ class ApiError(Exception):
         self.body = {"code": code, "message": message} if code else {"message": message}
 
 
+class ClosePositionRefused(ApiError):
+    """Alpaca's 403 for closing a position whose shares open orders hold (its body as the 207
+    item carries it)."""
+
+    def __init__(self, position: dict):
+        qty, available = position["qty"], position["qty_available"]
+        message = f"insufficient qty available for order (requested: {qty}, available: {available})"
+        super().__init__(403, message, 40310000)
+        self.body = {
+            **self.body,
+            "available": available,
+            "existing_qty": qty,
+            "held_for_orders": wire_number(Decimal(qty) - Decimal(available)),
+            "symbol": position["symbol"],
+        }
+
+
 def _not_found(order_id: str) -> ApiError:
     return ApiError(404, f"order not found for {order_id}", 40410000)
 
@@ -148,6 +166,9 @@ class FakeAlpacaREST:
         self.bars: dict[str, list[dict]] = {}
         self.bars_page_size = 2  # small, so bar requests page through next_page_token
         self.orders: dict[str, dict] = {}  # in insertion order
+        self.activities: list[dict] = []  # FILL activities, oldest first
+        # Orders DELETE /v2/orders fails to cancel: order id -> (status, body) of its 207 item.
+        self.cancel_refusals: dict[str, tuple[int, dict]] = {}
         self._submitted_ns: dict[str, int] = {}
         self._parent: dict[str, str] = {}  # leg id -> parent id
         self._next_ns = EPOCH_NS
@@ -216,18 +237,63 @@ class FakeAlpacaREST:
             self._submitted_ns[order["id"]] = submitted_ns
 
     def fill(self, order_id: str, price: str) -> dict:
-        """Fill an order completely at `price`; returns it as Alpaca would."""
+        """Fill what is left of an order at `price`; returns it as Alpaca would."""
+        with self.lock:
+            order = self.orders[order_id]
+            left = Decimal(order["qty"]) - Decimal(order["filled_qty"])
+            return self.execute(order_id, wire_number(left), price)
+
+    def execute(self, order_id: str, qty: str, price: str) -> dict:
+        """One execution of `qty` at `price` (a partial fill unless it completes the order),
+        logged as a FILL activity; returns the order as Alpaca would."""
         with self.lock:
             order = self.orders[order_id]
             now = format_ns(self._tick())
+            before = Decimal(order["filled_qty"])
+            filled = before + Decimal(qty)
+            average = (
+                before * Decimal(order["filled_avg_price"] or 0) + Decimal(qty) * Decimal(price)
+            ) / filled
+            done = filled >= Decimal(order["qty"])
             order.update(
-                status="filled",
-                filled_qty=order["qty"],
-                filled_avg_price=price,
-                filled_at=now,
+                status="filled" if done else "partially_filled",
+                filled_qty=wire_number(filled),
+                filled_avg_price=wire_number(average),
                 updated_at=now,
             )
+            if done:
+                order["filled_at"] = now
+            self.activities.append(
+                {
+                    "activity_type": "FILL",
+                    # Alpaca's "<yyyymmddhhmmssmmm>::<uuid>"
+                    "id": f"{re.sub(r'[^0-9]', '', now)[:17]}::{uuid.uuid4()}",
+                    "transaction_time": now,
+                    "type": "fill" if done else "partial_fill",
+                    "price": wire_number(price),
+                    "qty": wire_number(qty),
+                    "side": order["side"],
+                    "symbol": order["symbol"],
+                    "leaves_qty": wire_number(Decimal(order["qty"]) - filled),
+                    "order_id": order_id,
+                    "cum_qty": wire_number(filled),
+                    "order_status": order["status"],
+                }
+            )
             return self._view(order, nested=True)
+
+    def change(self, order_id: str, **fields: Any) -> dict:
+        """Change an order's fields as Alpaca would (a newer updated_at); returns its view."""
+        with self.lock:
+            order = self.orders[order_id]
+            order.update(fields, updated_at=format_ns(self._tick()))
+            return self._view(order, nested=True)
+
+    def replace(self, order_id: str, **body: Any) -> tuple[dict, dict]:
+        """Replace an order as PATCH /v2/orders/{id} does: (the old order, the new one)."""
+        with self.lock:
+            new = self._replace(self._order(order_id), body)
+            return self._view(self.orders[order_id], nested=True), self._view(new, nested=True)
 
     def _tick(self) -> int:
         self._next_ns += 1_000_000
@@ -371,6 +437,16 @@ class FakeAlpacaREST:
             return ok(asset)
         if method == "GET" and path == "/v2/positions":
             return ok(self.positions)
+        if method == "DELETE" and path == "/v2/positions":
+            if _truthy(q.get("cancel_orders")):
+                self._cancel_all()
+            return 207, [self._close_item(p) for p in list(self.positions)], {}
+        if method == "DELETE" and path.startswith("/v2/positions/"):
+            return ok(self._close(path.removeprefix("/v2/positions/")))
+        if method == "GET" and path == "/v2/account/activities/FILL":
+            return ok(self._activities(q))
+        if method == "DELETE" and path == "/v2/orders":
+            return 207, self._cancel_all(), {}
         if path == "/v2/orders":
             if method == "POST":
                 return ok(self._view(self._create(body), nested=True))
@@ -433,6 +509,61 @@ class FakeAlpacaREST:
         # Alpaca acknowledges with 204 and cancels asynchronously; the fake cancels at once.
         for target in (order, *self._legs_of(order["id"])):
             target.update(status="canceled", canceled_at=now, updated_at=now)
+
+    def _cancel_all(self) -> list[dict]:
+        """DELETE /v2/orders: every open order (legs come with their parent), one 207 item each."""
+        items = []
+        for order in list(self.orders.values()):
+            if order["status"] in CLOSED_STATUSES or order["id"] in self._parent:
+                continue
+            refusal = self.cancel_refusals.get(order["id"])
+            if refusal is not None:
+                status, body = refusal
+                items.append({"id": order["id"], "status": status, "body": body})
+                continue
+            self._cancel(order)
+            items.append({"id": order["id"], "status": 200})
+        return items
+
+    def _close(self, symbol: str) -> dict:
+        """DELETE /v2/positions/{symbol}: a market order for the whole position."""
+        position = next((p for p in self.positions if p["symbol"] == symbol), None)
+        if position is None:
+            raise ApiError(404, "position not found", 40410000)
+        qty, available = Decimal(position["qty"]), Decimal(position["qty_available"])
+        if available < qty:
+            raise ClosePositionRefused(position)
+        side = "sell" if position["side"] == "long" else "buy"
+        body = {"symbol": symbol, "qty": position["qty"], "side": side, "type": "market"}
+        return self._view(self._create({**body, "time_in_force": "day"}), nested=True)
+
+    def _close_item(self, position: dict) -> dict:
+        """One item of DELETE /v2/positions's 207 body."""
+        symbol = position["symbol"]
+        try:
+            return {"symbol": symbol, "status": 200, "body": self._close(symbol)}
+        except ClosePositionRefused as refused:
+            return {"symbol": symbol, "status": 403, "body": refused.body}
+
+    def _activities(self, q: dict[str, str]) -> list[dict]:
+        """GET /v2/account/activities/FILL: newest first unless asc; page_token is the id of
+        the previous page's last activity; at most 100 a page."""
+        ascending = q.get("direction", "desc") == "asc"
+        rows = self.activities if ascending else self.activities[::-1]
+        after = parse_ns(q["after"]) if q.get("after") else None
+        until = parse_ns(q["until"]) if q.get("until") else None
+        rows = [
+            a
+            for a in rows
+            if (after is None or parse_ns(a["transaction_time"]) > after)
+            and (until is None or parse_ns(a["transaction_time"]) < until)
+        ]
+        if q.get("page_token"):
+            ids = [a["id"] for a in rows]
+            if q["page_token"] not in ids:
+                raise ApiError(422, "invalid page_token", 40010001)
+            rows = rows[ids.index(q["page_token"]) + 1 :]
+        return rows[: min(int(q.get("page_size") or 100), 100)]
 
     def _replace(self, order: dict, body: dict) -> dict:
         if order["status"] in CLOSED_STATUSES:

@@ -350,3 +350,51 @@ async def test_trading_stream_reconnects(fake_trading_stream, fake_alpaca, alpac
         fake_trading_stream.push_trade_update("new", order)
         await eventually(lambda: recorder.items)
     assert recorder.items[0].event == "new" and recorder.items[0].price is None
+
+
+@pytest.mark.asyncio
+async def test_every_event_arrives_with_its_own_execution_data(
+    fake_trading_stream, fake_alpaca, alpaca_credentials
+):
+    placed = fake_alpaca.add_order(qty=10, type="limit", limit_price=150, time_in_force="gtc")
+    partial = fake_alpaca.execute(placed["id"], "4", "149.123456789012345678")
+    recorder = Recorder()
+    stream = order_update_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await eventually(lambda: any(s.listening for s in fake_trading_stream.connections))
+        fake_trading_stream.push_trade_update(
+            "partial_fill",
+            partial,
+            price="149.123456789012345678",
+            qty="4",
+            execution_id="not-a-uuid:1",
+            timestamp="2026-01-01T00:00:00.002000999Z",
+        )
+        fake_trading_stream.push_trade_update(
+            "order_replace_rejected", partial, reason="order is partially filled"
+        )
+        for event in ("pending_new", "calculated", "suspended", "done_for_day", "stopped"):
+            fake_trading_stream.push_trade_update(event, fake_alpaca.change(placed["id"]))
+        await eventually(lambda: len(recorder.items) == 7)
+    execution, refusal, *others = recorder.items
+    # Alpaca's decimal string to the last digit (a float would stop at about 15).
+    assert execution.price == Decimal("149.123456789012345678")
+    assert (execution.qty, execution.execution_id, execution.is_execution) == (
+        Decimal("4"),
+        "not-a-uuid:1",
+        True,
+    )
+    assert execution.timestamp == datetime(2026, 1, 1, 0, 0, 0, 2000, tzinfo=UTC)
+    assert (refusal.event, refusal.reason, refusal.is_execution) == (
+        "order_replace_rejected",
+        "order is partially filled",
+        False,
+    )
+    assert refusal.order.status == "partially_filled"
+    assert [u.event for u in others] == [
+        "pending_new",
+        "calculated",
+        "suspended",
+        "done_for_day",
+        "stopped",
+    ]
