@@ -49,8 +49,10 @@ DEFAULT_AUTH_TIMEOUT_SECONDS = 10.0  # Alpaca itself drops a connection not auth
 # How long stop() lets the SDK wind down on its own before cancelling it.
 STOP_GRACE_SECONDS = 1.0
 MARKET_DATA_CHANNELS = ("trades", "quotes", "bars")
-# Alpaca's market-data errors that refuse a subscribe message (the subscription stays as it was).
-SUBSCRIBE_REFUSALS = {400: "invalid syntax", 405: "symbol limit exceeded", 409: "", 410: ""}
+# Alpaca's market-data errors that refuse a subscribe message, the subscription staying as it
+# was: 400 invalid syntax, 405 symbol limit exceeded, 409 insufficient subscription, 410 invalid
+# subscribe action for this feed.
+SUBSCRIBE_REFUSALS = frozenset({400, 405, 409, 410})
 # What a refused authentication means for the desk, by Alpaca's code.
 AUTH_REFUSALS = {
     402: "Alpaca refused the market-data keys",

@@ -752,10 +752,11 @@ def to_msgpack_timestamp(iso: str) -> msgpack.Timestamp:
 class FakeMarketDataStream(_WebSocketFake):
     """Alpaca's stock stream: msgpack frames, each an array of messages.
 
-    Scripted faults, as Alpaca shows them: `auth_mode` "refuse" (402 auth failed) or "silent"
-    (never answers the auth); `max_connections` (406 connection limit exceeded to a connection
-    past it, as Alpaca's one connection per key); `symbol_limit` (405 symbol limit exceeded to
-    a subscribe that would pass it, which then changes nothing); drop() cuts every connection.
+    Scripted faults, as Alpaca shows them: `auth_mode` "refuse" (402 auth failed), "silent"
+    (never answers the auth) or "insufficient" (409, the feed not in the plan);
+    `max_connections` (406 connection limit exceeded to a connection past it, as Alpaca's one
+    connection per key); `symbol_limit` (405 symbol limit exceeded to a subscribe that would
+    pass it, which then changes nothing); drop() cuts every connection.
     """
 
     path = "/v2/iex"
@@ -772,6 +773,10 @@ class FakeMarketDataStream(_WebSocketFake):
         self.received.append(auth)
         if self.auth_mode == "silent":
             await ws.wait_closed()
+            return
+        if self.auth_mode == "insufficient":  # e.g. the SIP feed without its subscription
+            await ws.send(_pack(MD_CONTROL["error_insufficient_subscription_409"]))
+            await ws.close()
             return
         if auth.get("action") != "auth" or not self._credentials_ok(
             auth.get("key"), auth.get("secret")

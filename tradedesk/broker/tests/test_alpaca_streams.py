@@ -13,6 +13,7 @@ import pytest
 
 from tradedesk.broker import BrokerCredentials
 from tradedesk.broker.alpaca import AlpacaMarketDataStream, AlpacaOrderUpdateStream
+from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.broker.types import Bar, OrderUpdate, Quote, Trade
 
 from .alpaca_fakes import (
@@ -219,6 +220,23 @@ async def test_symbols_over_alpacas_limit_are_refused_and_the_rest_keep_streamin
         await eventually(lambda: fake_md_stream.subscribed({"AAPL", "TSLA"}))
     assert recorder.states() == ["up", "down"]  # refusals never took the feed down
     assert recorder.items[0].symbol == "AAPL"
+
+
+@pytest.mark.asyncio
+async def test_a_feed_outside_the_plan_ends_run_for_the_hub_to_retry(
+    fake_md_stream, alpaca_credentials
+):
+    """alpaca-py gives up by itself on 409 "insufficient subscription" (e.g. SIP on the basic
+    plan): run() must not return as if stopped, or the hub would think it was told to stop."""
+    fake_md_stream.auth_mode = "insufficient"
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    await stream.set_symbols({"AAPL"})
+    with pytest.raises(BrokerUnavailable, match=r"insufficient subscription \(409\)"):
+        await asyncio.wait_for(stream.run(), 3)
+    assert recorder.statuses == [
+        ("down", "connect or auth failed: insufficient subscription (409)")
+    ]
 
 
 @pytest.mark.asyncio
