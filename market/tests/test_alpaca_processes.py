@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import require_service
-from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET, FakeMarketDataStream, load_fixture
+from tradedesk.broker.tests.alpaca_fakes import (
+    KEY_ID,
+    SECRET,
+    FakeAlpacaREST,
+    FakeMarketDataStream,
+    load_fixture,
+)
 
 from .processes import MANAGE, PYTHON, ROOT, connect_when_listening, daphne, free_port, stop
 from .processes import trader_token as migrate_and_get_token
@@ -33,10 +40,14 @@ def fake_alpaca_stream():
     fake.stop()
 
 
-def alpaca_env(tmp_path: Path, fake: FakeMarketDataStream, redis_url: str) -> dict[str, str]:
+def alpaca_env(
+    tmp_path: Path, fake: FakeMarketDataStream, rest: FakeAlpacaREST, redis_url: str
+) -> dict[str, str]:
     import os
 
     return os.environ | {
+        "ALPACA_TRADING_URL": rest.url,  # /healthz's clock probe, and nothing leaves loopback
+        "ALPACA_DATA_URL": rest.url,
         "REDIS_URL": redis_url,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'desk.sqlite3'}",
         "MARKET_DATA_PROVIDER": "alpaca",
@@ -97,15 +108,27 @@ def assert_one_upstream_served_everyone(
     assert fake.received[0] == {"action": "auth", "key": KEY_ID, "secret": SECRET}
 
 
+def assert_healthz_reports_the_feed_up(port: int, rest: FakeAlpacaREST) -> None:
+    """The web process reports the hub's feed state (from another process, in production)
+    and probes Alpaca's REST once, however often it is asked."""
+    for _ in range(3):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            body = json.loads(answer.read())
+        assert body["checks"]["market_data"] == "ok" and body["status"] == "ok", body
+    assert len(rest.requests_to("GET", "/v2/clock")) == 1
+
+
 def stream_url(port: int, token: str) -> str:
     symbols = ",".join(PINNED)
     return f"ws://127.0.0.1:{port}/api/v1/broker/stream?token={token}&symbols={symbols}"
 
 
 @pytest.mark.services
-def test_production_layout_runstream_redis_daphne(tmp_path, settings, fake_alpaca_stream):
+def test_production_layout_runstream_redis_daphne(
+    tmp_path, settings, fake_alpaca_stream, fake_alpaca
+):
     require_service("Redis", bool(settings.REDIS_URL))
-    env = alpaca_env(tmp_path, fake_alpaca_stream, settings.REDIS_URL)
+    env = alpaca_env(tmp_path, fake_alpaca_stream, fake_alpaca, settings.REDIS_URL)
     token = migrate_and_get_token(env)
     port = free_port()
     logs = [open(tmp_path / name, "w") for name in ("runstream.log", "daphne.log")]  # noqa: SIM115
@@ -124,8 +147,8 @@ def test_production_layout_runstream_redis_daphne(tmp_path, settings, fake_alpac
             log.close()
 
 
-def test_embedded_layout_the_hub_inside_daphne(tmp_path, fake_alpaca_stream):
-    env = alpaca_env(tmp_path, fake_alpaca_stream, redis_url="")
+def test_embedded_layout_the_hub_inside_daphne(tmp_path, fake_alpaca_stream, fake_alpaca):
+    env = alpaca_env(tmp_path, fake_alpaca_stream, fake_alpaca, redis_url="")
     token = migrate_and_get_token(env)
     port = free_port()
     with open(tmp_path / "daphne.log", "w") as log:
@@ -134,5 +157,6 @@ def test_embedded_layout_the_hub_inside_daphne(tmp_path, fake_alpaca_stream):
             url = stream_url(port, token)
             seen, upstream = asyncio.run(clients_get_pinned_quotes(url, fake_alpaca_stream))
             assert_one_upstream_served_everyone(fake_alpaca_stream, seen, upstream)
+            assert_healthz_reports_the_feed_up(port, fake_alpaca)
         finally:
             stop([web])
