@@ -5,8 +5,20 @@ from django.contrib.auth.admin import UserAdmin
 from orders.admin import sync_now
 
 from .models import BrokerAccount, User
+from .views import admin_login
 
-admin.site.register(User, UserAdmin)
+# Operators log in through the desk's login page (its brute-force limit and second factor).
+admin.site.login = admin_login
+
+
+@admin.register(User)
+class DeskUserAdmin(UserAdmin):
+    fieldsets = [
+        *UserAdmin.fieldsets,
+        ("Access", {"fields": ["two_factor_required", "ip_allowlist"]}),
+    ]
+    list_display = [*UserAdmin.list_display, "two_factor_required"]
+    list_filter = [*UserAdmin.list_filter, "two_factor_required"]
 
 
 class BrokerAccountForm(forms.ModelForm):

@@ -2,22 +2,68 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import update_last_login
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from tradedesk.client_ip import ClientAddressThrottle, client_address
+from tradedesk.ratelimit import RateLimitExceeded
 
 from . import selectors, services
 from .models import BrokerAccount
 
 
-class TokenThrottle(AnonRateThrottle):
+class TokenThrottle(ClientAddressThrottle):
     scope = "token"
 
 
+class LoginRateLimited(exceptions.Throttled):
+    def __init__(self, limited: RateLimitExceeded):
+        exceptions.APIException.__init__(
+            self, {"detail": limited.message, "code": "login_rate_limited"}
+        )
+        self.wait = limited.retry_after  # DRF sends it as Retry-After
+
+
+class TokenObtainSerializer(TokenObtainPairSerializer):
+    """Username and password, and `otp` (a TOTP or recovery code) for users with 2FA."""
+
+    otp = serializers.CharField(required=False, allow_blank=True, max_length=32, write_only=True)
+
+    def validate(self, attrs):
+        try:
+            login = services.authenticate_login(
+                username=attrs[self.username_field],
+                password=attrs["password"],
+                otp=attrs.get("otp", ""),
+                address=client_address(self.context["request"]),
+            )
+        except RateLimitExceeded as limited:
+            raise LoginRateLimited(limited) from None
+        except services.LoginRefused as refused:
+            refusal = (
+                exceptions.AuthenticationFailed
+                if refused.status == 401
+                else (exceptions.PermissionDenied)
+            )
+            raise refusal({"detail": refused.message, "code": refused.code}) from None
+        if login.must_enrol:
+            raise services.refusal_for_missing_second_factor(login.user)
+        refresh = self.get_token(login.user)
+        if login.device is not None:
+            refresh[services.SECOND_FACTOR_CLAIM] = True  # copied into its access tokens
+        if api_settings.UPDATE_LAST_LOGIN:
+            update_last_login(None, login.user)
+        return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
 class TokenView(TokenObtainPairView):
+    serializer_class = TokenObtainSerializer
     throttle_classes = [TokenThrottle]
 
 

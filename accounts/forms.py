@@ -23,3 +23,26 @@ class LinkAlpacaAccountForm(forms.Form):
         required=False, label="I understand that orders on a live account use real money."
     )
     is_default = forms.BooleanField(required=False, label="Make it my default account")
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    password = forms.CharField(max_length=4096, strip=False, widget=forms.PasswordInput)
+
+
+class CodeForm(forms.Form):
+    otp = forms.CharField(
+        max_length=32,
+        label="Code",
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+    )
+
+
+class AllowlistForm(forms.Form):
+    ip_allowlist = forms.CharField(
+        required=False,
+        label="Allowed networks",
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="CIDR networks or addresses, one a line (e.g. 203.0.113.0/24). Empty: anywhere.",
+    )

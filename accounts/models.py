@@ -1,12 +1,41 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from encrypted_fields.fields import EncryptedCharField
+
+from tradedesk.client_ip import parse_networks
+
+
+def allowlist_entries(text: str) -> list[str]:
+    """An allowlist as written: CIDR networks or addresses, one a line or comma-separated."""
+    return [entry.strip() for entry in text.replace(",", "\n").splitlines() if entry.strip()]
+
+
+def validate_allowlist(text: str) -> None:
+    try:
+        parse_networks(allowlist_entries(text))
+    except ValueError as error:
+        raise ValidationError(str(error), code="invalid_network") from None
 
 
 class User(AbstractUser):
     """The desk's user (custom from the first migration, so it can grow)."""
+
+    two_factor_required = models.BooleanField(
+        "must use two-factor authentication",
+        default=False,
+        help_text="Set by an operator: the user must enrol and use a second factor to log in.",
+    )
+    ip_allowlist = models.TextField(
+        "IP allowlist",
+        blank=True,
+        default="",
+        validators=[validate_allowlist],
+        help_text="CIDR networks the user may come from, one a line (empty: anywhere). "
+        "Enforced on the pages, the API and the stream.",
+    )
 
 
 class BrokerAccount(models.Model):

@@ -1,12 +1,31 @@
-"""Users and broker accounts: registration, the paper account, linking and unlinking."""
+"""Users and broker accounts: registration, the paper account, linking and unlinking; and
+sign-in security: the brute-force and signup limits, two-factor authentication, allowlists."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import math
+from base64 import b32encode
 from dataclasses import dataclass
 
+import django_otp
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.exceptions import PermissionDenied
 
+from tradedesk import ratelimit
 from tradedesk.broker import (
     Broker,
     BrokerCredentials,
@@ -15,8 +34,11 @@ from tradedesk.broker import (
     open_paper_account,
 )
 from tradedesk.broker.errors import AuthenticationFailed, BrokerError, BrokerUnavailable
+from tradedesk.client_ip import IPNetwork, parse_address, parse_networks
 
-from .models import BrokerAccount, User
+from .models import BrokerAccount, User, allowlist_entries, validate_allowlist
+
+logger = logging.getLogger(__name__)
 
 PAPER_ACCOUNT_LABEL = "Paper exchange"
 
@@ -66,6 +88,12 @@ def register_user(*, username: str, password: str, email: str = "") -> User:
     user.save()
     ensure_paper_account(user)
     return user
+
+
+def sign_up(*, username: str, password: str, email: str = "", address: str) -> User:
+    """Self-service registration: at most SIGNUP_RATE new accounts per client address."""
+    ratelimit.hit("signup", address_key(address), settings.SIGNUP_RATE)
+    return register_user(username=username, password=password, email=email)
 
 
 def link_broker_account(
@@ -144,3 +172,330 @@ def unlink_broker_account(account: BrokerAccount) -> None:
         successor = account.user.broker_accounts.filter(is_active=True).order_by("id").first()
         if successor is not None:
             set_default_broker_account(successor)
+
+
+# --- Sign-in security ---------------------------------------------------------------------
+INVALID_CREDENTIALS = "invalid_credentials"
+ADDRESS_NOT_ALLOWED = "address_not_allowed"
+OTP_REQUIRED = "otp_required"
+OTP_INVALID = "otp_invalid"
+OTP_ENROLMENT_REQUIRED = "otp_enrolment_required"
+# Set on the refresh token (and so on every access token made from it) issued after a code.
+SECOND_FACTOR_CLAIM = "otp_verified"
+RECOVERY_CODE_COUNT = 10
+
+
+class LoginRefused(Exception):
+    """A login that must not go through: `code` says why, `status` is the HTTP answer."""
+
+    def __init__(self, code: str, message: str, status: int = 401):
+        self.code, self.message, self.status = code, message, status
+        super().__init__(message)
+
+
+class SecondFactorNeeded(LoginRefused):
+    """The password was right; the user's code is still to come (the pages ask for it next)."""
+
+    def __init__(self, user: User):
+        self.user = user
+        super().__init__(OTP_REQUIRED, "Enter the code from your authenticator app.")
+
+
+class SecondFactorRequired(PermissionDenied):
+    """A 403 with a code: the API renders it as is, the pages' middleware sends to enrolment."""
+
+    def __init__(self, code: str, message: str):
+        self.code, self.message = code, message
+        super().__init__({"detail": message, "code": code})
+
+
+class AddressNotAllowed(PermissionDenied):
+    code = ADDRESS_NOT_ALLOWED
+    message = "Your account cannot be used from this network address."
+
+    def __init__(self):
+        super().__init__({"detail": self.message, "code": self.code})
+
+
+@dataclass(frozen=True)
+class Login:
+    user: User
+    # The second factor that verified this login; None when the user has none.
+    device: Device | None
+    # Required (by setting or operator) but not enrolled: pages send to enrol, the API refuses.
+    must_enrol: bool
+
+
+def address_key(address: str) -> str:
+    """The key one client address is counted under: an IPv6 host owns a whole /64."""
+    parsed = parse_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed) if parsed is not None else "unknown"
+
+
+def _username_key(username: str) -> str:
+    # Hashed: a username may hold anything, and cache keys may not.
+    return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _username_rule(username: str) -> tuple[str, str, str]:
+    return ("login:username", _username_key(username), settings.LOGIN_FAILURES_PER_USERNAME)
+
+
+def _address_rule(address: str) -> tuple[str, str, str]:
+    return ("login:address", address_key(address), settings.LOGIN_FAILURES_PER_ADDRESS)
+
+
+def _limit_login_attempt(username: str, address: str) -> None:
+    """Before the password or code is tried: refuse when either limit is used up.
+
+    The username's attempt is counted now, atomically (a success resets it), so a burst of
+    simultaneous guesses gets exactly the limit through, not one per worker that checked
+    before any failure was counted; the address's counts failures only, so an office behind
+    one address isn't locked out by its own successful logins.
+    """
+    try:
+        ratelimit.hit(*_username_rule(username))
+        ratelimit.check(*_address_rule(address))
+    except ratelimit.RateLimitExceeded as limited:
+        wait = limited.retry_after
+        logger.warning("login refused (rate limited) for %r from %s", username, address)
+        raise ratelimit.RateLimitExceeded(
+            limited.scope,
+            wait,
+            f"Too many failed logins; try again in {wait} second{'' if wait == 1 else 's'}.",
+        ) from None
+
+
+def _login_failed(username: str, address: str, code: str) -> None:
+    logger.warning("login refused (%s) for %r from %s", code, username, address)
+    # Counted even past the limit; the next attempt's check is what refuses.
+    with contextlib.suppress(ratelimit.RateLimitExceeded):
+        ratelimit.hit(*_address_rule(address))
+
+
+def _login_succeeded(username: str) -> None:
+    # The username's count only: the address's stays, or a valid login of an attacker's own
+    # account would wipe the count of their guesses at other usernames.
+    ratelimit.reset(*_username_rule(username))
+
+
+def authenticate_login(*, username: str, password: str, otp: str, address: str) -> Login:
+    """Every login door (the login page, the token endpoint): the brute-force limits, the
+    allowlist, the password, then the second factor when the user has one.
+
+    Raises ratelimit.RateLimitExceeded (even for the right password), LoginRefused, or
+    SecondFactorNeeded when the password was right and no code came with it.
+    """
+    named = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
+    # From outside a user's allowlist, not even the password is tried (nor counted).
+    if named is not None and not address_allowed(named, address):
+        raise LoginRefused(ADDRESS_NOT_ALLOWED, AddressNotAllowed.message, status=403)
+    _limit_login_attempt(username, address)
+    user = authenticate(username=username, password=password)
+    if user is None:
+        _login_failed(username, address, INVALID_CREDENTIALS)
+        raise LoginRefused(
+            INVALID_CREDENTIALS, "Your username and password didn't match. Please try again."
+        )
+    if not has_second_factor(user):
+        _login_succeeded(username)
+        return Login(user=user, device=None, must_enrol=second_factor_required(user))
+    if not otp:
+        raise SecondFactorNeeded(user)
+    return _check_code(user, otp, address)  # one attempt: counted above
+
+
+def authenticate_second_factor(*, user: User, otp: str, address: str) -> Login:
+    """The login page's second step, for a user whose password was right: a TOTP or a
+    recovery code, under the same brute-force limits as the password."""
+    _limit_login_attempt(user.get_username(), address)
+    return _check_code(user, otp, address)
+
+
+def _check_code(user: User, otp: str, address: str) -> Login:
+    device = verify_second_factor(user, otp)
+    if device is None:
+        _login_failed(user.get_username(), address, OTP_INVALID)
+        raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
+    _login_succeeded(user.get_username())
+    return Login(user=user, device=device, must_enrol=False)
+
+
+# Two-factor policy ---------------------------------------------------------------------------
+def has_second_factor(user: User) -> bool:
+    return TOTPDevice.objects.devices_for_user(user, confirmed=True).exists()
+
+
+def second_factor_required(user: User) -> bool:
+    """Must this user log in with a second factor (TWO_FACTOR_REQUIRED, or the operator's flag)?"""
+    mode = settings.TWO_FACTOR_REQUIRED
+    if user.two_factor_required or mode == "all":
+        return True
+    if mode == "live":
+        return user.broker_accounts.filter(is_active=True, paper=False).exists()
+    return False
+
+
+def refusal_for_missing_second_factor(user: User) -> SecondFactorRequired:
+    if has_second_factor(user):
+        return SecondFactorRequired(
+            OTP_REQUIRED, "Log in again with the code from your authenticator app."
+        )
+    return SecondFactorRequired(
+        OTP_ENROLMENT_REQUIRED,
+        "Two-factor authentication is required: set it up on /accounts/security/.",
+    )
+
+
+def require_second_factor_for_orders(user: User, *, verified: bool) -> None:
+    """Placing an order needs a second-factor-verified session or token wherever 2FA is
+    required, and for everyone when TWO_FACTOR_REQUIRED=orders. Raises SecondFactorRequired."""
+    if verified:
+        return
+    if settings.TWO_FACTOR_REQUIRED == "orders" or second_factor_required(user):
+        raise refusal_for_missing_second_factor(user)
+
+
+# Enrolment ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Enrolment:
+    device: TOTPDevice
+
+    @property
+    def secret(self) -> str:
+        """The key as authenticator apps take it when typed: base32, in groups of four."""
+        text = b32encode(self.device.bin_key).decode()
+        return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+    @property
+    def qr_svg(self) -> str:
+        """The otpauth:// URL as an inline SVG QR code (no image service involved)."""
+        image = qrcode.make(
+            self.device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8
+        )
+        return image.to_string(encoding="unicode")
+
+
+def start_enrolment(user: User) -> Enrolment:
+    """The user's pending (unconfirmed) authenticator: one at a time, kept until confirmed."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("id").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    return Enrolment(device=device)
+
+
+@transaction.atomic
+def confirm_enrolment(*, user: User, otp: str) -> tuple[TOTPDevice, list[str]]:
+    """Confirm the pending authenticator with a code from it; returns it and the recovery
+    codes, which are shown this once. LoginRefused(otp_invalid) for a wrong code."""
+    device = (
+        TOTPDevice.objects.select_for_update()
+        .filter(user=user, confirmed=False)
+        .order_by("id")
+        .first()
+    )
+    if device is None or not device.verify_token(_normal_code(otp)):
+        raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    recovery = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
+    codes = [_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    StaticToken.objects.bulk_create(StaticToken(device=recovery, token=code) for code in codes)
+    return device, codes
+
+
+def _recovery_code() -> str:
+    # Never all digits: digits are read as an authenticator's code (verify_second_factor).
+    code = StaticToken.random_token()
+    return code if not code.isdigit() else _recovery_code()
+
+
+def disable_second_factor(*, user: User, otp: str) -> None:
+    """Remove the user's authenticator and recovery codes, with a code from either."""
+    if second_factor_required(user):
+        raise LoginRefused(
+            OTP_ENROLMENT_REQUIRED,
+            "Two-factor authentication is required for your account; it cannot be turned off.",
+            status=403,
+        )
+    if verify_second_factor(user, otp) is None:
+        raise LoginRefused(OTP_INVALID, _wrong_code_message(user))
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).delete()
+        StaticDevice.objects.filter(user=user).delete()
+
+
+def _wrong_code_message(user: User) -> str:
+    """django-otp makes a device wait after each wrong code (doubling): say so, or the right
+    code typed too soon would look wrong."""
+    device = TOTPDevice.objects.filter(user=user).first()
+    allowed, details = device.verify_is_allowed() if device else (True, None)
+    if not allowed and details and details.get("locked_until"):
+        wait = max(1, math.ceil((details["locked_until"] - timezone.now()).total_seconds()))
+        return f"Too many wrong codes; try again in {wait} second{'' if wait == 1 else 's'}."
+    return "That code is wrong or has expired."
+
+
+def _normal_code(otp: str) -> str:
+    # As people type them: "123 456", "ABCD-EFGH"; recovery codes are stored lower case.
+    return "".join(otp.split()).replace("-", "").lower()[:32]
+
+
+def verify_second_factor(user: User, otp: str) -> Device | None:
+    """The user's confirmed device that accepts `otp`, or None: digits go to the authenticator,
+    anything else to the recovery codes (each used up by its first use). django-otp makes a
+    device wait after wrong codes and refuses a TOTP code already used."""
+    code = _normal_code(otp)
+    if not code:
+        return None
+    model = TOTPDevice if code.isdigit() else StaticDevice
+    for device in model.objects.devices_for_user(user, confirmed=True):
+        verified = django_otp.verify_token(user, device.persistent_id, code)
+        if verified is not None:
+            return verified
+    return None
+
+
+# Allowlists ------------------------------------------------------------------------------------
+def allowlist_networks(text: str) -> list[IPNetwork]:
+    return parse_networks(allowlist_entries(text))
+
+
+def address_in_allowlist(text: str, address: str) -> bool:
+    """Is `address` in the allowlist written as `text` (empty: everywhere is allowed)?
+    Users have one; the gateway's API keys take the same."""
+    if not text.strip():
+        return True
+    parsed = parse_address(address)
+    return parsed is not None and any(
+        parsed.version == network.version and parsed in network
+        for network in allowlist_networks(text)
+    )
+
+
+def address_allowed(user: User, address: str) -> bool:
+    """May `user` use the desk from `address`? Every door asks this (and a refusal is logged)."""
+    if address_in_allowlist(user.ip_allowlist, address):
+        return True
+    logger.warning("%s: user %s from %s", ADDRESS_NOT_ALLOWED, user.pk, address or "(unknown)")
+    return False
+
+
+def set_ip_allowlist(*, user: User, text: str, current_address: str) -> User:
+    """Replace the user's allowlist (normalised, one network a line). ValidationError for a
+    bad entry, or for a list that leaves out the address the user is on now (a lock-out)."""
+    validate_allowlist(text)
+    normalised = "\n".join(str(network) for network in allowlist_networks(text))
+    if not address_in_allowlist(normalised, current_address):
+        raise ValidationError(
+            f"Your current address {current_address or '(unknown)'} is not in this list: "
+            "saving it would lock you out.",
+            code="locks_you_out",
+        )
+    user.ip_allowlist = normalised
+    user.save(update_fields=["ip_allowlist"])
+    return user

@@ -4,13 +4,9 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="accounts/login.html", redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("login/", views.log_in, name="login"),
+    path("login/code/", views.log_in_code, name="login-code"),
+    path("security/", views.security, name="security"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
     path("brokers/", views.broker_accounts, name="broker-accounts"),

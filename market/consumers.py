@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from accounts.access import stream_address_allowed
 from orders.events import user_group
 
 from . import services
@@ -36,7 +37,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         # The decision is made before accepting; accepting first lets a client see code 1008
         # (a refused handshake reaches browsers as a bare 1006). Nothing else is sent.
         await self.accept()
-        if authenticated is None:
+        if authenticated is None or not stream_address_allowed(authenticated[0], self.scope):
             await self._close(CLOSE_POLICY_VIOLATION)
             return
         self.user, expires_at = authenticated

@@ -13,6 +13,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import second_factor_verified
 from accounts.selectors import broker_account_for
 from accounts.services import broker_for
 from tradedesk.broker import types
@@ -286,7 +287,10 @@ class OrderListCreateView(generics.ListAPIView):
         account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
         try:
             placement = services.place_order(
-                user=request.user, broker_account=account, order_input=parsed.to_order_input()
+                user=request.user,
+                broker_account=account,
+                order_input=parsed.to_order_input(),
+                second_factor_verified=second_factor_verified(request),
             )
         except services.OrderInvalid as invalid:
             return refusal(invalid)
@@ -380,6 +384,7 @@ class OrderDetailView(APIView):
                 changes=parsed.to_replace_request(),
                 source="api",
                 actor=request.user,
+                second_factor_verified=second_factor_verified(request),
             )
         except services.OrderInvalid as invalid:
             return refusal(invalid)

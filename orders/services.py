@@ -20,7 +20,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
-from accounts.services import broker_for
+from accounts.services import broker_for, require_second_factor_for_orders
 from tradedesk.broker import Broker, types
 from tradedesk.broker.errors import (
     BrokerUnavailable,
@@ -202,7 +202,7 @@ def apply_broker_order(
     order.save()
     changed = before != (order.status, order.filled_qty, order.broker_order_id)
     if changed:
-        _record_event(
+        record_event(
             order,
             event_name(before[0], snapshot.status),
             source=source,
@@ -236,9 +236,10 @@ def event_name_sql(previous_status: str, status: str) -> str:
     )
 
 
-def _record_event(
+def record_event(
     order: Order, event: str, *, source: str, actor: User | None = None, at=None, **detail
 ) -> OrderEvent:
+    """Audit one event of an order as it stands now; its frame reaches the stream after commit."""
     recorded = OrderEvent.objects.create(
         order=order,
         event=event,
@@ -302,7 +303,7 @@ def _lost_if_overdue(order: Order, now: datetime) -> Order:
         current.failed_at = now
         current.save(update_fields=["status", "failed_at", "updated_at"])
         waited = round((now - current.created_at).total_seconds())
-        _record_event(
+        record_event(
             current,
             "lost",
             source="system",
@@ -339,18 +340,22 @@ def _gate(
     order_input: OrderInput,
     confirm_warnings: bool,
     record: Callable[[], Order],
+    second_factor_verified: bool,
     replacing: Order | None = None,
 ) -> tuple[Verdict, Order]:
     """The one door of every command that creates or enlarges exposure (place, replace).
 
-    In order: the kill switch (`halted`), the per-user rate limit of `command`, then under
-    the account lock the shape checks, desk limits, buying power, wash-trade guard and
-    warnings (validate_order), and `record` (the pending row) before the lock is let go, so
+    In order: the second factor where 2FA is required for orders (SecondFactorRequired: the
+    door says whether its session or token passed one), the kill switch (`halted`), the
+    per-user rate limit of `command`, then under the account lock the shape checks, desk
+    limits, buying power, wash-trade guard and warnings (validate_order), and `record` (the
+    pending row) before the lock is let go, so
     the next command on the account is judged with this one counted. The broker is called
     after, outside the lock. Raises OrderInvalid, WarningsUnconfirmed (when there are
     warnings and not confirm_warnings) or ratelimit.RateLimitExceeded; a refusal writes
     nothing.
     """
+    require_second_factor_for_orders(user, verified=second_factor_verified)
     halts = selectors.active_trading_halts(user, broker_account)
     refusal = halt_refusal(halts)
     if refusal is not None:
@@ -400,6 +405,7 @@ def place_order(
     order_input: OrderInput,
     source: str = "api",
     confirm_warnings: bool = True,
+    second_factor_verified: bool = False,
 ) -> Placement:
     """Pass the gate, record, submit. The same client_order_id twice returns the first order.
 
@@ -425,6 +431,7 @@ def place_order(
             broker=broker,
             order_input=request,
             confirm_warnings=confirm_warnings,
+            second_factor_verified=second_factor_verified,
             record=lambda: record_submission(
                 user=user, broker_account=broker_account, request=request, source=source
             ),
@@ -450,7 +457,7 @@ def place_order(
             order.status = "rejected"
             order.failed_at = timezone.now()
             order.save(update_fields=["status", "failed_at", "updated_at"])
-            _record_event(
+            record_event(
                 order,
                 "rejected",
                 source=source,
@@ -492,7 +499,7 @@ def record_submission(
             request_fingerprint=request_fingerprint(request),
             **{name: getattr(request, name) for name in _IDENTITY_FIELDS},
         )
-        _record_event(order, "submitted", source=source, actor=user, at=now)
+        record_event(order, "submitted", source=source, actor=user, at=now)
     return order
 
 
@@ -565,7 +572,7 @@ def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -
     except (NotCancelable, OrderNotFound) as exc:
         raise _refused(order, broker, exc, "not_cancelable") from exc
     forget_account_state(order.broker_account)
-    _record_event(
+    record_event(
         order, "cancel_requested", source=source, actor=actor, previous_status=order.status
     )
     # Alpaca cancels asynchronously (pending_cancel); the stream or the next sync finishes it.
@@ -658,6 +665,7 @@ def replace_order(
     source: str,
     actor: User | None,
     confirm_warnings: bool = True,
+    second_factor_verified: bool = False,
 ) -> Placement:
     """Replace an open order (Alpaca's semantics): the NEW order; the old one is `replaced`.
 
@@ -677,6 +685,7 @@ def replace_order(
         broker=broker,
         order_input=would_be,
         confirm_warnings=confirm_warnings,
+        second_factor_verified=second_factor_verified,
         replacing=order,
         record=lambda: _record_replacement(order, would_be, request.client_order_id, source=source),
     )
@@ -716,7 +725,7 @@ def replace_order(
         old.replaced_by = snapshot.id
         old.replaced_at = now
         old.save(update_fields=["status", "replaced_by", "replaced_at", "updated_at"])
-        _record_event(
+        record_event(
             old,
             "replaced",
             source=source,

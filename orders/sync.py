@@ -38,10 +38,10 @@ from . import events, selectors, throttles
 from .models import Order, OrderEvent, OrderSyncLease, SyncRun
 from .services import (
     MIRRORED_FIELDS,
-    _record_event,
     event_name,
     event_name_sql,
     reconcile_pending,
+    record_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -755,7 +755,7 @@ def _record_refusal(broker_account: BrokerAccount, update: types.OrderUpdate) ->
     if update.reason:
         detail["reason"] = update.reason
     # The order as it stands, as every service-recorded event (and its `order` frame).
-    _record_event(order, update.event, source="stream", at=update.timestamp, **detail)
+    record_event(order, update.event, source="stream", at=update.timestamp, **detail)
 
 
 def catch_up(broker_account: BrokerAccount) -> SyncCounts | None:

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.access import second_factor_verified
 from accounts.selectors import active_broker_accounts, broker_account_for
 from accounts.services import broker_for
 from market.services import parse_symbols
@@ -149,6 +150,7 @@ def order_ticket(request):
             order_input=order_input,
             source="page",
             confirm_warnings="confirm_warnings" in request.POST,
+            second_factor_verified=second_factor_verified(request),
         )
     except services.WarningsUnconfirmed as unconfirmed:
         verdict = unconfirmed.verdict.as_dict()
@@ -352,6 +354,7 @@ def replace_order(request, order_id: int):
             source="page",
             actor=request.user,
             confirm_warnings="confirm_warnings" in request.POST,
+            second_factor_verified=second_factor_verified(request),
         )
     except services.WarningsUnconfirmed as unconfirmed:
         warnings = unconfirmed.verdict.as_dict()["warnings"]

@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "tradedesk.broker.sim",
     "accounts",
     "orders",
@@ -108,7 +111,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The allowlist and the second-factor requirement for the pages (the API: AccessPolicy).
+    "accounts.access.AccessMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
 ]
@@ -192,6 +198,25 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# --- Access (DESIGN.md "Access") ------------------------------------------------
+# Who must log in with a second factor: none (only users who enrolled or an operator flagged),
+# all, live (users with an active live broker account), orders (placing orders needs a
+# session or token that passed one).
+TWO_FACTOR_REQUIRED = os.environ.get("TWO_FACTOR_REQUIRED", "none").strip().lower()
+if TWO_FACTOR_REQUIRED not in ("none", "all", "live", "orders"):
+    raise ImproperlyConfigured("TWO_FACTOR_REQUIRED must be none, all, live or orders")
+OTP_TOTP_ISSUER = "TradeDesk"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows an authenticator's key
+# Proxies (CIDR list) whose X-Forwarded-For is believed; empty: the peer's address is the
+# client's (tradedesk.client_ip: throttles, allowlists and logs all use it).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+# Failed logins (password or code) allowed per username and per client address, shared by the
+# login page and the token endpoint; over either, even the right password waits.
+LOGIN_FAILURES_PER_USERNAME = os.environ.get("LOGIN_FAILURES_PER_USERNAME", "5/900s")
+LOGIN_FAILURES_PER_ADDRESS = os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20/900s")
+# New accounts per client address (each one is a funded paper account).
+SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "5/hour")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -221,7 +246,13 @@ REST_FRAMEWORK = {
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.access.AccessPolicy",
+    ],
+    # DRF's own get_ident trusts no X-Forwarded-For; the desk's throttles use TRUSTED_PROXIES
+    # (tradedesk.client_ip.ClientAddressThrottle).
+    "NUM_PROXIES": 0,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "tradedesk.api.exception_handler",

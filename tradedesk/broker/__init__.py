@@ -25,7 +25,7 @@ from .base import (
 
 SIM, ALPACA = "sim", "alpaca"
 # Providers whose accounts each have an order-update stream of their own; the paper
-# exchange's updates come in one feed for every account (shared_order_update_stream).
+# exchange's updates come in one feed for every account (paper_order_update_stream).
 _OWN_ORDER_UPDATE_STREAMS = frozenset({ALPACA})
 
 
@@ -80,7 +80,7 @@ def periodic_work() -> int:
 # --- order updates -----------------------------------------------------------------------
 def own_order_update_stream_providers() -> frozenset[str]:
     """Providers whose accounts each get order_update_stream(); the others' updates arrive
-    through shared_order_update_stream(), each naming its account's key id."""
+    through paper_order_update_stream(), each naming its account's key id."""
     return _OWN_ORDER_UPDATE_STREAMS
 
 
