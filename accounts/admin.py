@@ -73,12 +73,14 @@ class BrokerAccountForm(forms.ModelForm):
         return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
 
     def clean(self):
-        """New Alpaca keys are checked as the link service checks them (Alpaca's format)."""
+        """New keys are checked as the link service checks them (the provider's format)."""
         cleaned = super().clean()
-        if cleaned.get("provider") == BrokerAccount.PROVIDER_ALPACA:
+        if cleaned.get("provider"):
             try:
-                services.validate_alpaca_keys(
-                    key_id=self.data.get("key_id") or None, secret=self.data.get("secret") or None
+                services.validate_broker_keys(
+                    provider=cleaned["provider"],
+                    key_id=self.data.get("key_id") or None,
+                    secret=self.data.get("secret") or None,
                 )
             except services.LinkError as error:
                 self.add_error(error.field, error.message)

@@ -9,7 +9,6 @@ import hashlib
 import ipaddress
 import logging
 import math
-import re
 from base64 import b32encode
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,14 +34,20 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from tradedesk import ratelimit
-from tradedesk.broker import Broker, BrokerCredentials, get_broker
+from tradedesk.broker import (
+    Broker,
+    BrokerCredentials,
+    desk_opens_accounts,
+    get_broker,
+    key_problem,
+    open_paper_account,
+)
 from tradedesk.broker.errors import (
     AuthenticationFailed,
     BrokerError,
     BrokerUnavailable,
     CredentialsUnreadable,
 )
-from tradedesk.broker.sim.exchange import open_account
 from tradedesk.client_ip import IPNetwork, parse_address, parse_networks
 
 from .encryption import UnreadableSecret, reencrypt_column
@@ -93,12 +98,13 @@ def ensure_paper_account(user: User) -> BrokerAccount:
     existing = user.broker_accounts.filter(is_active=True).order_by("-is_default", "id").first()
     if existing is not None:
         return existing
+    opened = open_paper_account()
     return BrokerAccount.objects.create(
         user=user,
-        provider=BrokerAccount.PROVIDER_SIM,
-        paper=True,
+        provider=opened.provider,
+        paper=opened.paper,
         label=PAPER_ACCOUNT_LABEL,
-        key_id=open_account(),
+        key_id=opened.key_id,
         is_default=True,
     )
 
@@ -131,15 +137,19 @@ def link_broker_account(
     confirm_live: bool = False,
 ) -> BrokerAccount:
     """Verify the credentials with the broker, then store them (the secret encrypted)."""
-    if provider == BrokerAccount.PROVIDER_SIM:
+    try:
+        opened_by_desk = desk_opens_accounts(provider)
+    except ValueError:
+        raise LinkError("invalid_choice", "provider", f"Unknown provider {provider!r}.") from None
+    if opened_by_desk:
         if not paper:
             raise LinkError("paper_only", "paper", "The paper exchange has no live accounts.")
-        key_id, secret = open_account(), ""
-    elif provider == BrokerAccount.PROVIDER_ALPACA:
+        key_id, secret = open_paper_account().key_id, ""
+    else:
         if not key_id or not secret:
             field = "key_id" if not key_id else "secret"
             raise LinkError("required", field, "Alpaca accounts need a key id and a secret.")
-        validate_alpaca_keys(key_id=key_id, secret=secret)
+        validate_broker_keys(provider=provider, key_id=key_id, secret=secret)
         if not paper and not confirm_live:
             raise LinkError(
                 "live_confirmation_required",
@@ -157,8 +167,6 @@ def link_broker_account(
             raise
         except BrokerError as exc:
             raise LinkError("verification_failed", "key_id", exc.message) from None
-    else:
-        raise LinkError("invalid_choice", "provider", f"Unknown provider {provider!r}.")
 
     with transaction.atomic():
         has_default = user.broker_accounts.filter(is_active=True, is_default=True).exists()
@@ -176,25 +184,12 @@ def link_broker_account(
         )
 
 
-# Alpaca's key ids are 20 upper-case letters and digits (PK…, AK…), its secrets 40 letters and
-# digits; the ranges leave room for format changes. Checked before any broker call: both go out
-# as HTTP header values, and anything else (a control character, non-Latin-1) broke the request.
-ALPACA_KEY_ID_RE = re.compile(r"[A-Z0-9]{16,40}")
-ALPACA_SECRET_RE = re.compile(r"[A-Za-z0-9]{32,88}")
-
-
-def validate_alpaca_keys(*, key_id: str | None = None, secret: str | None = None) -> None:
-    """LinkError naming the field when a given key id or secret cannot be Alpaca's."""
-    if key_id is not None and not ALPACA_KEY_ID_RE.fullmatch(key_id):
-        raise LinkError(
-            "invalid_key_id",
-            "key_id",
-            "An Alpaca key id is 16 to 40 upper-case letters and digits (e.g. PK… or AK…).",
-        )
-    if secret is not None and not ALPACA_SECRET_RE.fullmatch(secret):
-        raise LinkError(
-            "invalid_secret", "secret", "An Alpaca secret is 32 to 88 letters and digits."
-        )
+def validate_broker_keys(*, provider: str, key_id: str | None, secret: str | None) -> None:
+    """LinkError naming the field when a given key id or secret cannot be the provider's
+    (checked before any broker call; a None is not judged)."""
+    problem = key_problem(provider, key_id=key_id, secret=secret)
+    if problem is not None:
+        raise LinkError(problem.code, problem.field, problem.message)
 
 
 @transaction.atomic

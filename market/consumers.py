@@ -226,6 +226,8 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
                 "streams": sorted(self.connection.streams),
             }
         )
+        for refusal in self.relay.refusals(set(symbols)):  # symbols the feed will not serve
+            self.connection.push_text(refusal)
 
     async def _send_frame(self, text: str) -> None:
         await self.send(text_data=text)

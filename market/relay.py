@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from .daphne_socket import SendBuffer
-from .messages import STATUS_KIND, dumps, frame, status_message
+from .messages import ERROR_KIND, STATUS_KIND, dumps, frame, status_message
 from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, open_batch, transport_for
 
 logger = logging.getLogger(__name__)
@@ -212,6 +212,8 @@ class Relay:
         self.quote_versions: dict[str, int] = {}
         self._next_version = itertools.count(1)
         self._idle_by_symbol: dict[str, set[Connection]] = {}
+        # The feed's refusal of a symbol, told with each subscription that holds it.
+        self.refused: dict[str, str] = {}
         self.feed_status: dict | None = None
         self._interest_changed = asyncio.Event()
         self._subscribed_before = False
@@ -269,6 +271,11 @@ class Relay:
                 self.feed_status = json.loads(body)
                 for connection in self.connections:
                     connection.push_text(body)
+            elif kind == ERROR_KIND:
+                if symbol in self.by_symbol:
+                    self.refused[symbol] = body
+                for connection in self.by_symbol.get(symbol, ()):
+                    connection.push_text(body)
             else:
                 for connection in self.by_symbol.get(symbol, ()):
                     connection.push_market(kind, body)
@@ -295,6 +302,10 @@ class Relay:
         if "quotes" in connection.streams and not symbols.isdisjoint(self.latest_quotes):
             connection.wake()  # the latest quote of a newly subscribed symbol goes out at once
 
+    def refusals(self, symbols: set[str]) -> list[str]:
+        """The feed's standing refusals (`error` bodies) of any of these symbols."""
+        return [self.refused[s] for s in sorted(symbols) if s in self.refused]
+
     def unsubscribe(self, connection: Connection, symbols: set[str]) -> None:
         for symbol in symbols & connection.symbols:
             subscribers = self.by_symbol[symbol]
@@ -306,6 +317,7 @@ class Relay:
                 del self.by_symbol[symbol]
                 self.latest_quotes.pop(symbol, None)
                 self.quote_versions.pop(symbol, None)
+                self.refused.pop(symbol, None)  # a later subscriber may find the feed serves it
                 self._interest_changed.set()
         connection.symbols -= symbols
 

@@ -10,25 +10,12 @@ from datetime import datetime
 
 from django.conf import settings
 
-from tradedesk.broker import Broker, BrokerCredentials, get_broker
+from tradedesk.broker import market_data_broker
 from tradedesk.broker.types import Bar, Quote, Trade
 
 # A US ticker (AAPL, BRK.B); match it with fullmatch.
 SYMBOL_RE = re.compile(r"[A-Z]{1,5}(\.[A-Z]{1,2})?")
 MAX_SYMBOLS_PER_REQUEST = 100
-
-
-def market_data_broker() -> Broker:
-    if settings.MARKET_DATA_PROVIDER == "alpaca":
-        return get_broker(
-            BrokerCredentials(
-                provider="alpaca",
-                paper=True,
-                key_id=settings.ALPACA_MARKET_DATA_KEY_ID,
-                secret=settings.ALPACA_MARKET_DATA_SECRET,
-            )
-        )
-    return get_broker(BrokerCredentials(provider="sim", paper=True, key_id="", secret=""))
 
 
 def parse_symbols(raw: str, *, limit: int = MAX_SYMBOLS_PER_REQUEST) -> list[str]:

@@ -393,6 +393,10 @@ ALPACA_TRADING_STREAM_URL = os.environ.get("ALPACA_TRADING_STREAM_URL", "")
 ALPACA_DATA_FEED = os.environ.get("ALPACA_DATA_FEED", "iex")
 ALPACA_TIMEOUT_SECONDS = env_float("ALPACA_TIMEOUT_SECONDS", 10.0)
 ALPACA_REQUESTS_PER_MINUTE = env_int("ALPACA_REQUESTS_PER_MINUTE", 190)
+# The market-data stream: how long connect + auth may take before the feed is reported down,
+# and the first reconnect delay (doubling, with jitter, to 30 s: a refused 406 waits its turn).
+ALPACA_STREAM_AUTH_TIMEOUT_SECONDS = env_float("ALPACA_STREAM_AUTH_TIMEOUT_SECONDS", 10.0)
+ALPACA_STREAM_RECONNECT_MIN_SECONDS = env_float("ALPACA_STREAM_RECONNECT_MIN_SECONDS", 1.0)
 # Market data for the stream hub and the quote endpoints: "sim" or an Alpaca key pair.
 MARKET_DATA_PROVIDER = os.environ.get("MARKET_DATA_PROVIDER", "sim")
 ALPACA_MARKET_DATA_KEY_ID = os.environ.get("ALPACA_MARKET_DATA_KEY_ID", "")

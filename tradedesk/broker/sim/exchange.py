@@ -123,6 +123,14 @@ class SimBroker(Broker):
         self.account_id = account_id
         self._now = now or timezone.now
 
+    # --- provider capabilities ------------------------------------------------
+    def is_market_open(self, at: datetime) -> bool:
+        return calendar.is_open(at)  # the demo setting: around the clock
+
+    @classmethod
+    def periodic_work(cls) -> int:
+        return process_open_orders()
+
     # --- helpers ----------------------------------------------------------
     def _account(self, *, lock: bool = False) -> SimAccount:
         """The account, locked for a change; unlocked, annotated with `has_open_orders`."""
