@@ -168,3 +168,22 @@ def test_roll_up_keeps_hourly_then_daily_and_every_close(trader, settings):
     ]
     daily = left.filter(at__lt=now - timedelta(days=90)).order_by("at")
     assert list(daily.values_list("kind", "equity")) == [("close", 1), ("rollup", 35)]
+
+
+def test_the_schedules_exist_and_their_tasks_run(trader):
+    from django_celery_beat.models import PeriodicTask
+
+    from portfolio import tasks
+
+    scheduled = set(
+        PeriodicTask.objects.filter(task__startswith="portfolio.").values_list("task", flat=True)
+    )
+    assert scheduled == {
+        "portfolio.tasks.snapshot_accounts",
+        "portfolio.tasks.sync_fills",
+        "portfolio.tasks.roll_up_snapshots",
+    }
+    market(trader, "buy", "1")
+    assert tasks.sync_fills() == 1
+    assert tasks.snapshot_accounts() >= 1
+    assert tasks.roll_up_snapshots() == 0
