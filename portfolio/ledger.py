@@ -18,7 +18,8 @@ LOT_METHODS = ("fifo", "lifo", "highest_cost")
 ZERO = Decimal("0")
 
 
-@dataclass(frozen=True)
+# Plain slotted classes: a read builds one per fill (100,000s), frozen ones cost twice as much.
+@dataclass(slots=True)
 class Execution:
     account_id: int
     order_key: str  # the replace chain's first order: fills of a chain close as one order
@@ -31,7 +32,7 @@ class Execution:
     id: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Lot:
     account_id: int
     symbol: str

@@ -264,3 +264,13 @@ def test_the_schema_describes_the_portfolio_endpoints_without_warnings():
     history = schema["paths"]["/api/v1/portfolio/history/"]["get"]
     assert {p["name"] for p in history["parameters"]} >= {"period", "timeframe", "broker_account"}
     assert "/api/v1/fills/" in schema["paths"]
+
+
+@pytest.mark.parametrize("method", ["lifo", "highest_cost"])
+def test_lot_method_setting_changes_the_lots_closed(api, book, account, settings, method):
+    settings.LOT_METHOD = method
+    # Sell 7@110: the 5@105 lot, then 2 of the 6@101; sell 5@111: 4@101, 1@100.
+    # 1325 - (525 + 202 + 404 + 100) = 94; left: 3@100.
+    assert trades_by_symbol(api, broker_account=account.pk)["AAPL"]["realized_pl"] == "94.00"
+    (lot,) = get(api, "lots", broker_account=account.pk)["results"]
+    assert (lot["qty"], lot["cost_basis"]) == ("3.000000000", "300.00")
