@@ -23,7 +23,8 @@ from tradedesk.csv_safe import safe_row
 from . import selectors
 from .api import HistoryQuery, PortfolioQuery
 
-CALENDAR_DAYS = 35
+CALENDAR_WEEKS = 5
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 def validated(serializer_class):
@@ -68,10 +69,10 @@ def portfolio_page(request, query):
         selectors.equity_points(current, selectors.period_start(data["period"], current.now)),
         selectors.TIMEFRAMES[data["timeframe"]],
     )
-    end = selectors.market_date(current.now)
-    days = selectors.pnl_calendar(
-        current, interval="day", start=end - timedelta(days=CALENDAR_DAYS - 1), end=end
-    )
+    today = selectors.market_date(current.now)
+    # Whole weeks, Monday first, the current one last.
+    start = today - timedelta(days=today.weekday() + 7 * (CALENDAR_WEEKS - 1))
+    days = selectors.pnl_calendar(current, interval="day", start=start, end=today)
     lots = selectors.lot_rows(current, request.user)
     return render(
         request,
@@ -85,6 +86,8 @@ def portfolio_page(request, query):
             "summary": selectors.performance(current, period=data["period"]),
             "equity_points": drawdown_points(series),
             "calendar": days,
+            "weekdays": WEEKDAYS,
+            "calendar_weeks": [days[week : week + 7] for week in range(0, len(days), 7)],
             "lots": lots,
             "harvest": [lot for lot in lots if lot["harvest_candidate"]],
             "trades": [selectors.trade_row(t) for t in reversed(current.ledger.round_trips)][:200],

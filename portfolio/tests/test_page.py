@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import pytest
 
@@ -29,7 +30,9 @@ def test_page_shows_trades_lots_calendar_and_by_symbol_as_tables(browser, accoun
     assert response.context["summary"]["realized_pl"] == "60.00"
     assert [t["qty"] for t in response.context["trades"]] == ["6.000000000"]
     assert [lot["qty"] for lot in response.context["lots"]] == ["4.000000000"]
-    assert len(response.context["calendar"]) == 35
+    weeks = response.context["calendar_weeks"]
+    assert len(weeks) == 5 and all(len(week) == 7 for week in weeks[:-1])
+    assert date.fromisoformat(weeks[0][0]["period"]).weekday() == 0  # Monday first
     assert "vendor/lightweight-charts/lightweight-charts.standalone.production.mjs" in html
 
 
