@@ -90,21 +90,30 @@ def _query(serializer_class, request):
     return query
 
 
+class PortfolioRead(APIView):
+    """A read of the caller's book: its query validated, then `answer` over the book."""
+
+    query_class: type[PortfolioQuery] = PortfolioQuery
+
+    def get(self, request):
+        query = _query(self.query_class, request)
+        return self.answer(request, query.book(request), query.validated_data)
+
+    def answer(self, request, current: selectors.Book, data: dict) -> Response:
+        raise NotImplementedError
+
+
 @documented(
     HistoryQuery,
     "{timestamp, equity, profit_loss, profit_loss_pct, base_value, timeframe}:"
     " Alpaca's portfolio-history shape.",
 )
-class HistoryView(APIView):
-    """Equity over time in Alpaca's portfolio-history shape."""
+class HistoryView(PortfolioRead):
+    query_class = HistoryQuery
 
-    def get(self, request):
-        query = _query(HistoryQuery, request)
-        data = query.validated_data
+    def answer(self, request, current, data):
         return Response(
-            selectors.history(
-                query.book(request), period=data["period"], timeframe=data["timeframe"]
-            )
+            selectors.history(current, period=data["period"], timeframe=data["timeframe"])
         )
 
 
@@ -113,25 +122,24 @@ class HistoryView(APIView):
     "Realized and unrealized P&L, trade statistics, drawdown, Sharpe and Sortino,"
     " exposure, by_symbol.",
 )
-class PerformanceView(APIView):
-    def get(self, request):
-        query = _query(PerformanceQuery, request)
-        return Response(
-            selectors.performance(query.book(request), period=query.validated_data["period"])
-        )
+class PerformanceView(PortfolioRead):
+    query_class = PerformanceQuery
+
+    def answer(self, request, current, data):
+        return Response(selectors.performance(current, period=data["period"]))
 
 
 @documented(
     PnlQuery,
     "[{period, realized_pl, unrealized_change, trades}] per day, week or month (New York dates).",
 )
-class PnlView(APIView):
-    def get(self, request):
-        query = _query(PnlQuery, request)
-        data = query.validated_data
+class PnlView(PortfolioRead):
+    query_class = PnlQuery
+
+    def answer(self, request, current, data):
         return Response(
             selectors.pnl_calendar(
-                query.book(request), interval=data["interval"], start=data["start"], end=data["end"]
+                current, interval=data["interval"], start=data["start"], end=data["end"]
             )
         )
 
@@ -157,31 +165,24 @@ def _page(request, rows: list[dict], data: dict) -> Response:
     )
 
 
-@documented(
-    PageQuery,
-    "Closed round trips, newest first: {count, next, previous, results}.",
-)
-class TradesView(APIView):
-    """Closed round trips, newest first."""
+@documented(PageQuery, "Closed round trips, newest first: {count, next, previous, results}.")
+class TradesView(PortfolioRead):
+    query_class = PageQuery
 
-    def get(self, request):
-        query = _query(PageQuery, request)
-        current = query.book(request)
+    def answer(self, request, current, data):
         rows = [selectors.trade_row(trip) for trip in reversed(current.ledger.round_trips)]
-        return _page(request, rows, query.validated_data)
+        return _page(request, rows, data)
 
 
 @documented(
     PageQuery,
     "Open tax lots with unrealized P&L, term and wash-sale risk: {count, next, previous, results}.",
 )
-class LotsView(APIView):
-    """Open lots with unrealized P&L, term and wash-sale risk."""
+class LotsView(PortfolioRead):
+    query_class = PageQuery
 
-    def get(self, request):
-        query = _query(PageQuery, request)
-        rows = selectors.lot_rows(query.book(request), request.user)
-        return _page(request, rows, query.validated_data)
+    def answer(self, request, current, data):
+        return _page(request, selectors.lot_rows(current, request.user), data)
 
 
 class FillSerializer(serializers.ModelSerializer):
