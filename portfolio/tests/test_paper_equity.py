@@ -61,7 +61,7 @@ def test_history_with_an_open_position_at_a_frozen_moment(api, trader, monkeypat
 
 
 def test_two_accounts_history_sums_each_accounts_last_equity(api, account, second_account):
-    t0 = timezone.now() - timedelta(hours=3)
+    t0 = (timezone.now() - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
     for broker_account, minutes, equity in (
         (account, 0, "1000"),
         (second_account, 30, "500"),
