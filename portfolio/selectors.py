@@ -22,7 +22,7 @@ from accounts.models import BrokerAccount, User
 from accounts.selectors import active_broker_accounts
 from accounts.services import broker_for
 from orders.models import Order
-from tradedesk.broker import calendar
+from tradedesk.broker import calendar, types
 from tradedesk.broker.errors import BrokerError
 
 from . import ledger
@@ -115,7 +115,7 @@ class Book:
     fills: list[ledger.Execution]
     ledger: ledger.Ledger
     prices: dict[tuple[int, str], Decimal]
-    live: dict[int, object]  # account id -> types.Account (missing when the broker failed)
+    live: dict[int, types.Account]  # by account id; missing when its broker failed
     now: datetime
 
 
