@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "orders", "market")
+APPS = ("accounts", "orders", "market", "portfolio")
 PROVIDER_MODULES = ("tradedesk.broker.sim", "tradedesk.broker.alpaca", "alpaca")
 # Where the provider names are defined as data (the model's choices): not a decision.
 DEFINES_PROVIDERS = {Path("accounts/models.py")}

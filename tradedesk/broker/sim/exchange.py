@@ -636,12 +636,30 @@ def _account_view(
         cash=_money(account.cash),
         buying_power=_money(_buying_power(account, long_value, short_value, open_orders, now)),
         equity=_money(equity),
-        last_equity=_money(equity),
+        last_equity=_money(_close_equity(account, held, calendar.previous_close(now))),
         portfolio_value=_money(equity),
         long_market_value=_money(long_value),
         short_market_value=_money(short_value),
         multiplier=settings.SIM_MARGIN_MULTIPLIER,
         shorting_enabled=settings.SIM_MARGIN_MULTIPLIER > 1,
+    )
+
+
+def _close_equity(account: SimAccount, held: list[SimPosition], close_at: datetime) -> Decimal:
+    """The account's equity at a session close: its cash and positions then (the executions
+    since undone), priced at that close. Day P&L is equity now less this."""
+    cash = account.cash
+    quantities = {position.symbol: position.qty for position in held}
+    since = SimOrderEvent.objects.filter(
+        account=account, event__in=types.EXECUTION_EVENTS, at__gt=close_at
+    ).values_list("order__symbol", "order__side", "qty", "price")
+    for symbol, side, qty, price in since:
+        signed = qty if side == "buy" else -qty
+        cash += signed * price
+        quantities[symbol] = quantities.get(symbol, Decimal("0")) - signed
+    return cash + sum(
+        (qty * market.trade(symbol, close_at).price for symbol, qty in quantities.items() if qty),
+        Decimal("0"),
     )
 
 
