@@ -68,6 +68,7 @@ def test_the_beat_schedules_exist_after_migrate():
 def test_the_scheduled_task_names_are_registered_tasks():
     from tradedesk.celery import app
 
+    app.loader.import_default_modules()  # what a worker does at start: every app's tasks
     for task in PeriodicTask.objects.exclude(task="celery.backend_cleanup"):
         assert task.task in app.tasks, task.task
 
