@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tradedesk.broker.types import TIMEFRAMES
+from tradedesk.symbols import parse_symbols
 
 from . import services
 
@@ -85,7 +86,7 @@ class LatestQuotesView(APIView):
     )
     def get(self, request):
         try:
-            symbols = services.parse_symbols(request.query_params.get("symbols", ""))
+            symbols = parse_symbols(request.query_params.get("symbols", ""))
         except ValueError as error:
             raise ValidationError({"symbols": [str(error)]}) from None
         quotes = services.latest_quotes(symbols)
@@ -100,7 +101,7 @@ class BarsQuery(serializers.Serializer):
 
     def validate_symbol(self, value: str) -> str:
         try:
-            return services.parse_symbols(value, limit=1)[0]
+            return parse_symbols(value, limit=1)[0]
         except ValueError as error:
             raise serializers.ValidationError(str(error)) from None
 

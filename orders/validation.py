@@ -51,9 +51,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
-from market.services import SYMBOL_RE
 from tradedesk.broker import Broker, calendar, types
 from tradedesk.broker.errors import OrderRejected
+from tradedesk.symbols import SYMBOL_RE
 
 from . import day_trades, selectors
 from .models import Order, TradingHalt

@@ -16,11 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import second_factor_verified
 from accounts.selectors import active_broker_accounts, broker_account_for
 from accounts.services import broker_for
-from market.services import parse_symbols
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
 from tradedesk.csv_safe import safe_row
 from tradedesk.ratelimit import RateLimitExceeded
+from tradedesk.symbols import parse_symbols
 
 from . import history, selectors, services
 from .api import OrderInputSerializer, input_errors
