@@ -8,7 +8,7 @@ from tradedesk.ratelimit import RateLimitExceeded
 
 from . import selectors, services
 from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
-from .sync import SyncQueueUnavailable, request_sync
+from .sync.runs import SyncQueueUnavailable, request_sync
 
 
 def cancel_and_report(modeladmin, request, orders) -> None:

@@ -22,6 +22,7 @@ from tradedesk.broker.errors import OrderRejected
 from . import selectors, services
 from .filters import OrderFilter, PositionSnapshotFilter
 from .models import Order, OrderEvent, PositionSnapshot
+from .record import MIRRORED_FIELDS
 from .validation import OrderInput
 
 _DECIMAL = {"max_digits": 24, "decimal_places": 9, "required": False, "allow_null": True}
@@ -151,7 +152,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "id",
             "broker_account",
             "broker_order_id",
-            *services.MIRRORED_FIELDS,
+            *MIRRORED_FIELDS,
             "replaced_by",
             "replaces",
             "placed_via",

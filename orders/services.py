@@ -30,8 +30,9 @@ from tradedesk.broker.errors import (
     RateLimited,
 )
 
-from . import events, selectors, throttles
-from .models import Order, OrderEvent
+from . import selectors, throttles
+from .models import Order
+from .record import apply_broker_order, record_event
 from .validation import (
     Issue,
     OrderInput,
@@ -42,36 +43,6 @@ from .validation import (
     validate_order,
 )
 
-# The broker's order fields the desk keeps as they are (the API shows them too).
-MIRRORED_FIELDS = (
-    "client_order_id",
-    "symbol",
-    "asset_class",
-    "asset_id",
-    "side",
-    "type",
-    "order_class",
-    "time_in_force",
-    "qty",
-    "notional",
-    "filled_qty",
-    "filled_avg_price",
-    "limit_price",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "hwm",
-    "status",
-    "extended_hours",
-    "submitted_at",
-    "filled_at",
-    "canceled_at",
-    "expired_at",
-    "failed_at",
-    "replaced_at",
-    "expires_at",
-    "position_intent",
-)
 # Input fields that make two submissions with one client_order_id "the same order".
 _IDENTITY_FIELDS = (
     "symbol",
@@ -164,95 +135,6 @@ def _same_order(order: Order, order_input: OrderInput) -> bool:
         return order.request_fingerprint == request_fingerprint(order_input)
     # Recorded before fingerprints (or brought in by sync): the fields the row keeps.
     return all(getattr(order, name) == getattr(order_input, name) for name in _IDENTITY_FIELDS)
-
-
-def apply_broker_order(
-    order: Order,
-    snapshot: types.BrokerOrder,
-    *,
-    source: str,
-    actor: User | None = None,
-    detail: dict | None = None,
-) -> bool:
-    """Bring one Order row up to the broker's snapshot; record an OrderEvent if it changed.
-
-    Never moves backwards: an older snapshot, a lower filled qty or a step out of a
-    terminal state is ignored — except a terminal state the desk concluded itself, before the
-    broker confirmed the order (`lost`): the broker's snapshot is the truth. Returns whether
-    anything changed.
-    """
-    if order.broker_updated_at and snapshot.updated_at < order.broker_updated_at:
-        return False
-    if (
-        order.status in types.TERMINAL_STATUSES
-        and snapshot.status != order.status
-        and order.broker_order_id
-    ):
-        return False
-    if snapshot.filled_qty < order.filled_qty:
-        return False
-    before = (order.status, order.filled_qty, order.broker_order_id)
-    for name in MIRRORED_FIELDS:
-        setattr(order, name, getattr(snapshot, name))
-    order.broker_order_id = snapshot.id
-    order.broker_created_at = snapshot.created_at
-    order.replaced_by = snapshot.replaced_by or ""
-    order.replaces = snapshot.replaces or ""
-    order.broker_updated_at = snapshot.updated_at
-    order.save()
-    changed = before != (order.status, order.filled_qty, order.broker_order_id)
-    if changed:
-        record_event(
-            order,
-            event_name(before[0], snapshot.status),
-            source=source,
-            actor=actor,
-            at=snapshot.updated_at,
-            **(detail or {}),
-        )
-    return changed
-
-
-# How a change to a status is recorded: these statuses name their own event; any other status
-# is its own event, or "accepted" when it stayed the same (the broker confirmed the order).
-# `event_name` and `event_name_sql` (the sync's set-based path) both read these rules.
-_STATUS_EVENTS = {"filled": "fill", "partially_filled": "partial_fill"}
-_SAME_STATUS_EVENT = "accepted"
-
-
-def event_name(previous_status: str, status: str) -> str:
-    """The OrderEvent name for an order going from `previous_status` ("" if new) to `status`."""
-    if status in _STATUS_EVENTS:
-        return _STATUS_EVENTS[status]
-    return _SAME_STATUS_EVENT if status == previous_status else status
-
-
-def event_name_sql(previous_status: str, status: str) -> str:
-    """`event_name` as a SQL expression over two text-valued SQL expressions."""
-    named = " ".join(f"WHEN '{own}' THEN '{event}'" for own, event in _STATUS_EVENTS.items())
-    return (
-        f"CASE {status} {named} WHEN {previous_status} THEN '{_SAME_STATUS_EVENT}'"
-        f" ELSE {status} END"
-    )
-
-
-def record_event(
-    order: Order, event: str, *, source: str, actor: User | None = None, at=None, **detail
-) -> OrderEvent:
-    """Audit one event of an order as it stands now; its frame reaches the stream after commit."""
-    recorded = OrderEvent.objects.create(
-        order=order,
-        event=event,
-        status=order.status,
-        filled_qty=order.filled_qty,
-        price=order.filled_avg_price,
-        source=source,
-        actor=actor,
-        detail=detail,
-        at=at or timezone.now(),
-    )
-    events.publish_order_after_commit(order, event)
-    return recorded
 
 
 def _apply_locked(

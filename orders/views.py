@@ -25,6 +25,7 @@ from tradedesk.symbols import parse_symbols
 from . import history, selectors, services
 from .api import OrderInputSerializer, input_errors
 from .forms import OrderFilterForm, ReplaceOrderForm
+from .sync.selectors import last_sync_for
 
 TICKET_DEFAULTS = {"side": "buy", "type": "market", "time_in_force": "day", "order_class": "simple"}
 # Form keys that are the page's, not the order's.
@@ -51,15 +52,6 @@ MAX_STATUS_IDS = 100
 _BUSY = "The broker is busy; retry."
 
 
-def _last_sync(user):
-    """When the desk last synced this trader's orders, once the sync work provides it."""
-    try:
-        from orders.sync import last_sync_for
-    except ImportError:
-        return None
-    return last_sync_for(user)
-
-
 def home(request):
     if not request.user.is_authenticated:
         return redirect("login")
@@ -70,7 +62,7 @@ def home(request):
         "recent_orders": list(
             selectors.orders_for(request.user).order_by("-created_at", "-id")[:10]
         ),
-        "last_sync": _last_sync(request.user),
+        "last_sync": last_sync_for(request.user),
     }
     try:
         context["account"], context["positions"] = broker.get_account_and_positions()
@@ -236,7 +228,7 @@ def order_history(request):
             "filter_query": query.urlencode(),
             "next_query": next_query.urlencode() if next_query else None,
             "is_first_page": not form.cleaned_data["cursor"],
-            "last_sync": _last_sync(request.user),
+            "last_sync": last_sync_for(request.user),
         },
     )
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from conftest import place_resting_buy, require_service
-from orders import services
+from orders import record, services
 from orders.models import Order, PositionSnapshot
 from orders.validation import OrderInput
 
@@ -179,7 +179,7 @@ def cancel_service(monkeypatch):
 
         broker = broker_for(order.broker_account)
         broker.cancel_order(order.broker_order_id)
-        services.apply_broker_order(
+        record.apply_broker_order(
             order, broker.get_order(order.broker_order_id), source=source, actor=actor
         )
 

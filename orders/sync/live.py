@@ -3,7 +3,7 @@
 The stream process (`manage.py runstream`, or the embedded run's web process) runs
 follow_order_updates: one feed for all paper accounts, one trade_updates stream per linked
 Alpaca account (started and stopped as accounts are linked and unlinked). Updates go through
-the sync's upsert (orders.sync.apply_order_update), so the pages and the `order` frames
+the sync's upsert (`apply_order_update`), so the pages and the `order` frames
 show fills within a second. Each time an account's stream is up (again), a sync of that account
 catches up on what it missed while down; the periodic sync remains the safety net.
 """
@@ -15,6 +15,7 @@ import contextlib
 import logging
 
 from channels.db import database_sync_to_async
+from django.db import IntegrityError, transaction
 
 from accounts.models import BrokerAccount
 from accounts.services import credentials_for
@@ -22,15 +23,118 @@ from tradedesk.broker import (
     order_update_stream,
     own_order_update_stream_providers,
     paper_order_update_stream,
+    types,
 )
-from tradedesk.broker.base import FeedStatusHandler, OrderUpdateStream
+from tradedesk.broker.base import FeedStatusHandler, OrderUpdateHandler, OrderUpdateStream
 from tradedesk.broker.errors import BrokerError
 from tradedesk.broker.types import OrderUpdate
 
-from .sync import apply_order_update, catch_up, order_update_handler
+from ..models import Order, OrderEvent
+from ..record import record_event
+from .lock import SyncInProgress
+from .paging import sync_orders
+from .upsert import SyncCounts, upsert_broker_orders
 
 log = logging.getLogger(__name__)
 PAPER = "paper"
+
+
+def apply_order_update(broker_account: BrokerAccount, update: types.OrderUpdate) -> SyncCounts:
+    """Apply one of the broker's trade updates to the desk's record, and audit it.
+
+    Every event that changes the order goes through the sync's upsert (so never backwards)
+    and is recorded under the broker's event name. A refused cancel or replace changes
+    nothing and is recorded as such (`_record_refusal`). An execution is recorded once per
+    execution id, even when the order already showed it (a sync got there first, or the
+    broker delivered it twice).
+    """
+    if update.event in types.REFUSAL_EVENTS:
+        _record_refusal(broker_account, update)
+        return SyncCounts(unchanged=1)
+    with transaction.atomic():
+        counts = upsert_broker_orders(
+            broker_account, [update.order], source="stream", updates={update.order.id: update}
+        )
+        if update.is_execution and update.execution_id:
+            _record_execution(broker_account, update)
+    return counts
+
+
+def _stored_order(broker_account: BrokerAccount, update: types.OrderUpdate) -> Order | None:
+    return Order.objects.filter(
+        broker_account=broker_account, broker_order_id=update.order.id
+    ).first()
+
+
+def _record_execution(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
+    """The execution's event, unless the upsert (now or at an earlier delivery) wrote it."""
+    order = _stored_order(broker_account, update)
+    if order is None or order.events.filter(execution_id=update.execution_id).exists():
+        return
+    try:
+        with transaction.atomic():
+            OrderEvent.objects.create(
+                order=order,
+                event=update.event,
+                status=order.status,
+                filled_qty=order.filled_qty,
+                price=update.price,
+                qty=update.qty,
+                execution_id=update.execution_id,
+                source="stream",
+                # The order's record already reflected this execution: status and filled qty
+                # are the order's now, not right after the execution.
+                detail={"order_unchanged": True},
+                at=update.timestamp,
+            )
+    except IntegrityError:
+        pass  # a concurrent delivery recorded it
+
+
+def _record_refusal(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
+    """A cancel or replace the broker refused: the order stays as it is; the event says why."""
+    order = _stored_order(broker_account, update)
+    if order is None:
+        log.info(
+            "broker account %s: %s for unknown order %s",
+            broker_account.pk,
+            update.event,
+            update.order.id,
+        )
+        return
+    detail = {"broker_status": update.order.status}
+    if update.reason:
+        detail["reason"] = update.reason
+    # The order as it stands, as every service-recorded event (and its `order` frame).
+    record_event(order, update.event, source="stream", at=update.timestamp, **detail)
+
+
+def catch_up(broker_account: BrokerAccount) -> SyncCounts | None:
+    """Sync what an order-update stream may have missed while it was down.
+
+    The sync's watermark (the oldest order still open, else the newest order) reaches every
+    order that can have changed since the last update the desk recorded, and orders placed
+    at the broker meanwhile. None when another sync of the account is running: it covers this.
+    """
+    try:
+        return sync_orders(broker_account)
+    except SyncInProgress:
+        return None
+
+
+def order_update_handler(broker_account: BrokerAccount) -> OrderUpdateHandler:
+    """The `on_update` for a broker's OrderUpdateStream: each update reaches the database.
+
+    The stream process (`manage.py runstream`, or the embedded hub) runs one
+    OrderUpdateStream per linked account with this handler; the periodic sync is the net.
+    """
+    # Closes stale database connections around each call, like a Channels consumer.
+    apply = database_sync_to_async(apply_order_update)
+
+    async def on_update(update: types.OrderUpdate) -> None:
+        await apply(broker_account, update)
+
+    return on_update
 
 
 async def _log_status(state: str, detail: str) -> None:
