@@ -16,7 +16,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
@@ -87,6 +86,10 @@ class SubmissionPending(BrokerUnavailable):
     def __init__(self, order: Order, cause: BrokerUnavailable):
         super().__init__(cause.message, code=cause.code)
         self.order = order
+
+
+class NotTheirOrder(Exception):
+    """The order is not the user's: callers answer it as no such order (404, never 403)."""
 
 
 class OrderNotModifiable(Exception):
@@ -405,7 +408,7 @@ REPLACEABLE_FIELDS = ("qty", "limit_price", "stop_price", "trail", "time_in_forc
 
 def _ensure_owned(user: User, order: Order) -> None:
     if order.user_id != user.pk:
-        raise Http404("No such order.")
+        raise NotTheirOrder("No such order.")
 
 
 def _confirmed_open(order: Order, action: str) -> Order:
@@ -471,7 +474,7 @@ def _current(order: Order, name: str):
     return getattr(order, name)
 
 
-def _text(value) -> str | None:
+def _audit_text(value) -> str | None:
     """A value for the audit detail (JSON): decimals without their storage padding."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
@@ -588,7 +591,7 @@ def replace_order(
             raise SubmissionPending(pending, exc) from exc
     forget_account_state(order.broker_account)
     changed = {
-        name: {"from": _text(_current(order, name)), "to": _text(value)}
+        name: {"from": _audit_text(_current(order, name)), "to": _audit_text(value)}
         for name in REPLACEABLE_FIELDS
         if (value := getattr(changes, name)) is not None
     }

@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
 
-from ..api import input_errors
 from ..models import SyncRun
+from ..serializers import input_errors
 from . import runs, selectors
 
 

@@ -138,12 +138,12 @@ def test_concurrent_upserts_of_the_same_orders_write_each_change_once(trader):
     ]
     barrier = threading.Barrier(4)
 
-    def upsert(snapshots):
+    def write(snapshots):
         barrier.wait(WAIT)
         return upsert.upsert_broker_orders(account, snapshots, source="sync")
 
     threads = [
-        in_thread(upsert, snapshots)
+        in_thread(write, snapshots)
         for snapshots in (first, filled, list(reversed(filled)), list(reversed(first)))
     ]
     for thread, _ in threads:
