@@ -23,28 +23,6 @@ MAX_BARS_SPAN = {
 }
 
 
-def quote_json(quote) -> dict:
-    return {
-        "symbol": quote.symbol,
-        "bid_price": str(quote.bid_price),
-        "bid_size": str(quote.bid_size),
-        "ask_price": str(quote.ask_price),
-        "ask_size": str(quote.ask_size),
-        "timestamp": quote.timestamp.isoformat(),
-    }
-
-
-def bar_json(bar) -> dict:
-    return {
-        "timestamp": bar.timestamp.isoformat(),
-        "open": str(bar.open),
-        "high": str(bar.high),
-        "low": str(bar.low),
-        "close": str(bar.close),
-        "volume": str(bar.volume),
-    }
-
-
 def _decimal():
     return serializers.DecimalField(max_digits=24, decimal_places=9)
 
@@ -90,7 +68,9 @@ class LatestQuotesView(APIView):
         except ValueError as error:
             raise ValidationError({"symbols": [str(error)]}) from None
         quotes = services.latest_quotes(symbols)
-        return Response({"quotes": {symbol: quote_json(q) for symbol, q in quotes.items()}})
+        return Response(
+            {"quotes": {symbol: services.quote_json(q) for symbol, q in quotes.items()}}
+        )
 
 
 class BarsQuery(serializers.Serializer):
@@ -128,6 +108,6 @@ class BarsView(APIView):
             {
                 "symbol": data["symbol"],
                 "timeframe": data["timeframe"],
-                "bars": [bar_json(bar) for bar in bars],
+                "bars": [services.bar_json(bar) for bar in bars],
             }
         )
