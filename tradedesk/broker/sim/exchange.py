@@ -3,6 +3,8 @@
 State lives in the sim models; every call first brings the account's open orders up to
 date against the market at `now` (lazy matching), so a resting order fills in whichever
 process touches the account next, and the stream process touches every account each second.
+What an account is worth and may spend is the ledger's (`ledger.py`); which requests Alpaca
+refuses, and how, is `rules.py`'s.
 """
 
 from __future__ import annotations
