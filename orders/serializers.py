@@ -238,16 +238,21 @@ class PositionSnapshotSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _broker_amount(source: str) -> serializers.DecimalField:
+    # Money as the broker states it (Alpaca's "122086.5" stays so; no rounding, no padding).
+    return serializers.DecimalField(max_digits=None, decimal_places=None, source=source)
+
+
 class AccountSerializer(serializers.Serializer):
     """The account at the broker, as GET /api/v1/account/ answers it."""
 
     broker_account = serializers.IntegerField(source="broker_account.pk")
     status = serializers.CharField(source="account.status")
     currency = serializers.CharField(source="account.currency")
-    cash = serializers.DecimalField(24, 2, source="account.cash")
-    buying_power = serializers.DecimalField(24, 2, source="account.buying_power")
-    equity = serializers.DecimalField(24, 2, source="account.equity")
-    last_equity = serializers.DecimalField(24, 2, source="account.last_equity")
-    portfolio_value = serializers.DecimalField(24, 2, source="account.portfolio_value")
-    long_market_value = serializers.DecimalField(24, 2, source="account.long_market_value")
-    short_market_value = serializers.DecimalField(24, 2, source="account.short_market_value")
+    cash = _broker_amount("account.cash")
+    buying_power = _broker_amount("account.buying_power")
+    equity = _broker_amount("account.equity")
+    last_equity = _broker_amount("account.last_equity")
+    portfolio_value = _broker_amount("account.portfolio_value")
+    long_market_value = _broker_amount("account.long_market_value")
+    short_market_value = _broker_amount("account.short_market_value")
