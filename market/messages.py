@@ -10,7 +10,7 @@ import json
 
 from tradedesk.broker.types import Bar, Quote, Trade
 
-from .api import bar_json, quote_json
+from .services import bar_json, quote_json
 
 STATUS_KIND = "status"
 ERROR_KIND = "error"  # published with a symbol: the feed refused it (its subscribers are told)

@@ -69,15 +69,16 @@ def order_frame(
         "side": order.side,
         "order_type": order.type,
         "status": order.status,
-        "qty": _text(order.qty),
-        "filled_qty": _text(order.filled_qty),
-        "filled_avg_price": _text(order.filled_avg_price),
+        "qty": _wire_text(order.qty),
+        "filled_qty": _wire_text(order.filled_qty),
+        "filled_avg_price": _wire_text(order.filled_avg_price),
         "event": event,
         "timestamp": timestamp,
     }
 
 
-def _text(value) -> str | None:
+def _wire_text(value) -> str | None:
+    """A value as the `order` frame carries it: the stored decimal's own string."""
     return None if value is None else str(value)
 
 

@@ -10,9 +10,10 @@ import pytest
 from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
-from orders import snapshots, sync, tasks
+from orders import tasks
 from orders.models import Order, PositionSnapshot, SyncRun
-from orders.sync_selectors import last_sync_for
+from orders.sync import paging, snapshots
+from orders.sync.selectors import last_sync_for
 from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.broker.types import Position
 
@@ -42,7 +43,7 @@ def brokers(monkeypatch):
     def broker_for(account):
         return by_account.setdefault(account.pk, FakeBroker())
 
-    monkeypatch.setattr(sync, "broker_for", broker_for)
+    monkeypatch.setattr(paging, "broker_for", broker_for)
     monkeypatch.setattr(snapshots, "broker_for", broker_for)
     return by_account
 

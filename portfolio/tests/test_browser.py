@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from orders.tests.test_browser import (  # the browser fixtures and helpers, shared
-    SCREENSHOTS,
-    _orm_beside_playwright,  # noqa: F401
-    chromium,  # noqa: F401
-    log_in,
-    page,  # noqa: F401
-    shot,
-)
+from conftest import log_in, shot
 from portfolio.models import AccountSnapshot, Fill
 
 from .conftest import make_order
@@ -58,7 +50,7 @@ def _history(account):
     )
 
 
-def test_portfolio_page_with_data(page, trader):  # noqa: F811 (the shared fixture)
+def test_portfolio_page_with_data(page, trader):
     _history(trader.broker_accounts.get())
     log_in(page, "alice")
     page.get_by_role("link", name="Portfolio").click()
@@ -68,7 +60,6 @@ def test_portfolio_page_with_data(page, trader):  # noqa: F811 (the shared fixtu
     assert page.locator("#trades tbody tr").count() == 3
     assert page.get_by_text("wash-sale risk").count() >= 1
     shot(page, "portfolio")
-    shutil.copy(SCREENSHOTS / "portfolio.png", "/tmp/portfolio.png")
 
     # The positions page's portfolio line: the account's equity, from the same history.
     page.get_by_role("link", name="Positions").click()

@@ -13,8 +13,8 @@ from django.db import connection, connections
 from accounts.selectors import default_broker_account
 from conftest import require_service
 from orders import services as order_services
-from orders import sync
 from orders.models import OrderEvent
+from orders.sync import live
 from orders.validation import OrderInput
 from portfolio import services
 from portfolio.models import Fill
@@ -45,7 +45,7 @@ def test_a_streamed_execution_is_one_fill_however_often_delivered(
     (update,) = executions_of(account)
     for _ in range(3):  # the first delivery and two redeliveries
         with django_capture_on_commit_callbacks(execute=True):
-            sync.apply_order_update(account, update)
+            live.apply_order_update(account, update)
     (fill,) = Fill.objects.all()
     assert (fill.order_id, fill.execution_id, fill.source) == (
         order.pk,
@@ -96,7 +96,7 @@ def test_backfill_command_from_recorded_events_and_the_broker(trader):
     order = market(trader, "buy", "1")
     account = order.broker_account
     (update,) = executions_of(account)
-    sync.apply_order_update(account, update)  # no commit callbacks here: no Fill yet
+    live.apply_order_update(account, update)  # no commit callbacks here: no Fill yet
     market(trader, "sell", "1")  # known only to the broker's activity log
     assert Fill.objects.count() == 0
     call_command("backfill_fills", "--no-broker")
@@ -124,7 +124,7 @@ def test_concurrent_records_of_the_same_executions_write_each_once(trader):
                 services.sync_fills(broker_account=account, full=True)
             else:
                 for update in executions_of(account):
-                    sync.apply_order_update(account, update)
+                    live.apply_order_update(account, update)
                 services.record_fills_from_events()
         except Exception as failure:  # handed to the assertion below
             errors.append(failure)
