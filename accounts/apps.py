@@ -8,6 +8,12 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from .models import User
-        from .services import revoke_on_change
+        from .services import open_paper_account_on_creation, revoke_on_change
 
         post_save.connect(revoke_on_change, sender=User, dispatch_uid="accounts.revoke_on_change")
+        # Every user, however created (signup, admin, createsuperuser), has a broker account.
+        post_save.connect(
+            open_paper_account_on_creation,
+            sender=User,
+            dispatch_uid="accounts.open_paper_account_on_creation",
+        )

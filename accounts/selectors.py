@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.http import Http404
 
 from .models import BrokerAccount, User
-from .services import ensure_paper_account
 
 
 def active_broker_accounts(user: User):
@@ -11,8 +10,12 @@ def active_broker_accounts(user: User):
 
 
 def default_broker_account(user: User) -> BrokerAccount:
+    """The user's default account (the services keep every user with one: a paper account
+    opened at creation and when the last account is unlinked)."""
     account = active_broker_accounts(user).first()
-    return account if account is not None else ensure_paper_account(user)
+    if account is None:
+        raise Http404("No broker account: link one on /accounts/brokers/.")
+    return account
 
 
 def broker_account_for(user: User, account_id: object | None) -> BrokerAccount:

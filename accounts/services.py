@@ -109,13 +109,20 @@ def ensure_paper_account(user: User) -> BrokerAccount:
     )
 
 
+def open_paper_account_on_creation(sender, instance: User, created: bool, **kwargs) -> None:
+    """post_save of a User: a new user (signup, admin, createsuperuser) gets a funded paper
+    account, so every user always has a default broker account to read."""
+    if created:
+        ensure_paper_account(instance)
+
+
 @transaction.atomic
 def register_user(*, username: str, password: str, email: str = "") -> User:
+    """A new user, with a funded paper account (opened as the user is saved)."""
     user = User(username=username, email=email)
     validate_password(password, user)
     user.set_password(password)
     user.save()
-    ensure_paper_account(user)
     return user
 
 
@@ -201,14 +208,17 @@ def set_default_broker_account(account: BrokerAccount) -> None:
 
 @transaction.atomic
 def unlink_broker_account(account: BrokerAccount) -> None:
-    """Deactivate the account (its orders stay in history); another one becomes the default."""
+    """Deactivate the account (its orders stay in history); another one becomes the default,
+    and a user who unlinks the last one gets a fresh paper account (never none)."""
     was_default = account.is_default
     account.is_active = False
     account.is_default = False
     account.save(update_fields=["is_active", "is_default"])
     if was_default:
         successor = account.user.broker_accounts.filter(is_active=True).order_by("id").first()
-        if successor is not None:
+        if successor is None:
+            ensure_paper_account(account.user)
+        else:
             set_default_broker_account(successor)
 
 

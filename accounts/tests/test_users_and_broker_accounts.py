@@ -12,7 +12,12 @@ from django.db.migrations.loader import MigrationLoader
 
 from accounts.models import BrokerAccount, User
 from accounts.selectors import default_broker_account
-from accounts.services import broker_for, ensure_paper_account, register_user
+from accounts.services import (
+    broker_for,
+    ensure_paper_account,
+    register_user,
+    unlink_broker_account,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +49,28 @@ def test_a_new_user_gets_exactly_one_funded_paper_account_as_default(make_user):
 
 def test_each_new_user_gets_a_separate_paper_account(trader, other_trader):
     assert default_broker_account(trader).key_id != default_broker_account(other_trader).key_id
+
+
+def test_a_user_created_outside_signup_has_a_paper_account_too(db):
+    operator = User.objects.create_superuser("ops", password="s3cret-Passw0rd!")
+
+    account = default_broker_account(operator)
+
+    assert (account.provider, account.paper, account.is_default) == ("sim", True, True)
+
+
+def test_unlinking_the_last_account_leaves_a_fresh_paper_account(trader):
+    first = default_broker_account(trader)
+
+    unlink_broker_account(first)
+
+    replacement = default_broker_account(trader)
+    assert replacement.pk != first.pk
+    assert (replacement.provider, replacement.is_default, replacement.is_active) == (
+        "sim",
+        True,
+        True,
+    )
 
 
 def test_ensure_paper_account_is_idempotent(trader):
