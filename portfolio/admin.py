@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AccountSnapshot, Fill
+from .models import AccountSnapshot, FeeCharge, Fill
 
 
 @admin.register(Fill)
@@ -18,3 +18,12 @@ class AccountSnapshotAdmin(admin.ModelAdmin):
     list_filter = ("kind",)
     raw_id_fields = ("broker_account",)
     date_hierarchy = "at"
+
+
+@admin.register(FeeCharge)
+class FeeChargeAdmin(admin.ModelAdmin):
+    list_display = ("date", "broker_account", "activity_type", "sub_type", "amount", "attached_at")
+    list_filter = ("activity_type", "sub_type")
+    search_fields = ("activity_id", "symbol", "broker_order_id")
+    raw_id_fields = ("broker_account",)
+    date_hierarchy = "date"

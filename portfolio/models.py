@@ -86,3 +86,34 @@ class AccountSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker_account_id} {self.equity} @ {self.at:%Y-%m-%d %H:%M} ({self.kind})"
+
+
+class FeeCharge(models.Model):
+    """A fee the broker charged, once per broker account and activity id, and when it was
+    spread over the fills it was charged for (`attached_at` empty: no recorded fill matches
+    yet; each sync tries again)."""
+
+    broker_account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="fee_charges"
+    )
+    activity_id = models.CharField(max_length=128)
+    activity_type = models.CharField(max_length=16)
+    sub_type = models.CharField(max_length=16, blank=True, default="")
+    date = models.DateField()
+    amount = models.DecimalField(**DECIMAL)
+    symbol = models.CharField(max_length=32, blank=True, default="")
+    broker_order_id = models.CharField(max_length=64, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    fill_count = models.PositiveIntegerField(default=0)
+    attached_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker_account", "activity_id"], name="fee_charge_account_activity_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sub_type or self.activity_type} {self.amount} on {self.date}"

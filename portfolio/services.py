@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -16,13 +17,21 @@ from orders.models import Order, OrderEvent
 from tradedesk.broker import calendar, types
 from tradedesk.broker.errors import BrokerError
 
-from .models import AccountSnapshot, Fill
+from .models import AccountSnapshot, FeeCharge, Fill
 
 logger = logging.getLogger(__name__)
 
 # A sync asks the broker for executions since the newest one recorded, less this much: one
 # the stream missed may carry an earlier time than one it delivered.
 FILL_SYNC_OVERLAP = timedelta(days=1)
+# Fees come as one charge per trading day (Alpaca's, at its end): a sync asks again for the
+# days before the newest recorded, for a charge posted late.
+FEE_SYNC_OVERLAP = timedelta(days=5)
+# Alpaca's fee sub-types charged on sells only (SEC's REG, FINRA's TAF); REG is a rate on the
+# proceeds, the others (TAF, CAT) on shares.
+SELL_ONLY_FEES = frozenset({"REG", "TAF"})
+PROCEEDS_FEES = frozenset({"REG"})
+FEE_QUANTUM = Decimal("1e-9")  # Fill.fee's decimal places
 
 
 def _save_fills(fills: list[Fill]) -> int:
@@ -73,7 +82,7 @@ def execution_id_of(activity: types.FillActivity) -> str:
 def sync_fills(*, broker_account: BrokerAccount, full: bool = False) -> int:
     """Record the account's executions the broker lists that the desk lacks (the stream missed
     them, or they predate it): all of them when `full`, else from the newest recorded less an
-    overlap."""
+    overlap. Then the fees it charged (`sync_fees`). Returns how many executions were new."""
     after = None
     if not full:
         newest = broker_account.fills.aggregate(newest=Max("at"))["newest"]
@@ -85,7 +94,7 @@ def sync_fills(*, broker_account: BrokerAccount, full: bool = False) -> int:
             broker_order_id__in={activity.order_id for activity in activities},
         ).values_list("broker_order_id", "pk")
     )
-    return _save_fills(
+    recorded = _save_fills(
         [
             Fill(
                 broker_account=broker_account,
@@ -103,6 +112,89 @@ def sync_fills(*, broker_account: BrokerAccount, full: bool = False) -> int:
             if activity.qty > 0 and activity.side in ("buy", "sell")
         ]
     )
+    sync_fees(broker_account=broker_account, full=full)
+    return recorded
+
+
+def sync_fees(*, broker_account: BrokerAccount, full: bool = False) -> int:
+    """Record the fees the broker charged the account (each activity once; a canceled one
+    not), all of them when `full`, else from the newest recorded day less an overlap; then
+    attach every fee not yet attached. Returns how many fees were attached now."""
+    after = None
+    if not full:
+        newest = broker_account.fee_charges.aggregate(newest=Max("date"))["newest"]
+        after = datetime.combine(newest - FEE_SYNC_OVERLAP, time(), UTC) if newest else None
+    activities = broker_for(broker_account).iter_fee_activities(after=after, direction="asc")
+    FeeCharge.objects.bulk_create(
+        [
+            FeeCharge(
+                broker_account=broker_account,
+                activity_id=activity.id,
+                activity_type=activity.activity_type,
+                sub_type=activity.sub_type,
+                date=activity.date,
+                amount=activity.amount,
+                symbol=activity.symbol,
+                broker_order_id=activity.order_id,
+                description=activity.description,
+            )
+            for activity in activities
+            if activity.status != "canceled" and activity.amount
+        ],
+        ignore_conflicts=True,
+    )
+    return attach_fees(broker_account=broker_account)
+
+
+def attach_fees(*, broker_account: BrokerAccount) -> int:
+    """Add each unattached fee of the account to the fills it was charged for, exactly once:
+    the fee row is locked and marked in the same transaction as the fills' fees grow.
+
+    A fee with an order id belongs to that order's fills. Without one (Alpaca's daily REG, TAF
+    and CAT charges name no execution) it belongs to the account's fills of its trading day
+    (`date`, on the market's clock), of its symbol when it names one, sells only for REG and
+    TAF. It is split over them by shares (REG: by proceeds); the last fill takes the rounding.
+    A fee no recorded fill matches stays unattached and is tried again by the next sync.
+    """
+    attached = 0
+    pending = broker_account.fee_charges.filter(attached_at__isnull=True)
+    for pk in pending.order_by("date", "pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            charge = pending.select_for_update().filter(pk=pk).first()
+            if charge is None:
+                continue  # a concurrent sync attached it
+            fills = list(_fills_charged(charge).select_for_update().order_by("at", "pk"))
+            if not fills:
+                continue
+            for fill, share in zip(fills, _fee_shares(charge, fills), strict=True):
+                Fill.objects.filter(pk=fill.pk).update(fee=F("fee") + share)
+            charge.fill_count, charge.attached_at = len(fills), timezone.now()
+            charge.save(update_fields=["fill_count", "attached_at"])
+            attached += 1
+    return attached
+
+
+def _fills_charged(charge: FeeCharge):
+    fills = Fill.objects.filter(broker_account_id=charge.broker_account_id)
+    if charge.broker_order_id:
+        return fills.filter(broker_order_id=charge.broker_order_id)
+    zone = calendar.market_zone()
+    fills = fills.filter(
+        at__gte=datetime.combine(charge.date, time(), zone),
+        at__lt=datetime.combine(charge.date + timedelta(days=1), time(), zone),
+    )
+    if charge.symbol:
+        fills = fills.filter(symbol=charge.symbol)
+    if charge.sub_type in SELL_ONLY_FEES:
+        fills = fills.filter(side="sell")
+    return fills
+
+
+def _fee_shares(charge: FeeCharge, fills: list[Fill]) -> list[Decimal]:
+    weights = [f.qty * f.price if charge.sub_type in PROCEEDS_FEES else f.qty for f in fills]
+    total = sum(weights)
+    parts = [(charge.amount * weight / total).quantize(FEE_QUANTUM) for weight in weights[:-1]]
+    return [*parts, charge.amount - sum(parts)]
 
 
 def link_fills_to_orders() -> int:

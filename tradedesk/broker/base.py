@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from .types import (
     Account,
@@ -14,6 +15,7 @@ from .types import (
     CancelResult,
     Clock,
     ClosePositionResult,
+    FeeActivity,
     FillActivity,
     KeyProblem,
     OrderRequest,
@@ -96,19 +98,46 @@ class Broker(abc.ABC):
         page_size: int = 100,
     ) -> Iterator[FillActivity]:
         """Every execution in the window, page after page, each once."""
-        token: str | None = None
-        while True:
-            page = self.list_fill_activities(
-                after=after,
-                until=until,
-                direction=direction,
-                page_size=page_size,
-                page_token=token,
-            )
-            yield from page
-            if len(page) < page_size:
-                return
-            token = page[-1].id
+        return every_page(
+            self.list_fill_activities,
+            after=after,
+            until=until,
+            direction=direction,
+            page_size=page_size,
+        )
+
+    def list_fee_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> list[FeeActivity]:
+        """One page of the fees the broker charged the account (Alpaca's FEE and PTC
+        activities), by date, paged as `list_fill_activities` is.
+
+        None by default: a broker that charges no fees (the paper exchange) reports none.
+        """
+        return []
+
+    def iter_fee_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = 100,
+    ) -> Iterator[FeeActivity]:
+        """Every fee in the window, page after page, each once."""
+        return every_page(
+            self.list_fee_activities,
+            after=after,
+            until=until,
+            direction=direction,
+            page_size=page_size,
+        )
 
     # --- orders --------------------------------------------------------
     @abc.abstractmethod
@@ -166,6 +195,27 @@ class Broker(abc.ABC):
     def get_bars(
         self, symbol: str, timeframe: str, start: datetime, end: datetime | None = None
     ) -> list[Bar]: ...
+
+
+class _Activity(Protocol):
+    id: str
+
+
+A = TypeVar("A", bound=_Activity)
+
+
+def every_page(
+    list_page: Callable[..., list[A]], *, page_size: int, **window: object
+) -> Iterator[A]:
+    """Every activity of a paged activity listing, each once: each page continues after the
+    last activity's id; a short page is the last."""
+    token: str | None = None
+    while True:
+        page = list_page(page_size=page_size, page_token=token, **window)
+        yield from page
+        if len(page) < page_size:
+            return
+        token = page[-1].id
 
 
 MarketDataHandler = Callable[[Quote | Trade | Bar], Awaitable[None]]

@@ -8,7 +8,7 @@ the same vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 ORDER_SIDES = ("buy", "sell")
@@ -285,6 +285,28 @@ class FillActivity:
     leaves_qty: Decimal
     transaction_time: datetime
     order_status: str = ""
+
+
+# The non-trade activities in which Alpaca charges fees: regulatory fees (FEE: REG, TAF, CAT, …,
+# charged at the end of each trading day) and pass-through charges (PTC).
+FEE_ACTIVITY_TYPES = ("FEE", "PTC")
+
+
+@dataclass(frozen=True)
+class FeeActivity:
+    """A fee the broker charged the account, from its activity log (Alpaca's FEE and PTC
+    non-trade activities). Alpaca's shape links it to no execution: it has the trading day,
+    and a symbol or an order id only when the broker gives one."""
+
+    id: str  # the activity id: also the page token that continues after it
+    activity_type: str  # FEE | PTC
+    date: date  # the day it was charged for, as the broker reports it
+    amount: Decimal  # Alpaca's net_amount negated: a charge is positive, a refund negative
+    sub_type: str = ""  # Alpaca's activity_sub_type: REG, TAF, CAT, … ("" when not given)
+    symbol: str = ""
+    order_id: str = ""
+    description: str = ""
+    status: str = ""  # executed | correct | canceled ("" when not given)
 
 
 @dataclass(frozen=True)

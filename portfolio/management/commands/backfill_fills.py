@@ -10,7 +10,8 @@ from tradedesk.broker.errors import BrokerError
 class Command(BaseCommand):
     help = (
         "Fills from the execution events already recorded, then from each active account's "
-        "broker activity log (every execution it lists). Safe to run again: each once."
+        "broker activity log (every execution it lists, and the fees it charged). Safe to run "
+        "again: each once."
     )
 
     def add_arguments(self, parser):

@@ -20,6 +20,7 @@ from django.conf import settings
 from ..base import Broker
 from ..errors import OrderNotFound
 from ..types import (
+    FEE_ACTIVITY_TYPES,
     Account,
     Asset,
     Bar,
@@ -27,6 +28,7 @@ from ..types import (
     CancelResult,
     Clock,
     ClosePositionResult,
+    FeeActivity,
     FillActivity,
     KeyProblem,
     OrderRequest,
@@ -155,9 +157,53 @@ class AlpacaBroker(Broker):
         page_size: int = MAX_ACTIVITIES_PAGE,
         page_token: str | None = None,
     ) -> list[FillActivity]:
+        rows = self._activities(
+            "/account/activities/FILL",
+            after=after,
+            until=until,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return [convert.fill_activity_from_alpaca(row) for row in rows]
+
+    def list_fee_activities(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = MAX_ACTIVITIES_PAGE,
+        page_token: str | None = None,
+    ) -> list[FeeActivity]:
+        rows = self._activities(
+            "/account/activities",
+            activity_types=",".join(FEE_ACTIVITY_TYPES),
+            after=after,
+            until=until,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return [convert.fee_activity_from_alpaca(row) for row in rows]
+
+    def _activities(
+        self,
+        path: str,
+        *,
+        after: datetime | None,
+        until: datetime | None,
+        direction: str,
+        page_size: int,
+        page_token: str | None,
+        activity_types: str | None = None,
+    ) -> list[dict]:
+        """One page of GET /v2/account/activities (of one type by path, or of several by
+        `activity_types`), as Alpaca's JSON."""
         if direction not in ("asc", "desc"):
             raise convert.invalid_request("direction must be asc or desc")
         query = {
+            "activity_types": activity_types,
             "direction": direction,
             "page_size": max(1, min(page_size, MAX_ACTIVITIES_PAGE)),
             "after": after.isoformat() if after else None,
@@ -165,12 +211,8 @@ class AlpacaBroker(Broker):
             "page_token": page_token,
         }
         # Through the client's own session: the adapter's timeout, pacing and error mapping.
-        rows = self._call(
-            self._trading.get,
-            "/account/activities/FILL",
-            {k: v for k, v in query.items() if v is not None},
-        )
-        return [convert.fill_activity_from_alpaca(row) for row in rows or []]
+        sent = {k: v for k, v in query.items() if v is not None}
+        return self._call(self._trading.get, path, sent) or []
 
     # --- orders --------------------------------------------------------
     def _order_call(self, fn: Callable[..., dict], *args: object, **options: bool) -> BrokerOrder:

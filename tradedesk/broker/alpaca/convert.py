@@ -32,6 +32,7 @@ from ..types import (
     CancelResult,
     Clock,
     ClosePositionResult,
+    FeeActivity,
     FillActivity,
     OrderRequest,
     OrderUpdate,
@@ -298,6 +299,26 @@ def fill_activity_from_alpaca(a: dict) -> FillActivity:
             order_status=str(a.get("order_status") or ""),
         )
     except (KeyError, TypeError, ArithmeticError, ValidationError) as exc:
+        raise BrokerUnavailable(f"unexpected activity from Alpaca: {a!r}") from exc
+
+
+def fee_activity_from_alpaca(a: dict) -> FeeActivity:
+    """One FEE or PTC non-trade activity from its JSON (GET /v2/account/activities): the
+    fields of alpaca-py's NonTradeActivity, plus Alpaca's activity_sub_type and an order_id
+    should one come. `date` is the day as Alpaca wrote it (a date, or a time on that date)."""
+    try:
+        return FeeActivity(
+            id=str(a["id"]),
+            activity_type=str(a["activity_type"]),
+            date=date.fromisoformat(str(a["date"])[:10]),
+            amount=-dec0(a["net_amount"]),
+            sub_type=str(a.get("activity_sub_type") or ""),
+            symbol=str(a.get("symbol") or ""),
+            order_id=str(a.get("order_id") or ""),
+            description=str(a.get("description") or ""),
+            status=str(a.get("status") or ""),
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise BrokerUnavailable(f"unexpected activity from Alpaca: {a!r}") from exc
 
 

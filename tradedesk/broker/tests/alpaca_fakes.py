@@ -2,7 +2,8 @@
 
 - FakeAlpacaREST: a threaded HTTP server speaking Alpaca's trading REST and the stock
   market-data REST, with an in-memory order book following Alpaca's semantics (fills are
-  logged as FILL account activities; cancel-all and close-all answer 207 multi-status),
+  logged as FILL account activities, charged fees as FEE/PTC non-trade activities; cancel-all
+  and close-all answer 207 multi-status),
   scripted failures and a record of every request.
 - FakeMarketDataStream: Alpaca's msgpack market-data WebSocket.
 - FakeTradingStream: Alpaca's JSON trade_updates WebSocket, any event type.
@@ -167,6 +168,7 @@ class FakeAlpacaREST:
         self.bars_page_size = 2  # small, so bar requests page through next_page_token
         self.orders: dict[str, dict] = {}  # in insertion order
         self.activities: list[dict] = []  # FILL activities, oldest first
+        self.fee_activities: list[dict] = []  # FEE and PTC non-trade activities, oldest first
         # Orders DELETE /v2/orders fails to cancel: order id -> (status, body) of its 207 item.
         self.cancel_refusals: dict[str, tuple[int, dict]] = {}
         self._submitted_ns: dict[str, int] = {}
@@ -281,6 +283,33 @@ class FakeAlpacaREST:
                 }
             )
             return self._view(order, nested=True)
+
+    def charge_fee(
+        self,
+        *,
+        date: str,
+        amount: str,
+        activity_type: str = "FEE",
+        sub_type: str | None = "REG",
+        **fields: Any,
+    ) -> dict:
+        """Log a fee charged for the trading day `date` (YYYY-MM-DD), shaped like
+        account_activity_fee.json; `fields` adds or overrides (symbol, order_id, status)."""
+        with self.lock:
+            activity = {
+                **load_fixture("account_activity_fee.json"),
+                "activity_type": activity_type,
+                "id": f"{date.replace('-', '')}{len(self.fee_activities):09d}::{uuid.uuid4()}",
+                "date": date,
+                "net_amount": wire_number(-Decimal(amount)),
+                "activity_sub_type": sub_type,
+                "description": f"{sub_type or activity_type} fee",
+                **fields,
+            }
+            if sub_type is None:
+                activity.pop("activity_sub_type")
+            self.fee_activities.append(activity)
+            return activity
 
     def change(self, order_id: str, **fields: Any) -> dict:
         """Change an order's fields as Alpaca would (a newer updated_at); returns its view."""
@@ -444,7 +473,11 @@ class FakeAlpacaREST:
         if method == "DELETE" and path.startswith("/v2/positions/"):
             return ok(self._close(path.removeprefix("/v2/positions/")))
         if method == "GET" and path == "/v2/account/activities/FILL":
-            return ok(self._activities(q))
+            return ok(self._activities(q, self.activities, "transaction_time"))
+        if method == "GET" and path == "/v2/account/activities":
+            types = set(q.get("activity_types", "").split(","))
+            fees = [a for a in self.fee_activities if a["activity_type"] in types]
+            return ok(self._activities(q, fees, "date"))
         if method == "DELETE" and path == "/v2/orders":
             return 207, self._cancel_all(), {}
         if path == "/v2/orders":
@@ -545,18 +578,21 @@ class FakeAlpacaREST:
         except ClosePositionRefused as refused:
             return {"symbol": symbol, "status": 403, "body": refused.body}
 
-    def _activities(self, q: dict[str, str]) -> list[dict]:
-        """GET /v2/account/activities/FILL: newest first unless asc; page_token is the id of
-        the previous page's last activity; at most 100 a page."""
+    def _activities(self, q: dict[str, str], activities: list[dict], when: str) -> list[dict]:
+        """GET /v2/account/activities[/FILL]: newest first unless asc; after/until compare each
+        activity's `when` (a time, or a date as its midnight UTC); page_token is the id of the
+        previous page's last activity; at most 100 a page."""
         ascending = q.get("direction", "desc") == "asc"
-        rows = self.activities if ascending else self.activities[::-1]
+        rows = activities if ascending else activities[::-1]
         after = parse_ns(q["after"]) if q.get("after") else None
         until = parse_ns(q["until"]) if q.get("until") else None
+
+        def at(activity: dict) -> int:
+            value = activity[when]
+            return parse_ns(value if "T" in value else f"{value}T00:00:00Z")
+
         rows = [
-            a
-            for a in rows
-            if (after is None or parse_ns(a["transaction_time"]) > after)
-            and (until is None or parse_ns(a["transaction_time"]) < until)
+            a for a in rows if (after is None or at(a) > after) and (until is None or at(a) < until)
         ]
         if q.get("page_token"):
             ids = [a["id"] for a in rows]

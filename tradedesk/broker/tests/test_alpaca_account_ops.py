@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from tradedesk.broker.alpaca import AlpacaBroker
 from tradedesk.broker.errors import BrokerUnavailable, OrderRejected, RateLimited
-from tradedesk.broker.types import CancelResult, FillActivity
+from tradedesk.broker.types import CancelResult, FeeActivity, FillActivity
 
 from .alpaca_fakes import FakeAlpacaREST, load_fixture
 
 ACTIVITIES = "/v2/account/activities/FILL"
+FEES = "/v2/account/activities"
 
 
 def partially_filled(fake: FakeAlpacaREST, executions: list[tuple[str, str]]) -> dict:
@@ -89,6 +90,76 @@ def test_activity_errors_are_the_desks(fake_alpaca, broker: AlpacaBroker):
     fake_alpaca.fail_next(200, [{"id": "x"}])  # an activity without its fields
     with pytest.raises(BrokerUnavailable):
         broker.list_fill_activities()
+
+
+def test_a_fee_activity_arrives_as_a_positive_decimal_of_its_day(fake_alpaca, broker):
+    fake_alpaca.fee_activities = [load_fixture("account_activity_fee.json")]
+    [fee] = broker.list_fee_activities()
+    assert fee == FeeActivity(
+        id="20190801011955195::5f596936-6f23-4cef-bdf1-3806aae57dbf",
+        activity_type="FEE",
+        date=date(2019, 8, 1),
+        amount=Decimal("0.02"),
+        sub_type="REG",
+        description="REG fee",
+        status="executed",
+    )
+    # One request for both fee types, through the adapter's transport.
+    [request] = fake_alpaca.requests_to("GET", FEES)
+    assert request.query["activity_types"] == "FEE,PTC"
+    assert request.headers["apca-api-key-id"] == fake_alpaca.key_id
+
+
+def test_fee_activities_page_by_the_last_id_and_keep_their_links(fake_alpaca, broker):
+    order = fake_alpaca.add_order()
+    for day in range(1, 6):
+        fake_alpaca.charge_fee(date=f"2026-03-0{day}", amount=f"0.0{day}")
+    fake_alpaca.charge_fee(
+        date="2026-03-06",
+        amount="1.5",
+        activity_type="PTC",
+        sub_type=None,
+        symbol="AAPL",
+        order_id=order["id"],
+    )
+    fake_alpaca.activities.append(load_fixture("account_activity_fill.json"))  # not a fee
+    fees = list(broker.iter_fee_activities(direction="asc", page_size=2))
+    assert [f.amount for f in fees] == [Decimal(x) for x in ("0.01", "0.02", "0.03", "0.04")] + [
+        Decimal("0.05"),
+        Decimal("1.5"),
+    ]
+    assert len({f.id for f in fees}) == 6
+    pass_through = fees[-1]
+    assert (pass_through.activity_type, pass_through.sub_type, pass_through.date) == (
+        "PTC",
+        "",
+        date(2026, 3, 6),
+    )
+    assert (pass_through.symbol, pass_through.order_id) == ("AAPL", order["id"])
+    pages = fake_alpaca.requests_to("GET", FEES)
+    assert [r.query.get("page_token") for r in pages] == [None, fees[1].id, fees[3].id, fees[5].id]
+    assert not fake_alpaca.requests_to("GET", ACTIVITIES)
+
+
+def test_fee_activities_after_a_day(fake_alpaca, broker):
+    for day in ("2026-03-02", "2026-03-03", "2026-03-04"):
+        fake_alpaca.charge_fee(date=day, amount="0.01")
+    after = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    assert [f.date for f in broker.iter_fee_activities(after=after)] == [
+        date(2026, 3, 4),
+        date(2026, 3, 3),
+    ]
+    assert fake_alpaca.requests_to("GET", FEES)[0].query["after"] == "2026-03-02T12:00:00+00:00"
+
+
+def test_a_malformed_fee_activity_is_the_brokers_failure(fake_alpaca, broker):
+    for junk in ({"id": "x"}, {**load_fixture("account_activity_fee.json"), "net_amount": "abc"}):
+        fake_alpaca.fail_next(200, [junk])
+        with pytest.raises(BrokerUnavailable):
+            broker.list_fee_activities()
+    fake_alpaca.fail_next(200, [{**load_fixture("account_activity_fee.json"), "date": "soon"}])
+    with pytest.raises(BrokerUnavailable):
+        broker.list_fee_activities()
 
 
 def test_cancel_all_reports_each_order_refusals_included(fake_alpaca, broker: AlpacaBroker):
