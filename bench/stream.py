@@ -43,7 +43,7 @@ from websockets.uri import parse_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from market.transport import DATA_CHANNEL, RedisTransport, open_batch, pubsub_channel  # noqa: E402
+from market.stream.transport import DATA_CHANNEL, RedisTransport, open_batch, pubsub_channel  # noqa: E402
 
 SETUP = """
 from django.core.management import call_command

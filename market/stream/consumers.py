@@ -1,6 +1,6 @@
 """WS /api/v1/broker/stream: authenticate, then relay market data and the user's orders.
 
-Thin: market.services parses and authenticates, market.relay does the fan-out.
+Thin: market.stream.services parses, market.stream.relay does the fan-out.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         )
 
     def _ping_received(self) -> None:
-        """A WebSocket ping (market.daphne_socket, on the event loop's thread)."""
+        """A WebSocket ping (market.stream.daphne_socket, on the event loop's thread)."""
         if self.refused:
             return
         if not self._within_message_rate():
@@ -233,7 +233,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
 
     async def _close(self, code: int) -> None:
-        """Every close: daphne cannot send 1008 or 1013 through ASGI (market.daphne_socket)."""
+        """Every close: daphne cannot send 1008 or 1013 through ASGI (see daphne_socket)."""
         with contextlib.suppress(Exception):  # the client may already be gone
             if not close_with_code(self.base_send, code):
                 await self.close(code=code)

@@ -6,7 +6,7 @@ once, and a connection's frame carries those that changed since its last frame. 
 orders and status queue per connection, in order. A frame leaves at most every STREAM_FLUSH_MS
 — at once when the connection was idle. A slow connection's queue is bounded: overflow drops
 its oldest trades and bars (it is told how many), and one that stays over the limit is closed
-with 1013. Under daphne a connection whose socket is backed up (market.daphne_socket) is sent
+with 1013. Under daphne a connection whose socket is backed up (market.stream.daphne_socket) is sent
 nothing until it drains, so its messages wait, and are bounded, here.
 """
 
@@ -122,7 +122,7 @@ class Connection:
 
     def count_ping(self) -> None:
         """A WebSocket ping: its pong counts against the queue like any frame while the client
-        is not reading (market.daphne_socket holds back all but the latest pong meanwhile)."""
+        is not reading (daphne_socket holds back all but the latest pong meanwhile)."""
         if self.closed or self._send_buffer is None or not self._send_buffer.full:
             return
         self._pongs_waiting += 1

@@ -23,7 +23,8 @@ through autobahn's sendCloseFrame, which sendClose calls once it has checked the
 close handshake then runs as for any close.
 
 What this relies on (daphne, Twisted and autobahn are pinned in requirements.txt; re-check when
-upgrading them; market/tests/test_daphne_socket.py runs a real daphne and fails if they change):
+upgrading them; market/tests/stream/test_daphne_socket.py runs a real daphne and fails if they
+change):
 - daphne.server.Server.create_application passes `send=partial(self.handle_reply, protocol)`,
   and Channels' middleware and consumer pass it on unchanged (the consumer's `base_send`);
 - daphne's upgrade (daphne.http_protocol.WebRequest.process) moves the TCP transport over to
@@ -158,6 +159,6 @@ def _daphne_protocol(send: Callable):
 def _warn_unexpected_transport() -> None:
     """Once per process: every connection would say the same."""
     logger.warning(
-        "daphne's WebSocket transport is not the one market/daphne_socket.py expects: "
+        "daphne's WebSocket transport is not the one market/stream/daphne_socket.py expects: "
         "slow stream clients will not be detected"
     )

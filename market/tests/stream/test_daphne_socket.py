@@ -1,5 +1,5 @@
-"""market.daphne_socket, and slow clients under a real daphne: their socket backs up, so their
-queue fills, drops and closes with 1013."""
+"""market.stream.daphne_socket, and slow clients under a real daphne: their socket backs up, so
+their queue fills, drops and closes with 1013."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from market.daphne_socket import SendBuffer, close_with_code, watch_send_buffer
-from market.relay import Relay
-from market.tests.test_relay_and_hub import Client, connect, trade
-from market.transport import MemoryTransport
+from market.stream.daphne_socket import SendBuffer, close_with_code, watch_send_buffer
+from market.stream.relay import Relay
+from market.stream.transport import MemoryTransport
+from market.tests.stream.test_relay_and_hub import Client, connect, trade
 
 from .processes import daphne, free_port, short_lived_token, stop, trader_token, wait_for_port
 

@@ -7,11 +7,11 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from market import hub as hub_module
-from market.hub import Hub, upstream_factory
-from market.messages import envelope, market_message
-from market.relay import Connection, Relay
-from market.transport import SUBSCRIBED, MemoryTransport, batch, open_batch
+from market.stream import hub as hub_module
+from market.stream.hub import Hub, upstream_factory
+from market.stream.messages import envelope, market_message
+from market.stream.relay import Connection, Relay
+from market.stream.transport import SUBSCRIBED, MemoryTransport, batch, open_batch
 from tradedesk.broker.base import MarketDataStream
 from tradedesk.broker.types import Quote, Trade
 

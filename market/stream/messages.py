@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 
+from market.api import bar_json, quote_json
 from tradedesk.broker.types import Bar, Quote, Trade
-
-from .api import bar_json, quote_json
 
 STATUS_KIND = "status"
 ERROR_KIND = "error"  # published with a symbol: the feed refused it (its subscribers are told)
