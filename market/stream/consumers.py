@@ -22,7 +22,7 @@ from orders.events import run_from_sync, user_group
 from tradedesk import ratelimit
 
 from . import services
-from .daphne_socket import close_with_code, watch_send_buffer
+from .daphne_socket import close_with_code, frame_writer, watch_send_buffer
 from .messages import dumps, error_message, frame
 from .relay import Connection, process_stream
 
@@ -104,7 +104,11 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         streams = streams or frozenset(services.DEFAULT_STREAMS)
 
         self.connection = Connection.from_settings(
-            self._send_frame, self._close, streams=set(), send_buffer=send_buffer
+            self._send_frame,
+            self._close,
+            streams=set(),
+            send_buffer=send_buffer,
+            write=frame_writer(self.base_send),
         )
         self.connection.lease = lease
         await self._apply(symbols, streams)
