@@ -220,8 +220,12 @@ class Connection:
             else:
                 self._sending = asyncio.get_running_loop().create_task(self._send(frame(bodies)))
                 self._sending.add_done_callback(self._sent)
-        if "quotes" in self.streams:
-            # Until its next frame, the next quote of any of its symbols wakes it.
+        if bodies:
+            # Busy: most likely more by its next turn, so it takes that turn (rather than
+            # registering with each of its symbols to be woken, and being woken by each).
+            self.wake()
+        elif "quotes" in self.streams:
+            # Idle: the next quote of any of its symbols wakes it.
             self.relay.wake_on_quote(self)
 
     def _sent(self, task: asyncio.Task) -> None:
@@ -235,7 +239,7 @@ class Connection:
 TICK_S = 0.005
 # Overload: a turn later than LATE (in flush windows) widens every connection's window (x1.5,
 # at most MAX_STRETCH); each turn within ON_TIME narrows it back (/1.25) to the configured one.
-LATE_FLUSH_WINDOWS, ON_TIME_FLUSH_WINDOWS, MAX_STRETCH = 0.5, 0.25, 8.0
+LATE_FLUSH_WINDOWS, ON_TIME_FLUSH_WINDOWS, MAX_STRETCH = 1.0, 0.25, 8.0
 
 
 class FlushScheduler:

@@ -360,7 +360,8 @@ async def test_a_process_that_falls_behind_widens_its_frames_says_so_and_queues_
         for size in range(50):
             relay.dispatch(trade("AAPL", size))
         assert len(connection._queue) <= 5  # bounded however far behind the process is
-        # The process is busy elsewhere: the turn runs 50 ms late, however wide the window.
+        # The process is busy elsewhere: the turn runs 50 ms (2.5 windows) late, however wide
+        # the window.
         time.sleep(0.02 * relay.scheduler.stretch + 0.05)
         await client.next_frame()
     windows = [m["flush_ms"] for m in statuses(client) if "flush_ms" in m]
