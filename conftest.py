@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -12,6 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 pytest_plugins = ["tradedesk.broker.tests.alpaca_plugin"]
 
 REQUIRE_SERVICES = os.environ.get("TRADEDESK_REQUIRE_SERVICES") == "1"
+PASSWORD = "s3cret-Passw0rd!"
 
 
 def require_service(name: str, available: bool) -> None:
@@ -44,7 +48,7 @@ def make_user(db):
 
     counter = iter(range(1, 10_000))
 
-    def make(username: str | None = None, password: str = "s3cret-Passw0rd!", **extra):  # noqa: S107
+    def make(username: str | None = None, password: str = PASSWORD, **extra):
         user = register_user(username=username or f"trader{next(counter)}", password=password)
         for key, value in extra.items():
             setattr(user, key, value)
@@ -90,6 +94,20 @@ def place_resting_buy(user, *, symbol: str = "AAPL", limit: str = "1", account=N
     return order
 
 
+def totp_code(device) -> str:
+    """The code an authenticator app would show, for the earliest time step the device still
+    accepts (each step's code verifies once; its tolerance allows one step either side)."""
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    now_step = int((time.time() - device.t0) // device.step) + device.drift
+    step = max(now_step - device.tolerance, device.last_t + 1)
+    assert step <= now_step + device.tolerance, "this device has used up its codes for now"
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits)
+    totp.time = device.t0 + step * device.step + device.step / 2
+    return f"{totp.token():0{device.digits}d}"
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
@@ -104,3 +122,69 @@ def api(trader) -> APIClient:
 @pytest.fixture
 def other_api(other_trader) -> APIClient:
     return client_for(other_trader)
+
+
+# --- browser tests (headless Chromium through Playwright) ------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for a module's browser tests.
+
+    Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run in
+    a thread with a running loop unless told it's fine (it is: the loop is Playwright's).
+    Set only while the module's browser runs, so no other test (or subprocess) inherits it."""
+    require_service("chromium (apt-get install chromium)", os.access(CHROMIUM, os.X_OK))
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 900}
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot in test-artifacts/screenshots/ (kept out of git), to look at."""
+    from django.conf import settings
+
+    folder = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def log_in(page, username: str) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/")

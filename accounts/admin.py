@@ -2,8 +2,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 
-from orders.admin import sync_now
-
 from . import services
 from .models import BrokerAccount, User
 from .views import admin_login
@@ -105,7 +103,6 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     search_fields = ["label", "user__username"]
     raw_id_fields = ["user"]
     readonly_fields = ["key_id_last4", "credentials"]
-    actions = [sync_now]
 
     @admin.display(description="Key id (last 4)")
     def key_id_last4(self, account: BrokerAccount) -> str:

@@ -51,7 +51,7 @@ if __name__ != "__main__":
 
     from accounts.selectors import broker_account_for
     from orders import throttles
-    from orders.api import OrderBodySerializer, OrderDetailSerializer
+    from orders.serializers import OrderBodySerializer, OrderDetailSerializer
     from orders.services import record_submission
 
     application = get_wsgi_application()

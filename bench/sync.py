@@ -41,11 +41,13 @@ def main() -> int:
 
     from django.conf import settings
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from accounts.models import BrokerAccount
     from accounts.services import register_user
-    from orders import sync
     from orders.models import Order
+    from orders.record import MIRRORED_FIELDS
+    from orders.sync import paging, upsert
     from orders.tests.fake_broker import FakeBroker, at_ns, broker_order
 
     user = register_user(username=f"bench-{time.time_ns()}", password="bench-Passw0rd!")
@@ -68,7 +70,7 @@ def main() -> int:
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE orders_orderevent, orders_order, orders_ordersynclease")
         for start in range(0, len(old), 500):
-            sync.upsert_broker_orders(account, old[start : start + 500], source="sync")
+            upsert.upsert_broker_orders(account, old[start : start + 500], source="sync")
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE orders_order")
 
@@ -87,11 +89,11 @@ def main() -> int:
     # --- the desk's sync path ------------------------------------------------
     def desk() -> None:
         broker = FakeBroker(((n + 1) * 1000, order) for n, order in enumerate(latest))
-        counts = sync.sync_orders(account, broker=broker)
-        assert counts == sync.SyncCounts(created=ORDERS - CHANGED, updated=CHANGED, unchanged=0)
+        counts = paging.sync_orders(account, broker=broker)
+        assert counts == upsert.SyncCounts(created=ORDERS - CHANGED, updated=CHANGED, unchanged=0)
 
     # --- a per-row update_or_create loop (no guard, no events) -----------------
-    mirrored = sync.MIRRORED_FIELDS
+    mirrored = MIRRORED_FIELDS
 
     def per_row() -> None:
         sample = latest[CHANGED - PER_ROW_SAMPLE // 2 : CHANGED + PER_ROW_SAMPLE // 2]
@@ -142,8 +144,8 @@ def main() -> int:
     def copy_merge() -> None:
         import psycopg
 
-        columns = [*sync._BATCH_COLUMNS, *sync._ROW_COLUMNS]
-        batch = sync._batch_values(sync._Batch(user.pk, account.pk, "sync", sync.timezone.now()))
+        columns = [*upsert._BATCH_COLUMNS, *upsert._ROW_COLUMNS]
+        batch = upsert._batch_values(upsert._Batch(user.pk, account.pk, "sync", timezone.now()))
         connection.ensure_connection()
         with transaction.atomic(), psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
@@ -160,11 +162,11 @@ def main() -> int:
             ) as copy:
                 copy.set_types(types)
                 for snapshot in latest:
-                    copy.write_row((*batch, *sync._row(snapshot, {})))
+                    copy.write_row((*batch, *upsert._row(snapshot, {})))
             cursor.execute(
                 f"INSERT INTO orders_order ({', '.join(columns)})"
                 f" SELECT {', '.join(columns)} FROM incoming_orders"
-                + sync._conflict_clause().split(" RETURNING")[0]
+                + upsert._conflict_clause().split(" RETURNING")[0]
             )
 
     print(

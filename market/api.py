@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tradedesk.broker.types import TIMEFRAMES
+from tradedesk.symbols import parse_symbols
 
 from . import services
 
@@ -20,28 +21,6 @@ MAX_BARS_SPAN = {
     "1Hour": timedelta(days=90),
     "1Day": timedelta(days=3650),
 }
-
-
-def quote_json(quote) -> dict:
-    return {
-        "symbol": quote.symbol,
-        "bid_price": str(quote.bid_price),
-        "bid_size": str(quote.bid_size),
-        "ask_price": str(quote.ask_price),
-        "ask_size": str(quote.ask_size),
-        "timestamp": quote.timestamp.isoformat(),
-    }
-
-
-def bar_json(bar) -> dict:
-    return {
-        "timestamp": bar.timestamp.isoformat(),
-        "open": str(bar.open),
-        "high": str(bar.high),
-        "low": str(bar.low),
-        "close": str(bar.close),
-        "volume": str(bar.volume),
-    }
 
 
 def _decimal():
@@ -85,11 +64,13 @@ class LatestQuotesView(APIView):
     )
     def get(self, request):
         try:
-            symbols = services.parse_symbols(request.query_params.get("symbols", ""))
+            symbols = parse_symbols(request.query_params.get("symbols", ""))
         except ValueError as error:
             raise ValidationError({"symbols": [str(error)]}) from None
         quotes = services.latest_quotes(symbols)
-        return Response({"quotes": {symbol: quote_json(q) for symbol, q in quotes.items()}})
+        return Response(
+            {"quotes": {symbol: services.quote_json(q) for symbol, q in quotes.items()}}
+        )
 
 
 class BarsQuery(serializers.Serializer):
@@ -100,7 +81,7 @@ class BarsQuery(serializers.Serializer):
 
     def validate_symbol(self, value: str) -> str:
         try:
-            return services.parse_symbols(value, limit=1)[0]
+            return parse_symbols(value, limit=1)[0]
         except ValueError as error:
             raise serializers.ValidationError(str(error)) from None
 
@@ -127,6 +108,6 @@ class BarsView(APIView):
             {
                 "symbol": data["symbol"],
                 "timeframe": data["timeframe"],
-                "bars": [bar_json(bar) for bar in bars],
+                "bars": [services.bar_json(bar) for bar in bars],
             }
         )

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime
 
 from tradedesk.broker import market_data_broker
 from tradedesk.broker.types import Bar, Quote, Trade
 
-# A US ticker (AAPL, BRK.B); match it with fullmatch.
-SYMBOL_RE = re.compile(r"[A-Z]{1,5}(\.[A-Z]{1,2})?")
-MAX_SYMBOLS_PER_REQUEST = 100
+
+# The JSON shapes of a quote and a bar: the REST answers and the stream frames share them.
+def quote_json(quote) -> dict:
+    return {
+        "symbol": quote.symbol,
+        "bid_price": str(quote.bid_price),
+        "bid_size": str(quote.bid_size),
+        "ask_price": str(quote.ask_price),
+        "ask_size": str(quote.ask_size),
+        "timestamp": quote.timestamp.isoformat(),
+    }
 
 
-def parse_symbols(raw: str, *, limit: int = MAX_SYMBOLS_PER_REQUEST) -> list[str]:
-    """A comma-separated symbol list, upper-cased and de-duplicated; ValueError if bad."""
-    symbols = list(dict.fromkeys(s.strip().upper() for s in raw.split(",") if s.strip()))
-    if not symbols:
-        raise ValueError("Give at least one symbol.")
-    if len(symbols) > limit:
-        raise ValueError(f"At most {limit} symbols.")
-    bad = [s for s in symbols if not SYMBOL_RE.fullmatch(s)]
-    if bad:
-        raise ValueError(f"Not a valid symbol: {', '.join(bad[:5])}.")
-    return symbols
+def bar_json(bar) -> dict:
+    return {
+        "timestamp": bar.timestamp.isoformat(),
+        "open": str(bar.open),
+        "high": str(bar.high),
+        "low": str(bar.low),
+        "close": str(bar.close),
+        "volume": str(bar.volume),
+    }
 
 
 def latest_quotes(symbols: Iterable[str]) -> dict[str, Quote]:

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.models import User
+from tradedesk.symbols import SYMBOL_RE, parse_symbols
 
 from . import services
 from .models import WatchlistItem
@@ -25,7 +26,7 @@ def watchlist_symbols(user: User) -> list[str]:
 def add_to_watchlist(*, user: User, symbol: str) -> WatchlistItem:
     """Append a known symbol; the page streams them all on one connection, hence the limit."""
     try:
-        symbol = services.parse_symbols(symbol, limit=1)[0]
+        symbol = parse_symbols(symbol, limit=1)[0]
     except ValueError as error:
         raise WatchlistError(str(error)) from None
     if WatchlistItem.objects.filter(user=user, symbol=symbol).exists():
@@ -48,7 +49,7 @@ def add_to_watchlist(*, user: User, symbol: str) -> WatchlistItem:
 def remove_from_watchlist(*, user: User, symbol: str) -> bool:
     """Remove a symbol; anything that isn't a ticker can't be on the list (nothing to remove)."""
     symbol = symbol.strip().upper()
-    if not services.SYMBOL_RE.fullmatch(symbol):
+    if not SYMBOL_RE.fullmatch(symbol):
         return False
     deleted, _ = WatchlistItem.objects.filter(user=user, symbol=symbol).delete()
     return bool(deleted)

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from accounts.admin import BrokerAccountAdmin
 from accounts.models import BrokerAccount
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
@@ -7,7 +8,7 @@ from tradedesk.ratelimit import RateLimitExceeded
 
 from . import selectors, services
 from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
-from .sync import SyncQueueUnavailable, request_sync
+from .sync.runs import SyncQueueUnavailable, request_sync
 
 
 def cancel_and_report(modeladmin, request, orders) -> None:
@@ -200,5 +201,14 @@ def queue_syncs(modeladmin, request, accounts) -> None:
 
 @admin.action(description="Sync orders now")
 def sync_now(modeladmin, request, queryset):
-    """For BrokerAccountAdmin: queue one sync per selected active account."""
+    """Queue one sync per selected active broker account."""
     queue_syncs(modeladmin, request, queryset.filter(is_active=True).select_related("user"))
+
+
+# accounts (the ground floor) knows no orders: its broker-account admin gains the sync here.
+admin.site.unregister(BrokerAccount)
+
+
+@admin.register(BrokerAccount)
+class SyncingBrokerAccountAdmin(BrokerAccountAdmin):
+    actions = [*BrokerAccountAdmin.actions, sync_now]

@@ -7,7 +7,7 @@ from . import api
 urlpatterns = [
     path("orders/", api.OrderListCreateView.as_view(), name="api-orders"),
     path("orders/validate/", api.OrderValidateView.as_view(), name="api-order-validate"),
-    path("orders/sync/", include("orders.sync_api_urls")),
+    path("orders/sync/", include("orders.sync.urls")),
     path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order"),
     path("account/", api.AccountView.as_view(), name="api-account"),
     path("positions/", api.PositionsView.as_view(), name="api-positions"),

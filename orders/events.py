@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -10,10 +11,30 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.dispatch import Signal
 
 from tradedesk.broker import types
 
 from .models import Order
+
+logger = logging.getLogger(__name__)
+
+
+# Sent once the transaction that recorded executions (OrderEvents with an execution_id) of a
+# broker account's orders has committed: kwargs broker_account_id, order_ids. Apps above orders
+# (portfolio) listen; orders imports none of them.
+execution_recorded = Signal()
+
+
+def announce_executions_after_commit(broker_account_id: int, order_ids: list[int]) -> None:
+    def send() -> None:
+        for _, error in execution_recorded.send_robust(
+            Order, broker_account_id=broker_account_id, order_ids=order_ids
+        ):
+            if error is not None:
+                logger.error("execution receiver failed: %r", error)
+
+    transaction.on_commit(send)
 
 
 def user_group(user_id: int) -> str:
@@ -48,15 +69,16 @@ def order_frame(
         "side": order.side,
         "order_type": order.type,
         "status": order.status,
-        "qty": _text(order.qty),
-        "filled_qty": _text(order.filled_qty),
-        "filled_avg_price": _text(order.filled_avg_price),
+        "qty": _wire_text(order.qty),
+        "filled_qty": _wire_text(order.filled_qty),
+        "filled_avg_price": _wire_text(order.filled_avg_price),
         "event": event,
         "timestamp": timestamp,
     }
 
 
-def _text(value) -> str | None:
+def _wire_text(value) -> str | None:
+    """A value as the `order` frame carries it: the stored decimal's own string."""
     return None if value is None else str(value)
 
 

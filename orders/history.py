@@ -10,7 +10,7 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -109,16 +109,6 @@ def position_series(user: User, symbol: str, since: datetime) -> list[dict]:
         PositionSnapshot.objects.filter(user=user, symbol=symbol, snapshot_at__gte=since)
         .order_by("snapshot_at")
         .values("snapshot_at", "market_value", "unrealized_pl")
-    )
-
-
-def portfolio_series(user: User, since: datetime) -> list[dict]:
-    """The summed market value of all positions at each snapshot time (oldest first)."""
-    return list(
-        PositionSnapshot.objects.filter(user=user, snapshot_at__gte=since)
-        .values("snapshot_at")
-        .annotate(market_value=Sum("market_value"), unrealized_pl=Sum("unrealized_pl"))
-        .order_by("snapshot_at")
     )
 
 

@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import BrokerAccount, User
+from accounts.services import broker_for
 from tradedesk.broker import types
 
 from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
@@ -138,3 +139,23 @@ def open_orders_under(halt: TradingHalt) -> QuerySet[Order]:
 
 def position_snapshots_for(user: User) -> QuerySet[PositionSnapshot]:
     return PositionSnapshot.objects.filter(user=user)
+
+
+# --- the account as its broker reports it (read through, never stored) -------------
+
+
+def account_at_broker(broker_account: BrokerAccount) -> types.Account:
+    return broker_for(broker_account).get_account()
+
+
+def positions_at_broker(broker_account: BrokerAccount) -> list[types.Position]:
+    return broker_for(broker_account).list_positions()
+
+
+def desk_at_broker(
+    broker_account: BrokerAccount,
+) -> tuple[types.Account, list[types.Position], types.Clock]:
+    """What the dashboard shows of the broker: the account, its positions and the clock."""
+    broker = broker_for(broker_account)
+    account, positions = broker.get_account_and_positions()
+    return account, positions, broker.get_clock()

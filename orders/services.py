@@ -16,7 +16,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
@@ -30,8 +29,9 @@ from tradedesk.broker.errors import (
     RateLimited,
 )
 
-from . import events, selectors, throttles
-from .models import Order, OrderEvent
+from . import selectors, throttles
+from .models import Order
+from .record import apply_broker_order, record_event
 from .validation import (
     Issue,
     OrderInput,
@@ -42,36 +42,6 @@ from .validation import (
     validate_order,
 )
 
-# The broker's order fields the desk keeps as they are (the API shows them too).
-MIRRORED_FIELDS = (
-    "client_order_id",
-    "symbol",
-    "asset_class",
-    "asset_id",
-    "side",
-    "type",
-    "order_class",
-    "time_in_force",
-    "qty",
-    "notional",
-    "filled_qty",
-    "filled_avg_price",
-    "limit_price",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "hwm",
-    "status",
-    "extended_hours",
-    "submitted_at",
-    "filled_at",
-    "canceled_at",
-    "expired_at",
-    "failed_at",
-    "replaced_at",
-    "expires_at",
-    "position_intent",
-)
 # Input fields that make two submissions with one client_order_id "the same order".
 _IDENTITY_FIELDS = (
     "symbol",
@@ -116,6 +86,10 @@ class SubmissionPending(BrokerUnavailable):
     def __init__(self, order: Order, cause: BrokerUnavailable):
         super().__init__(cause.message, code=cause.code)
         self.order = order
+
+
+class NotTheirOrder(Exception):
+    """The order is not the user's: callers answer it as no such order (404, never 403)."""
 
 
 class OrderNotModifiable(Exception):
@@ -164,95 +138,6 @@ def _same_order(order: Order, order_input: OrderInput) -> bool:
         return order.request_fingerprint == request_fingerprint(order_input)
     # Recorded before fingerprints (or brought in by sync): the fields the row keeps.
     return all(getattr(order, name) == getattr(order_input, name) for name in _IDENTITY_FIELDS)
-
-
-def apply_broker_order(
-    order: Order,
-    snapshot: types.BrokerOrder,
-    *,
-    source: str,
-    actor: User | None = None,
-    detail: dict | None = None,
-) -> bool:
-    """Bring one Order row up to the broker's snapshot; record an OrderEvent if it changed.
-
-    Never moves backwards: an older snapshot, a lower filled qty or a step out of a
-    terminal state is ignored — except a terminal state the desk concluded itself, before the
-    broker confirmed the order (`lost`): the broker's snapshot is the truth. Returns whether
-    anything changed.
-    """
-    if order.broker_updated_at and snapshot.updated_at < order.broker_updated_at:
-        return False
-    if (
-        order.status in types.TERMINAL_STATUSES
-        and snapshot.status != order.status
-        and order.broker_order_id
-    ):
-        return False
-    if snapshot.filled_qty < order.filled_qty:
-        return False
-    before = (order.status, order.filled_qty, order.broker_order_id)
-    for name in MIRRORED_FIELDS:
-        setattr(order, name, getattr(snapshot, name))
-    order.broker_order_id = snapshot.id
-    order.broker_created_at = snapshot.created_at
-    order.replaced_by = snapshot.replaced_by or ""
-    order.replaces = snapshot.replaces or ""
-    order.broker_updated_at = snapshot.updated_at
-    order.save()
-    changed = before != (order.status, order.filled_qty, order.broker_order_id)
-    if changed:
-        record_event(
-            order,
-            event_name(before[0], snapshot.status),
-            source=source,
-            actor=actor,
-            at=snapshot.updated_at,
-            **(detail or {}),
-        )
-    return changed
-
-
-# How a change to a status is recorded: these statuses name their own event; any other status
-# is its own event, or "accepted" when it stayed the same (the broker confirmed the order).
-# `event_name` and `event_name_sql` (the sync's set-based path) both read these rules.
-_STATUS_EVENTS = {"filled": "fill", "partially_filled": "partial_fill"}
-_SAME_STATUS_EVENT = "accepted"
-
-
-def event_name(previous_status: str, status: str) -> str:
-    """The OrderEvent name for an order going from `previous_status` ("" if new) to `status`."""
-    if status in _STATUS_EVENTS:
-        return _STATUS_EVENTS[status]
-    return _SAME_STATUS_EVENT if status == previous_status else status
-
-
-def event_name_sql(previous_status: str, status: str) -> str:
-    """`event_name` as a SQL expression over two text-valued SQL expressions."""
-    named = " ".join(f"WHEN '{own}' THEN '{event}'" for own, event in _STATUS_EVENTS.items())
-    return (
-        f"CASE {status} {named} WHEN {previous_status} THEN '{_SAME_STATUS_EVENT}'"
-        f" ELSE {status} END"
-    )
-
-
-def record_event(
-    order: Order, event: str, *, source: str, actor: User | None = None, at=None, **detail
-) -> OrderEvent:
-    """Audit one event of an order as it stands now; its frame reaches the stream after commit."""
-    recorded = OrderEvent.objects.create(
-        order=order,
-        event=event,
-        status=order.status,
-        filled_qty=order.filled_qty,
-        price=order.filled_avg_price,
-        source=source,
-        actor=actor,
-        detail=detail,
-        at=at or timezone.now(),
-    )
-    events.publish_order_after_commit(order, event)
-    return recorded
 
 
 def _apply_locked(
@@ -523,7 +408,7 @@ REPLACEABLE_FIELDS = ("qty", "limit_price", "stop_price", "trail", "time_in_forc
 
 def _ensure_owned(user: User, order: Order) -> None:
     if order.user_id != user.pk:
-        raise Http404("No such order.")
+        raise NotTheirOrder("No such order.")
 
 
 def _confirmed_open(order: Order, action: str) -> Order:
@@ -589,7 +474,7 @@ def _current(order: Order, name: str):
     return getattr(order, name)
 
 
-def _text(value) -> str | None:
+def _audit_text(value) -> str | None:
     """A value for the audit detail (JSON): decimals without their storage padding."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
@@ -706,7 +591,7 @@ def replace_order(
             raise SubmissionPending(pending, exc) from exc
     forget_account_state(order.broker_account)
     changed = {
-        name: {"from": _text(_current(order, name)), "to": _text(value)}
+        name: {"from": _audit_text(_current(order, name)), "to": _audit_text(value)}
         for name in REPLACEABLE_FIELDS
         if (value := getattr(changes, name)) is not None
     }

@@ -8,8 +8,8 @@ from accounts.models import BrokerAccount
 from tradedesk import broker
 from tradedesk.broker.errors import BrokerUnavailable, RateLimited
 
-from . import snapshots, sync
 from .models import SyncRun
+from .sync import paging, runs, snapshots
 
 # Idempotent tasks: redelivery after a worker dies (acks_late) just syncs again.
 _RETRYING = {
@@ -39,13 +39,13 @@ def sync_account(self, broker_account_id: int) -> dict:
         pk=self.request.id,
         defaults={"user": account.user, "broker_account": account, "trigger": "schedule"},
     )
-    return _result(sync.execute_sync_run(run))
+    return _result(runs.execute_sync_run(run))
 
 
 @shared_task(**_RETRYING)
 def run_sync(run_id: str) -> dict:
     """Execute a sync someone asked for (the API, admin): the SyncRun already exists."""
-    return _result(sync.execute_sync_run(SyncRun.objects.get(pk=run_id)))
+    return _result(runs.execute_sync_run(SyncRun.objects.get(pk=run_id)))
 
 
 @shared_task(acks_late=True)
@@ -72,4 +72,4 @@ def _result(run: SyncRun) -> dict:
 @shared_task(acks_late=True, ignore_result=True, expires=50)
 def reconcile_pending_orders() -> int:
     """Settle orders whose broker answer never came (found by client_order_id, or lost)."""
-    return sync.reconcile_all_unconfirmed()
+    return paging.reconcile_all_unconfirmed()

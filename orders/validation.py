@@ -51,9 +51,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
-from market.services import SYMBOL_RE
 from tradedesk.broker import Broker, calendar, types
 from tradedesk.broker.errors import OrderRejected
+from tradedesk.symbols import SYMBOL_RE
 
 from . import day_trades, selectors
 from .models import Order, TradingHalt
@@ -271,7 +271,7 @@ def cached_quote(broker: Broker, symbol: str) -> types.Quote | None:
 
 
 # --- helpers -----------------------------------------------------------------
-def _money(value: Decimal) -> str:
+def _dollars(value: Decimal) -> str:
     return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
 
 
@@ -672,8 +672,8 @@ def _legs_on_the_right_side(
             check.error(
                 "leg_wrong_side",
                 "take_profit",
-                f"The take-profit ({_money(take_profit.limit_price)}) must be {above} the "
-                f"{base_label} ({_money(base)}) for a {position} position.",
+                f"The take-profit ({_dollars(take_profit.limit_price)}) must be {above} the "
+                f"{base_label} ({_dollars(base)}) for a {position} position.",
             )
     if stop_loss is not None and stop_loss.stop_price is not None:
         wrong = stop_loss.stop_price >= base if long else stop_loss.stop_price <= base
@@ -681,8 +681,8 @@ def _legs_on_the_right_side(
             check.error(
                 "leg_wrong_side",
                 "stop_loss",
-                f"The stop-loss ({_money(stop_loss.stop_price)}) must be {below} the "
-                f"{base_label} ({_money(base)}) for a {position} position.",
+                f"The stop-loss ({_dollars(stop_loss.stop_price)}) must be {below} the "
+                f"{base_label} ({_dollars(base)}) for a {position} position.",
             )
 
 
@@ -778,11 +778,11 @@ def _wash_trade(check: _Check) -> None:
     for other in check.open_orders:
         if other.side == order.side or not _could_cross(order, other):
             continue
-        price = f" at {_money(other.limit_price)}" if _limit_of(other) is not None else ""
+        price = f" at {_dollars(other.limit_price)}" if _limit_of(other) is not None else ""
         amount = (
             f"{_shares(_remaining(other))} shares"
             if other.qty is not None
-            else _money(other.notional)
+            else _dollars(other.notional)
         )
         check.error(
             "wash_trade",
@@ -852,8 +852,8 @@ def _buying_power(check: _Check) -> None:
         check.error(
             "insufficient_buying_power",
             check.amount_field,
-            f"This order needs about {_money(cost)} but your buying power is "
-            f"{_money(buying_power)}.",
+            f"This order needs about {_dollars(cost)} but your buying power is "
+            f"{_dollars(buying_power)}.",
         )
     used = cost / buying_power * 100
     if used > settings.BUYING_POWER_WARNING_PCT:
@@ -861,7 +861,7 @@ def _buying_power(check: _Check) -> None:
             "buying_power_high",
             check.amount_field,
             f"This order uses {used:.0f}% of your buying power "
-            f"({_money(cost)} of {_money(buying_power)}).",
+            f"({_dollars(cost)} of {_dollars(buying_power)}).",
         )
 
 
@@ -879,8 +879,8 @@ def _price_reasonability(check: _Check) -> None:
             check.warn(
                 "price_far_from_market",
                 name,
-                f"The {PRICE_NAMES[name]} {_money(price)} is {abs(away):.1f}% "
-                f"{'above' if away > 0 else 'below'} the market ({_money(market)}).",
+                f"The {PRICE_NAMES[name]} {_dollars(price)} is {abs(away):.1f}% "
+                f"{'above' if away > 0 else 'below'} the market ({_dollars(market)}).",
             )
 
 
@@ -924,7 +924,7 @@ def _day_trading(check: _Check) -> None:
             "side",
             f"This would be your {_ordinal(counted.window)} day trade in "
             f"{day_trades.BUSINESS_DAYS} business days with equity of "
-            f"{_money(check.account.equity)}, under $25,000: the account would be flagged as a "
+            f"{_dollars(check.account.equity)}, under $25,000: the account would be flagged as a "
             "pattern day trader.",
         )
 
@@ -948,8 +948,8 @@ def _desk_limits(check: _Check) -> None:
                 "max_position_size",
                 check.amount_field,
                 f"The resulting {order.symbol} position{pending_note} would be worth about "
-                f"{_money(value)}, above the desk's limit of "
-                f"{_money(settings.MAX_POSITION_SIZE)} per symbol.",
+                f"{_dollars(value)}, above the desk's limit of "
+                f"{_dollars(settings.MAX_POSITION_SIZE)} per symbol.",
             )
     if check.replacing is not None:
         return  # a replace changes an order already counted today

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -15,16 +15,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import second_factor_verified
 from accounts.selectors import active_broker_accounts, broker_account_for
-from accounts.services import broker_for
-from market.services import parse_symbols
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
 from tradedesk.csv_safe import safe_row
 from tradedesk.ratelimit import RateLimitExceeded
+from tradedesk.symbols import parse_symbols
 
 from . import history, selectors, services
-from .api import OrderInputSerializer, input_errors
 from .forms import OrderFilterForm, ReplaceOrderForm
+from .serializers import OrderInputSerializer, input_errors
+from .sync.selectors import last_sync_for
 
 TICKET_DEFAULTS = {"side": "buy", "type": "market", "time_in_force": "day", "order_class": "simple"}
 # Form keys that are the page's, not the order's.
@@ -51,30 +51,21 @@ MAX_STATUS_IDS = 100
 _BUSY = "The broker is busy; retry."
 
 
-def _last_sync(user):
-    """When the desk last synced this trader's orders, once the sync work provides it."""
-    try:
-        from orders.sync import last_sync_for
-    except ImportError:
-        return None
-    return last_sync_for(user)
-
-
 def home(request):
     if not request.user.is_authenticated:
         return redirect("login")
     account = broker_account_for(request.user, request.GET.get("broker_account"))
-    broker = broker_for(account)
     context = {
         "broker_account": account,
         "recent_orders": list(
             selectors.orders_for(request.user).order_by("-created_at", "-id")[:10]
         ),
-        "last_sync": _last_sync(request.user),
+        "last_sync": last_sync_for(request.user),
     }
     try:
-        context["account"], context["positions"] = broker.get_account_and_positions()
-        context["clock"] = broker.get_clock()
+        context["account"], context["positions"], context["clock"] = selectors.desk_at_broker(
+            account
+        )
     except BrokerError as error:
         context["broker_error"] = error.message
     else:
@@ -236,7 +227,7 @@ def order_history(request):
             "filter_query": query.urlencode(),
             "next_query": next_query.urlencode() if next_query else None,
             "is_first_page": not form.cleaned_data["cursor"],
-            "last_sync": _last_sync(request.user),
+            "last_sync": last_sync_for(request.user),
         },
     )
 
@@ -319,6 +310,8 @@ def cancel_order(request, order_id: int):
         messages.error(request, f"Could not cancel order {order.pk}: {limited.message}")
     except (BrokerError, services.OrderNotModifiable) as error:
         messages.error(request, f"Could not cancel order {order.pk}: {error}")
+    except services.NotTheirOrder as error:
+        raise Http404(str(error)) from error
     else:
         messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
     return _back(request, order.pk)
@@ -367,6 +360,8 @@ def replace_order(request, order_id: int):
         return refused(400, verdict["errors"], warnings=verdict["warnings"])
     except services.OrderNotModifiable as error:
         return refused(422, [{"field": None, "code": error.code, "message": error.message}])
+    except services.NotTheirOrder as error:
+        raise Http404(str(error)) from error
     except RateLimitExceeded as limited:
         return refused(429, [_rate_limited(limited)])
     except RateLimited:
@@ -379,6 +374,10 @@ def replace_order(request, order_id: int):
         return refused(422, [{"field": None, "code": "broker_rejected", "message": error.message}])
     messages.success(request, f"Order {order.pk} replaced.")
     return redirect("order-detail", order_id=replacement.order.pk)
+
+
+# The positions page's periods (days) as the portfolio history's.
+EQUITY_PERIODS = {1: "1D", 7: "1W", 30: "1M", 90: "3M", 365: "1A"}
 
 
 @login_required
@@ -420,6 +419,12 @@ def positions_history(request):
             "position_points": points(history.position_series(request.user, symbol, since))
             if symbol
             else [],
-            "portfolio_points": points(history.portfolio_series(request.user, since)),
+            # The equity line per account comes from the portfolio's history API (its page
+            # script asks for it): account equity, not summed position values.
+            "equity_accounts": [
+                {"id": account.pk, "label": account.label}
+                for account in active_broker_accounts(request.user)
+            ],
+            "equity_period": EQUITY_PERIODS.get(days, "1M"),
         },
     )

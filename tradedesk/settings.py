@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "accounts",
     "orders",
     "market",
+    "portfolio",
 ]
 
 # WhiteNoise last, not second as its docs suggest: it is the one sync-only middleware, and under
@@ -176,6 +177,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["tradedesk.template_filters"],
         },
     },
 ]
@@ -427,6 +429,16 @@ ORDER_SYNC_INTERVAL = env_int("ORDER_SYNC_INTERVAL", 60)
 POSITION_SNAPSHOT_INTERVAL = env_int("POSITION_SNAPSHOT_INTERVAL", 300)
 # Orders per sync transaction (whole pages of up to 500): fewer commits, fewer round trips.
 ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 1000)
+
+# --- Portfolio analytics ----------------------------------------------------
+# How closing executions pick the lots they close: fifo | lifo | highest_cost.
+LOT_METHOD = os.environ.get("LOT_METHOD", "fifo").strip().lower()
+if LOT_METHOD not in ("fifo", "lifo", "highest_cost"):
+    raise ImproperlyConfigured("LOT_METHOD must be fifo, lifo or highest_cost")
+# Account snapshots older than these many days are rolled up: to the last of each hour, then
+# to the last of each day (session closes are always kept).
+SNAPSHOT_HOURLY_AFTER_DAYS = env_int("SNAPSHOT_HOURLY_AFTER_DAYS", 7)
+SNAPSHOT_DAILY_AFTER_DAYS = env_int("SNAPSHOT_DAILY_AFTER_DAYS", 90)
 
 # --- Stream -----------------------------------------------------------------
 # 80, not 100: a quote waits up to one window, so the window sets the staleness p99 (measured:

@@ -7,19 +7,12 @@ from urllib.parse import urlsplit
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.tests.conftest import totp_code
-from orders.tests.test_browser import (  # noqa: F401 (fixtures)
-    PASSWORD,
-    _orm_beside_playwright,
-    chromium,
-    log_in,
-    page,
-)
+from conftest import PASSWORD, log_in, totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_enrol_on_the_security_page_then_log_in_with_a_code(page, trader, tmp_path):  # noqa: F811
+def test_enrol_on_the_security_page_then_log_in_with_a_code(page, trader, tmp_path):
     log_in(page, "alice")
     page.get_by_role("link", name="Security").click()
     page.wait_for_url(lambda url: urlsplit(url).path == "/accounts/security/")

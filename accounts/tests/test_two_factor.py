@@ -17,9 +17,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts import services
 from accounts.access import AccessMiddleware, second_factor_verified
 from accounts.models import BrokerAccount
-from accounts.tests.conftest import totp_code, wrong_code
 from accounts.views import PENDING_LOGIN_KEY
-from conftest import client_for
+from conftest import client_for, totp_code
+
+from .conftest import wrong_code
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from market.api import bar_json, quote_json
+from market.services import bar_json, quote_json
 from tradedesk.broker.types import Bar, Quote, Trade
 
 STATUS_KIND = "status"

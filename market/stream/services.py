@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from market.services import parse_symbols
+from tradedesk.symbols import parse_symbols
 
 STREAMS = ("quotes", "trades", "bars", "orders")
 DEFAULT_STREAMS = ("quotes",)

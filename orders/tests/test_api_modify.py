@@ -179,10 +179,8 @@ def test_services_record_the_system_as_actor_for_sync_sources(trader, resting_or
 
 
 def test_services_refuse_an_order_of_another_user(other_trader, resting_order):
-    from django.http import Http404
-
     order = Order.objects.get(pk=resting_order["id"])
-    with pytest.raises(Http404):
+    with pytest.raises(services.NotTheirOrder):
         services.replace_order(
             user=other_trader,
             order=order,

@@ -7,78 +7,20 @@ Screenshots of every page land in test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
-from conftest import place_resting_buy, require_service
-from orders import services
+from conftest import log_in, place_resting_buy, shot
+from orders import record, services
 from orders.models import Order, PositionSnapshot
 from orders.validation import OrderInput
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
-PASSWORD = "s3cret-Passw0rd!"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright():
-    """Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run in
-    a thread with a running loop unless told it's fine (it is: the loop is Playwright's).
-    Set only for this module, so no other test (or subprocess) inherits it."""
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    require_service("chromium (apt-get install chromium)", os.access(CHROMIUM, os.X_OK))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def off_loop(function, **kwargs):
@@ -86,14 +28,6 @@ def off_loop(function, **kwargs):
     through async_to_sync, which refuses to run beside Playwright's loop in this thread."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(function, **kwargs).result()
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(lambda url: urlsplit(url).path == "/")
 
 
 @pytest.fixture
@@ -179,7 +113,7 @@ def cancel_service(monkeypatch):
 
         broker = broker_for(order.broker_account)
         broker.cancel_order(order.broker_order_id)
-        services.apply_broker_order(
+        record.apply_broker_order(
             order, broker.get_order(order.broker_order_id), source=source, actor=actor
         )
 
@@ -316,3 +250,20 @@ def test_ticket_shows_the_validate_endpoints_verdict_as_the_trader_types(page, t
     page.get_by_role("button", name="Place order anyway").click()
     page.wait_for_url(re.compile(r"/orders/\d+/$"))
     assert Order.objects.get(user=trader).limit_price == 5
+
+
+def test_a_replace_the_gate_refuses_says_why_and_leaves_the_order(page, trader):
+    order = off_loop(place_resting_buy, user=trader)
+    log_in(page, "alice")
+    page.goto(f"/orders/{order.pk}/")
+    page.get_by_label("Quantity").fill("5000000")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Replace order … with these values?"
+    page.get_by_role("button", name="Replace order").click()
+
+    error = page.locator("#replace-errors li[data-code=max_order_quantity]")
+    error.wait_for()
+    assert "limit of 100,000 shares" in error.inner_text()
+    assert page.get_by_label("Quantity").input_value() == "5000000"  # kept to correct
+    shot(page, "order-replace-refused")
+    order.refresh_from_db()
+    assert (order.status, order.qty) == ("new", Decimal("1"))

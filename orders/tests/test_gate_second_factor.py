@@ -9,8 +9,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import services as account_services
-from accounts.tests.conftest import totp_code
-from conftest import client_for, place_resting_buy
+from conftest import client_for, place_resting_buy, totp_code
 from orders.models import Order
 
 pytestmark = pytest.mark.django_db

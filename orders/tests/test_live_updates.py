@@ -10,8 +10,8 @@ import pytest
 
 from accounts.services import broker_for, link_broker_account
 from conftest import place_resting_buy
-from orders.live import follow_order_updates
 from orders.models import Order
+from orders.sync.live import follow_order_updates
 from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET
 
 pytestmark = pytest.mark.django_db(transaction=True)

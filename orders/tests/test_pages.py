@@ -381,7 +381,7 @@ def test_replace_sends_the_changes_to_the_desks_replace_service(browser, trader,
 # --- positions history -----------------------------------------------------------------------
 
 
-def test_positions_history_charts_snapshots_per_symbol_and_portfolio(browser, trader):
+def test_positions_history_charts_snapshots_per_symbol_and_equity_per_account(browser, trader):
     account = trader.broker_accounts.get()
     now = timezone.now()
     for minutes, (symbol, value) in enumerate(
@@ -400,8 +400,12 @@ def test_positions_history_charts_snapshots_per_symbol_and_portfolio(browser, tr
         "100.000000000",
         "110.000000000",
     ]
-    assert [Decimal(p["market_value"]) for p in context["portfolio_points"]] == [150, 165]
+    # The portfolio line is each account's equity, read from the portfolio history API.
+    assert context["equity_accounts"] == [{"id": account.pk, "label": account.label}]
+    assert context["equity_period"] == "1W"
+    assert "portfolio_points" not in context
     html = response.content.decode()
+    assert 'data-history-url="/api/v1/portfolio/history/"' in html
     assert 'id="position-points"' in html
     assert "vendor/lightweight-charts/lightweight-charts.standalone.production.mjs" in html
 

@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, connections
+from django.db import connections
 
-from orders import events, services, sync
+from orders import events
 from orders.models import Order, OrderEvent
-from tradedesk.broker.types import ORDER_STATUSES, BrokerOrder, OrderUpdate
+from orders.sync import live, paging, upsert
+from tradedesk.broker.types import BrokerOrder, OrderUpdate
 
 from .fake_broker import FakeBroker, at_ns, broker_order
 from .validation_support import desk_order
@@ -36,9 +37,9 @@ def rows(account):
 def test_first_sync_creates_every_order_attributed_to_the_accounts_user(account, trader):
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
 
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
-    assert counts == sync.SyncCounts(created=3, updated=0, unchanged=0)
+    assert counts == upsert.SyncCounts(created=3, updated=0, unchanged=0)
     orders = Order.objects.filter(broker_account=account).order_by("broker_order_id")
     assert [o.client_order_id for o in orders] == ["client-1", "client-2", "client-3"]
     assert {(o.user_id, o.placed_via, o.status, o.qty) for o in orders} == {
@@ -51,20 +52,20 @@ def test_first_sync_creates_every_order_attributed_to_the_accounts_user(account,
 
 def test_sync_twice_is_idempotent(account):
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 6))
-    sync.sync_orders(account, broker=broker)
+    paging.sync_orders(account, broker=broker)
     before, events_before = rows(account), OrderEvent.objects.count()
 
-    counts = sync.sync_orders(account, broker=broker)
-    again = sync.sync_orders(account, broker=broker, since=at_ns(0) - timedelta(days=1))
+    counts = paging.sync_orders(account, broker=broker)
+    again = paging.sync_orders(account, broker=broker, since=at_ns(0) - timedelta(days=1))
 
-    assert counts == again == sync.SyncCounts(created=0, updated=0, unchanged=5)
+    assert counts == again == upsert.SyncCounts(created=0, updated=0, unchanged=5)
     assert rows(account) == before
     assert OrderEvent.objects.count() == events_before
 
 
 def test_a_change_updates_the_row_and_records_one_event(account):
     broker = FakeBroker([(1000, broker_order(1))])
-    sync.sync_orders(account, broker=broker)
+    paging.sync_orders(account, broker=broker)
     order_id = broker_order(1).id
     later = at_ns(1000) + timedelta(seconds=5)
     broker.change(
@@ -75,9 +76,9 @@ def test_a_change_updates_the_row_and_records_one_event(account):
         updated_at=later,
     )
 
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
-    assert counts == sync.SyncCounts(created=0, updated=1, unchanged=0)
+    assert counts == upsert.SyncCounts(created=0, updated=1, unchanged=0)
     order = Order.objects.get(broker_order_id=order_id)
     assert (order.status, order.filled_qty, order.broker_updated_at) == (
         "partially_filled",
@@ -94,22 +95,6 @@ def test_a_change_updates_the_row_and_records_one_event(account):
     assert order.events.count() == 2
 
 
-def test_the_sql_event_names_agree_with_the_python_ones_for_every_status_change():
-    # The set-based upsert names events in SQL; single-order paths in Python. None: a new order.
-    changes = [(p, s) for p in (None, "", *ORDER_STATUSES) for s in ORDER_STATUSES]
-    pairs = " UNION ALL ".join(["SELECT %s AS n, %s AS previous, %s AS status"] * len(changes))
-    expression = services.event_name_sql("previous", "status")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {expression} FROM ({pairs}) AS changes ORDER BY n",
-            [value for n, change in enumerate(changes) for value in (n, *change)],
-        )
-        in_sql = [name for (name,) in cursor.fetchall()]
-
-    assert in_sql == [services.event_name(p or "", s) for p, s in changes]
-    assert {"fill", "partial_fill", "accepted", "canceled"} <= set(in_sql)
-
-
 def test_older_snapshots_never_overwrite_newer_ones(account):
     first = broker_order(1)
     t0 = first.updated_at
@@ -120,11 +105,11 @@ def test_older_snapshots_never_overwrite_newer_ones(account):
         first, status="filled", filled_qty=Decimal("10"), updated_at=t0 + timedelta(2)
     )
     # Arrive out of order: the fill first, then the stale partial fill and the stale "new".
-    sync.upsert_broker_orders(account, [filled], source="sync")
-    stale = sync.upsert_broker_orders(account, [partial], source="sync")
-    staler = sync.upsert_broker_orders(account, [first], source="sync")
+    upsert.upsert_broker_orders(account, [filled], source="sync")
+    stale = upsert.upsert_broker_orders(account, [partial], source="sync")
+    staler = upsert.upsert_broker_orders(account, [first], source="sync")
 
-    assert stale == staler == sync.SyncCounts(created=0, updated=0, unchanged=1)
+    assert stale == staler == upsert.SyncCounts(created=0, updated=0, unchanged=1)
     assert rows(account) == [(first.id, "filled", Decimal("10"), t0 + timedelta(2))]
     assert [e.event for e in OrderEvent.objects.all()] == ["fill"]
 
@@ -135,22 +120,22 @@ def test_filled_qty_never_goes_down_and_terminal_stays_terminal(account):
     canceled = dataclasses.replace(
         first, status="canceled", filled_qty=Decimal("3"), updated_at=t0 + timedelta(1)
     )
-    sync.upsert_broker_orders(account, [canceled], source="sync")
+    upsert.upsert_broker_orders(account, [canceled], source="sync")
     # Newer timestamps, but a lower filled qty / a step out of a terminal status.
     lower = dataclasses.replace(canceled, filled_qty=Decimal("2"), updated_at=t0 + timedelta(2))
     reopened = dataclasses.replace(canceled, status="new", updated_at=t0 + timedelta(3))
 
-    assert sync.upsert_broker_orders(account, [lower], source="sync").unchanged == 1
-    assert sync.upsert_broker_orders(account, [reopened], source="sync").unchanged == 1
+    assert upsert.upsert_broker_orders(account, [lower], source="sync").unchanged == 1
+    assert upsert.upsert_broker_orders(account, [reopened], source="sync").unchanged == 1
     assert rows(account) == [(first.id, "canceled", Decimal("3"), t0 + timedelta(1))]
 
 
 def test_same_timestamp_counts_only_when_it_fills_more_or_finishes(account):
     first = broker_order(1, status="partially_filled", filled_qty=Decimal("4"))
-    sync.upsert_broker_orders(account, [first], source="sync")
+    upsert.upsert_broker_orders(account, [first], source="sync")
     same_time_fill = dataclasses.replace(first, status="filled", filled_qty=Decimal("10"))
 
-    counts = sync.upsert_broker_orders(account, [same_time_fill], source="sync")
+    counts = upsert.upsert_broker_orders(account, [same_time_fill], source="sync")
 
     assert counts.updated == 1
     assert rows(account)[0][1:3] == ("filled", Decimal("10"))
@@ -172,9 +157,9 @@ def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader, bro
     )
     broker = FakeBroker([(1000, broker_order(1, status=broker_status))])
 
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
-    assert counts == sync.SyncCounts(created=0, updated=1, unchanged=0)
+    assert counts == upsert.SyncCounts(created=0, updated=1, unchanged=0)
     pending.refresh_from_db()
     assert (pending.broker_order_id, pending.status, pending.placed_via) == (
         broker_order(1).id,
@@ -187,12 +172,12 @@ def test_a_pending_desk_order_is_matched_by_client_order_id(account, trader, bro
 
 def test_a_broker_order_reusing_a_taken_client_order_id_is_skipped(account, caplog):
     first = broker_order(1)
-    sync.upsert_broker_orders(account, [first], source="sync")
+    upsert.upsert_broker_orders(account, [first], source="sync")
     reused = broker_order(2, client_order_id=first.client_order_id)
 
-    counts = sync.upsert_broker_orders(account, [reused, broker_order(3)], source="sync")
+    counts = upsert.upsert_broker_orders(account, [reused, broker_order(3)], source="sync")
 
-    assert counts == sync.SyncCounts(created=1, updated=0, unchanged=1)
+    assert counts == upsert.SyncCounts(created=1, updated=0, unchanged=1)
     assert sorted(Order.objects.values_list("broker_order_id", flat=True)) == [
         first.id,
         broker_order(3).id,
@@ -207,7 +192,7 @@ def test_legs_are_stored_as_child_orders(account):
         broker_order(3, type="stop", side="sell", status="held", stop_price=Decimal("180")),
     )
     parent = broker_order(1, order_class="bracket", status="filled", legs=legs)
-    counts = sync.sync_orders(account, broker=FakeBroker([(1000, parent)]))
+    counts = paging.sync_orders(account, broker=FakeBroker([(1000, parent)]))
 
     assert counts.created == 3
     stored = Order.objects.get(broker_order_id=parent.id)
@@ -216,13 +201,13 @@ def test_legs_are_stored_as_child_orders(account):
         (legs[1].id, "held"),
     ]
     # An open leg keeps the watermark at its parent, so its next change is still seen.
-    assert sync.sync_watermark(account) < parent.submitted_at
+    assert paging.sync_watermark(account) < parent.submitted_at
     broker = FakeBroker([(1000, parent)])
     broker.change(
         parent.id,
         legs=(dataclasses.replace(legs[0], status="filled", updated_at=at_ns(9000)), legs[1]),
     )
-    assert sync.sync_orders(account, broker=broker) == sync.SyncCounts(0, 1, 2)
+    assert paging.sync_orders(account, broker=broker) == upsert.SyncCounts(0, 1, 2)
     assert Order.objects.get(broker_order_id=legs[0].id).status == "filled"
 
 
@@ -232,9 +217,9 @@ def test_paging_past_one_page_with_shared_nanosecond_timestamps(account):
     broker = FakeBroker((n * 250, broker_order(n, submitted_ns=n * 250)) for n in range(1, 1201))
     assert len({o.submitted_at for _, o in broker.orders.values()}) == 301
 
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
-    assert counts == sync.SyncCounts(created=1200, updated=0, unchanged=0)
+    assert counts == upsert.SyncCounts(created=1200, updated=0, unchanged=0)
     assert Order.objects.filter(broker_account=account).count() == 1200
     assert OrderEvent.objects.count() == 1200
     assert broker.pages_served == 3
@@ -244,7 +229,7 @@ def test_paging_stops_when_a_page_brings_no_new_ids(account):
     # Every order in one microsecond: the next page is the same orders again, forever.
     broker = FakeBroker((n, broker_order(n, submitted_ns=n)) for n in range(1, 501))
 
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
     assert counts.created == 500
     assert broker.pages_served == 2
@@ -255,14 +240,14 @@ def test_open_orders_hold_the_watermark_until_they_close(account):
         [(1000, broker_order(1, status="filled", filled_qty=Decimal("10")))]
         + [(n * 1000, broker_order(n)) for n in (2, 3)]
     )
-    sync.sync_orders(account, broker=broker)
-    assert sync.sync_watermark(account) == at_ns(2000) - timedelta(microseconds=1)
+    paging.sync_orders(account, broker=broker)
+    assert paging.sync_watermark(account) == at_ns(2000) - timedelta(microseconds=1)
 
     for n in (2, 3):
         broker.change(broker_order(n).id, status="canceled", updated_at=at_ns(9000))
-    sync.sync_orders(account, broker=broker)
+    paging.sync_orders(account, broker=broker)
 
-    assert sync.sync_watermark(account) == at_ns(3000) - timedelta(microseconds=1)
+    assert paging.sync_watermark(account) == at_ns(3000) - timedelta(microseconds=1)
 
 
 class Crash(Exception):
@@ -279,29 +264,29 @@ def test_a_sync_killed_midway_keeps_its_batches_and_the_next_run_finishes(accoun
 
     broker.before_page = crash_on_second_page
     with pytest.raises(Crash):
-        sync.sync_orders(account, broker=broker)
+        paging.sync_orders(account, broker=broker)
 
     # The first batch is committed whole, with its events; nothing of the second.
     assert Order.objects.filter(broker_account=account).count() == 500
     assert OrderEvent.objects.count() == 500
-    assert sync.sync_watermark(account) == at_ns(1000) - timedelta(microseconds=1)
+    assert paging.sync_watermark(account) == at_ns(1000) - timedelta(microseconds=1)
 
     broker.before_page = None
     for n in range(1, 501):  # meanwhile the broker closed the first page's orders
         broker.change(broker_order(n).id, status="canceled", updated_at=at_ns(2_000_000))
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
-    assert counts == sync.SyncCounts(created=700, updated=500, unchanged=0)
+    assert counts == upsert.SyncCounts(created=700, updated=500, unchanged=0)
     assert Order.objects.filter(broker_account=account).count() == 1200
     assert OrderEvent.objects.count() == 1700
 
 
 def test_a_failed_batch_writes_nothing(account, monkeypatch):
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
-    monkeypatch.setattr(sync, "_publish", _raise_crash)  # after the upsert and its events
+    monkeypatch.setattr(upsert, "_publish", _raise_crash)  # after the upsert and its events
 
     with pytest.raises(Crash):
-        sync.sync_orders(account, broker=broker)
+        paging.sync_orders(account, broker=broker)
 
     assert Order.objects.filter(broker_account=account).count() == 0
 
@@ -312,7 +297,7 @@ def _raise_crash(*args, **kwargs):
 
 def test_a_live_update_reaches_the_database(account):
     order = broker_order(1)
-    sync.upsert_broker_orders(account, [order], source="sync")
+    upsert.upsert_broker_orders(account, [order], source="sync")
     fill = dataclasses.replace(
         order,
         status="filled",
@@ -329,8 +314,8 @@ def test_a_live_update_reaches_the_database(account):
         qty=Decimal("10"),
     )
 
-    counts = sync.apply_order_update(account, update)
-    repeated = sync.apply_order_update(account, update)
+    counts = live.apply_order_update(account, update)
+    repeated = live.apply_order_update(account, update)
 
     assert (counts.updated, repeated.unchanged) == (1, 1)
     stored = Order.objects.get(broker_order_id=order.id)
@@ -348,7 +333,7 @@ def test_a_live_update_reaches_the_database(account):
 async def test_the_order_update_handler_applies_updates_from_an_async_stream(trader):
     account = await sync_to_async(trader.broker_accounts.get)()
     order: BrokerOrder = broker_order(7, status="accepted")
-    handler = sync.order_update_handler(account)
+    handler = live.order_update_handler(account)
 
     await handler(OrderUpdate(event="new", order=order, timestamp=order.updated_at))
 
@@ -370,9 +355,9 @@ def test_changed_orders_are_published_to_their_owner_after_commit(
     broker = FakeBroker([(1000, broker_order(1, status="filled", filled_qty=Decimal("10")))])
 
     with django_capture_on_commit_callbacks(execute=True):
-        sync.sync_orders(account, broker=broker)
+        paging.sync_orders(account, broker=broker)
     with django_capture_on_commit_callbacks(execute=True):
-        sync.sync_orders(account, broker=broker, since=at_ns(0))
+        paging.sync_orders(account, broker=broker, since=at_ns(0))
 
     assert sent == [(f"orders.user.{account.user_id}", "filled", "fill")]
 
@@ -388,13 +373,13 @@ def test_a_batch_of_changes_reaches_the_stream_as_one_message_of_frames(
 
     monkeypatch.setattr(events, "get_channel_layer", Layer)
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 4))
-    sync.sync_orders(account, broker=broker)
+    paging.sync_orders(account, broker=broker)
     broker.change(broker_order(2).id, status="canceled", updated_at=at_ns(9000))
 
     with django_capture_on_commit_callbacks(execute=True):
-        sync.sync_orders(account, broker=broker, since=at_ns(0))
+        paging.sync_orders(account, broker=broker, since=at_ns(0))
     with django_capture_on_commit_callbacks(execute=True):
-        sync.sync_orders(account, broker=FakeBroker((n * 1000, broker_order(n)) for n in (4, 5)))
+        paging.sync_orders(account, broker=FakeBroker((n * 1000, broker_order(n)) for n in (4, 5)))
 
     group = f"orders.user.{account.user_id}"
     stored = dict(Order.objects.values_list("broker_order_id", "pk"))
@@ -414,7 +399,7 @@ def test_pages_are_committed_in_batches_of_the_configured_size(account, settings
     broker = FakeBroker((n * 1000, broker_order(n)) for n in range(1, 2001))
     committed = []
 
-    sync.sync_orders(account, broker=broker, on_batch=lambda counts: committed.append(counts))
+    paging.sync_orders(account, broker=broker, on_batch=lambda counts: committed.append(counts))
 
     # Pages of 500 overlap by one order; each batch holds whole pages, at least 1,000 orders.
     assert [c.created for c in committed] == [1498, 2000]

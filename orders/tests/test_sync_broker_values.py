@@ -11,8 +11,9 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
-from orders import history, selectors, sync
+from orders import history, selectors
 from orders.models import Order, OrderEvent
+from orders.sync import paging, upsert
 from tradedesk.broker import BrokerCredentials
 from tradedesk.broker.alpaca import AlpacaBroker, convert
 from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET, eventually
@@ -46,9 +47,9 @@ def stored(account) -> dict[str, tuple[str, str, str]]:
 def test_statuses_and_classes_the_desk_has_not_seen_never_stall_the_sync(account):
     broker = FakeBroker((n * 1000, broker_order(n, **UNSEEN.get(n, {}))) for n in range(1, 7))
 
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
-    assert counts == sync.SyncCounts(created=6, updated=0, unchanged=0)
+    assert counts == upsert.SyncCounts(created=6, updated=0, unchanged=0)
     assert stored(account) == {
         "client-1": ("new", "simple", "buy"),
         "client-2": ("pending_review", "simple", "buy"),
@@ -66,7 +67,7 @@ def test_statuses_and_classes_the_desk_has_not_seen_never_stall_the_sync(account
     # Later orders still arrive, and the unseen status moves on when the broker says so.
     broker.put(broker_order(7), submitted_ns=7000)
     broker.change(broker_order(2).id, status="canceled", updated_at=at_ns(9000))
-    counts = sync.sync_orders(account, broker=broker)
+    counts = paging.sync_orders(account, broker=broker)
 
     assert counts.created == 1 and counts.updated == 1
     assert stored(account)["client-7"] == ("new", "simple", "buy")
@@ -74,7 +75,7 @@ def test_statuses_and_classes_the_desk_has_not_seen_never_stall_the_sync(account
 
 
 def test_an_unseen_status_is_open_until_the_broker_says_otherwise(account, trader):
-    sync.sync_orders(
+    paging.sync_orders(
         account,
         broker=FakeBroker(
             [
@@ -92,11 +93,13 @@ def test_an_unseen_status_is_open_until_the_broker_says_otherwise(account, trade
     assert [o.client_order_id for o in opened] == ["client-2"]
     assert [o.client_order_id for o in closed] == ["client-1"]
     # The sync keeps re-reading it until it closes.
-    assert sync.sync_watermark(account) == at_ns(2000) - timedelta(microseconds=1)
+    assert paging.sync_watermark(account) == at_ns(2000) - timedelta(microseconds=1)
 
 
 def test_the_api_lists_unseen_statuses_among_open_orders(account, api):
-    sync.sync_orders(account, broker=FakeBroker([(1000, broker_order(1, status="pending_review"))]))
+    paging.sync_orders(
+        account, broker=FakeBroker([(1000, broker_order(1, status="pending_review"))])
+    )
 
     listed = api.get("/api/v1/orders/", {"status": "open"})
 
@@ -125,9 +128,9 @@ def test_alpaca_statuses_and_classes_unseen_by_the_desk_or_alpaca_py_sync(
     future_class = fake_alpaca.add_order(client_order_id="future-class")
     fake_alpaca.orders[future_class["id"]].update(order_class="a_class_alpaca_adds_next_year")
 
-    sync.sync_orders(account, broker=alpaca)
+    paging.sync_orders(account, broker=alpaca)
     fake_alpaca.add_order(client_order_id="later")
-    sync.sync_orders(account, broker=alpaca)
+    paging.sync_orders(account, broker=alpaca)
 
     assert stored(account) == {
         "review": ("pending_review", "simple", "buy"),
@@ -187,7 +190,7 @@ def test_imported_orders_keep_the_brokers_times_and_intent(account):
         position_intent="buy_to_open",
     )
 
-    sync.sync_orders(account, broker=FakeBroker([(1000, snapshot)]))
+    paging.sync_orders(account, broker=FakeBroker([(1000, snapshot)]))
 
     row = Order.objects.get()
     assert (row.created_at, row.broker_created_at) == (created, created)
@@ -196,7 +199,7 @@ def test_imported_orders_keep_the_brokers_times_and_intent(account):
 
     # A newer snapshot updates what the broker changed, not when the order was created.
     later = created + timedelta(hours=1)
-    sync.upsert_broker_orders(
+    upsert.upsert_broker_orders(
         account,
         [
             broker_order(
@@ -215,7 +218,7 @@ def test_imported_orders_keep_the_brokers_times_and_intent(account):
 
 def test_the_api_shows_the_brokers_expiry_and_intent(account, api):
     expires = at_ns(1000) + timedelta(hours=6)
-    sync.sync_orders(
+    paging.sync_orders(
         account,
         broker=FakeBroker(
             [(1000, broker_order(1, expires_at=expires, position_intent="sell_to_close"))]
@@ -236,7 +239,7 @@ def test_an_order_the_desk_placed_keeps_its_own_time(account):
     )
     broker_created = at_ns(1000)
 
-    sync.sync_orders(account, broker=FakeBroker([(1000, broker_order(1))]))
+    paging.sync_orders(account, broker=FakeBroker([(1000, broker_order(1))]))
 
     pending.refresh_from_db()
     assert pending.broker_order_id == broker_order(1).id
@@ -246,7 +249,7 @@ def test_an_order_the_desk_placed_keeps_its_own_time(account):
 def test_history_filters_and_cursors_use_the_brokers_times(account, trader, api):
     # Imported today, created at the broker on three different days.
     days = [datetime(2026, 11, day, 15, tzinfo=UTC) for day in (20, 23, 24)]
-    sync.sync_orders(
+    paging.sync_orders(
         account,
         broker=FakeBroker(
             (n * 1000, broker_order(n, created_at=day, submitted_at=day))
@@ -273,7 +276,7 @@ def test_history_filters_and_cursors_use_the_brokers_times(account, trader, api)
 def test_orders_imported_by_sync_do_not_use_up_max_daily_trades(account, trader, settings):
     """Linking an account with 300 orders of the day refused every new order that day."""
     settings.MAX_DAILY_TRADES = 4
-    sync.sync_orders(
+    paging.sync_orders(
         account,
         broker=FakeBroker(
             (n * 1000, broker_order(n, created_at=TUESDAY_OPEN, submitted_at=TUESDAY_OPEN))

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
-from orders import sync, tasks
+from orders import tasks
 from orders.models import SyncRun
+from orders.sync import runs
 from tradedesk.ratelimit import RateLimitExceeded
 
 from .test_sync_concurrency import WAIT, in_thread
@@ -39,29 +40,29 @@ def unlimited(settings):
 def test_a_request_while_the_accounts_sync_is_queued_gets_that_run(trader, queued, unlimited):
     account = trader.broker_accounts.get()
 
-    first = sync.request_sync(user=trader, broker_account=account)
-    again = sync.request_sync(user=trader, broker_account=account, trigger="admin")
-    everything = sync.request_sync(user=trader)  # all accounts: another run
+    first = runs.request_sync(user=trader, broker_account=account)
+    again = runs.request_sync(user=trader, broker_account=account, trigger="admin")
+    everything = runs.request_sync(user=trader)  # all accounts: another run
 
     assert again.pk == first.pk and again.trigger == "api"
     assert everything.pk != first.pk
     assert queued == [str(first.pk), str(everything.pk)]
 
     SyncRun.objects.filter(pk=first.pk).update(status="running")
-    assert sync.request_sync(user=trader, broker_account=account).pk == first.pk
+    assert runs.request_sync(user=trader, broker_account=account).pk == first.pk
     assert len(queued) == 2
 
 
 @pytest.mark.django_db
 def test_once_the_run_finishes_the_next_request_queues_a_new_one(trader, queued, unlimited):
     account = trader.broker_accounts.get()
-    first = sync.request_sync(user=trader, broker_account=account)
+    first = runs.request_sync(user=trader, broker_account=account)
 
-    sync.execute_sync_run(first)  # the worker gets to it
+    runs.execute_sync_run(first)  # the worker gets to it
 
     first.refresh_from_db()
     assert (first.status, first.coalesce_key) == ("done", None)
-    second = sync.request_sync(user=trader, broker_account=account)
+    second = runs.request_sync(user=trader, broker_account=account)
     assert second.pk != first.pk
     assert queued == [str(first.pk), str(second.pk)]
 
@@ -69,13 +70,13 @@ def test_once_the_run_finishes_the_next_request_queues_a_new_one(trader, queued,
 @pytest.mark.django_db
 def test_a_run_left_unfinished_past_the_task_time_limit_is_taken_as_dead(trader, queued, unlimited):
     account = trader.broker_accounts.get()
-    dead = sync.request_sync(user=trader, broker_account=account)
+    dead = runs.request_sync(user=trader, broker_account=account)
     SyncRun.objects.filter(pk=dead.pk).update(
         status="running",
         queued_at=dead.queued_at - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1),
     )
 
-    fresh = sync.request_sync(user=trader, broker_account=account)
+    fresh = runs.request_sync(user=trader, broker_account=account)
 
     assert fresh.pk != dead.pk
     assert SyncRun.objects.get(pk=dead.pk).coalesce_key is None
@@ -85,14 +86,14 @@ def test_a_run_left_unfinished_past_the_task_time_limit_is_taken_as_dead(trader,
 def test_sync_requests_are_rate_limited_per_user(trader, other_trader, queued, settings):
     settings.ORDER_COMMAND_RATES = settings.ORDER_COMMAND_RATES | {"sync": "3/min"}
     for _ in range(3):
-        sync.request_sync(user=trader)
+        runs.request_sync(user=trader)
 
     with pytest.raises(RateLimitExceeded) as limited:
-        sync.request_sync(user=trader)
+        runs.request_sync(user=trader)
 
     assert 1 <= limited.value.retry_after <= 60
     assert SyncRun.objects.filter(user=trader).count() == 1
-    sync.request_sync(user=other_trader)  # another user's own budget
+    runs.request_sync(user=other_trader)  # another user's own budget
     assert len(queued) == 2
 
 
@@ -119,14 +120,14 @@ def test_simultaneous_requests_for_one_account_queue_one_run(trader, queued, unl
 
     def request() -> str:
         barrier.wait(WAIT)
-        return str(sync.request_sync(user=trader, broker_account=account).pk)
+        return str(runs.request_sync(user=trader, broker_account=account).pk)
 
     started = [in_thread(request) for _ in range(16)]
     for thread, _ in started:
         thread.join(WAIT)
 
     assert [outcome.get("error") for _, outcome in started] == [None] * 16
-    runs = [outcome["result"] for _, outcome in started]
-    assert len(runs) == 16 and len(set(runs)) == 1
-    assert queued == runs[:1]
+    run_ids = [outcome["result"] for _, outcome in started]
+    assert len(run_ids) == 16 and len(set(run_ids)) == 1
+    assert queued == run_ids[:1]
     assert SyncRun.objects.count() == 1

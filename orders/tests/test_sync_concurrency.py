@@ -14,8 +14,8 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from conftest import require_service
-from orders import sync
 from orders.models import Order, OrderEvent, OrderSyncLease
+from orders.sync import lock, paging, upsert
 
 from .fake_broker import FakeBroker, broker_order
 
@@ -56,30 +56,30 @@ def holding_broker(orders: int) -> tuple[FakeBroker, threading.Event, threading.
 def test_a_second_sync_of_the_same_account_is_refused_while_one_runs(trader):
     account = trader.broker_accounts.get()
     first_broker, inside, go = holding_broker(600)
-    first, outcome = in_thread(sync.sync_orders, account, broker=first_broker)
+    first, outcome = in_thread(paging.sync_orders, account, broker=first_broker)
     assert inside.wait(WAIT)
 
-    with pytest.raises(sync.SyncInProgress):
-        sync.sync_orders(account, broker=FakeBroker((n * 1000, broker_order(n)) for n in (1, 2)))
+    with pytest.raises(lock.SyncInProgress):
+        paging.sync_orders(account, broker=FakeBroker((n * 1000, broker_order(n)) for n in (1, 2)))
     go.set()
     first.join(WAIT)
 
-    assert outcome == {"result": sync.SyncCounts(created=600, updated=0, unchanged=0)}
+    assert outcome == {"result": upsert.SyncCounts(created=600, updated=0, unchanged=0)}
     assert Order.objects.filter(broker_account=account).count() == 600
     assert OrderEvent.objects.count() == 600
     # Released: the next sync runs, and finds nothing new.
-    again = sync.sync_orders(account, broker=first_broker)
+    again = paging.sync_orders(account, broker=first_broker)
     assert again.created == again.updated == 0
 
 
 def test_syncs_of_different_accounts_run_side_by_side(trader, other_trader):
     mine, theirs = trader.broker_accounts.get(), other_trader.broker_accounts.get()
     holding, inside, go = holding_broker(3)
-    first, outcome = in_thread(sync.sync_orders, mine, broker=holding)
+    first, outcome = in_thread(paging.sync_orders, mine, broker=holding)
     assert inside.wait(WAIT)
     try:
         # While the first sync holds its account's lock, another account syncs.
-        other = sync.sync_orders(theirs, broker=FakeBroker([(1000, broker_order(9))]))
+        other = paging.sync_orders(theirs, broker=FakeBroker([(1000, broker_order(9))]))
     finally:
         go.set()
         first.join(WAIT)
@@ -95,12 +95,12 @@ def test_a_lease_left_by_a_killed_worker_expires(trader, settings):
         broker_account=account, holder="killed-worker", expires_at=timezone.now() + timedelta(1)
     )
     broker = FakeBroker([(1000, broker_order(1))])
-    with pytest.raises(sync.SyncInProgress):
-        sync.sync_orders(account, broker=broker)
+    with pytest.raises(lock.SyncInProgress):
+        paging.sync_orders(account, broker=broker)
 
     OrderSyncLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    assert sync.sync_orders(account, broker=broker).created == 1
+    assert paging.sync_orders(account, broker=broker).created == 1
     assert OrderSyncLease.objects.get().holder == ""
 
 
@@ -110,14 +110,14 @@ def test_the_lock_is_held_in_redis_when_configured(trader):
     account = trader.broker_accounts.get()
     key = f"tradedesk:order-sync:{account.pk}"
 
-    with sync.account_sync_lock(account) as renew:
-        assert sync._redis().exists(key)
+    with lock.account_sync_lock(account) as renew:
+        assert lock._redis().exists(key)
         renew()
-        assert 0 < sync._redis().ttl(key) <= settings.CELERY_TASK_TIME_LIMIT
-        with pytest.raises(sync.SyncInProgress), sync.account_sync_lock(account):
+        assert 0 < lock._redis().ttl(key) <= settings.CELERY_TASK_TIME_LIMIT
+        with pytest.raises(lock.SyncInProgress), lock.account_sync_lock(account):
             pass
 
-    assert not sync._redis().exists(key)
+    assert not lock._redis().exists(key)
     assert not OrderSyncLease.objects.exists()
 
 
@@ -138,12 +138,12 @@ def test_concurrent_upserts_of_the_same_orders_write_each_change_once(trader):
     ]
     barrier = threading.Barrier(4)
 
-    def upsert(snapshots):
+    def write(snapshots):
         barrier.wait(WAIT)
-        return sync.upsert_broker_orders(account, snapshots, source="sync")
+        return upsert.upsert_broker_orders(account, snapshots, source="sync")
 
     threads = [
-        in_thread(upsert, snapshots)
+        in_thread(write, snapshots)
         for snapshots in (first, filled, list(reversed(filled)), list(reversed(first)))
     ]
     for thread, _ in threads:

@@ -14,8 +14,9 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts.models import BrokerAccount
 from accounts.services import broker_for
-from orders import services, sync, tasks
+from orders import services, tasks
 from orders.models import Order
+from orders.sync import paging
 from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.broker.sim import market
 from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET
@@ -109,7 +110,7 @@ def test_paper_every_sync_settles_the_accounts_pending_orders_both_ways(paper):
     at_broker = broker_for(paper).submit_order(accepted_request)
     never_received = overdue(recorded(paper, resting_buy()))
 
-    sync.sync_orders(paper)
+    paging.sync_orders(paper)
 
     accepted.refresh_from_db()
     assert (accepted.broker_order_id, accepted.status) == (at_broker.id, at_broker.status)
@@ -130,7 +131,7 @@ def test_a_lost_order_the_broker_turns_out_to_have_is_brought_back_by_the_sync(p
     assert_lost(pending)
 
     broker.put(broker_order(1), submitted_ns=1000)  # the broker had it after all
-    sync.sync_orders(paper, broker=broker)
+    paging.sync_orders(paper, broker=broker)
 
     pending.refresh_from_db()
     assert (pending.broker_order_id, pending.status) == (broker_order(1).id, "new")
@@ -146,7 +147,9 @@ def test_the_reconciler_goes_on_past_an_account_whose_broker_is_down(
     down = FakeBroker()
     down.get_order_by_client_id = _unavailable
     monkeypatch.setattr(
-        sync, "broker_for", lambda account: down if account.pk == paper.pk else broker_for(account)
+        paging,
+        "broker_for",
+        lambda account: down if account.pk == paper.pk else broker_for(account),
     )
 
     assert tasks.reconcile_pending_orders() == 1
@@ -259,7 +262,7 @@ def test_alpaca_every_sync_settles_the_accounts_pending_orders(alpaca_account, f
         recorded(alpaca_account, order(qty=Decimal("1"), client_order_id="desk-b"))
     )
 
-    sync.sync_orders(alpaca_account)
+    paging.sync_orders(alpaca_account)
 
     accepted.refresh_from_db()
     assert accepted.broker_order_id and accepted.status == "new"

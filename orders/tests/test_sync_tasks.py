@@ -10,9 +10,10 @@ import pytest
 from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
-from orders import snapshots, sync, tasks
+from orders import tasks
 from orders.models import Order, PositionSnapshot, SyncRun
-from orders.sync_selectors import last_sync_for
+from orders.sync import paging, snapshots
+from orders.sync.selectors import last_sync_for
 from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.broker.types import Position
 
@@ -42,7 +43,7 @@ def brokers(monkeypatch):
     def broker_for(account):
         return by_account.setdefault(account.pk, FakeBroker())
 
-    monkeypatch.setattr(sync, "broker_for", broker_for)
+    monkeypatch.setattr(paging, "broker_for", broker_for)
     monkeypatch.setattr(snapshots, "broker_for", broker_for)
     return by_account
 
@@ -68,6 +69,7 @@ def test_the_beat_schedules_exist_after_migrate():
 def test_the_scheduled_task_names_are_registered_tasks():
     from tradedesk.celery import app
 
+    app.loader.import_default_modules()  # what a worker does at start: every app's tasks
     for task in PeriodicTask.objects.exclude(task="celery.backend_cleanup"):
         assert task.task in app.tasks, task.task
 

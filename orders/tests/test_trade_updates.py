@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError
 
-from orders import events, sync
+from orders import events
 from orders.models import Order, OrderEvent
+from orders.sync import live, paging, upsert
 from tradedesk.broker.sim.exchange import SimBroker
 from tradedesk.broker.types import (
     EXECUTION_EVENTS,
@@ -59,7 +60,7 @@ def account(trader):
 def stored(account) -> BrokerOrder:
     """An order the desk already has (accepted at the broker)."""
     order = broker_order(1, status="accepted")
-    sync.upsert_broker_orders(account, [order], source="sync")
+    upsert.upsert_broker_orders(account, [order], source="sync")
     return order
 
 
@@ -94,7 +95,7 @@ def test_each_event_moves_the_order_and_is_audited_under_its_name(account, store
     execution = {"price": Decimal("190.4"), "qty": snapshot.filled_qty, "execution_id": "x-1"}
     incoming = update(event, snapshot, **(execution if event in EXECUTION_EVENTS else {}))
 
-    counts = sync.apply_order_update(account, incoming)
+    counts = live.apply_order_update(account, incoming)
 
     assert counts.updated == 1
     order = row(stored)
@@ -126,9 +127,9 @@ def test_a_refused_cancel_or_replace_leaves_the_order_and_says_why(
     refusal = update(event, filled, reason="order is already filled")
 
     with django_capture_on_commit_callbacks(execute=True):
-        counts = sync.apply_order_update(account, refusal)
+        counts = live.apply_order_update(account, refusal)
 
-    assert counts == sync.SyncCounts(unchanged=1)
+    assert counts == upsert.SyncCounts(unchanged=1)
     order = row(stored)
     assert (order.status, order.filled_qty, order.broker_updated_at) == (
         "accepted",
@@ -148,13 +149,13 @@ def test_a_refused_cancel_or_replace_leaves_the_order_and_says_why(
 
 
 def test_a_refusal_without_a_reason_records_the_brokers_status(account, stored):
-    sync.apply_order_update(account, update("order_cancel_rejected", later(stored)))
+    live.apply_order_update(account, update("order_cancel_rejected", later(stored)))
     assert row(stored).events.last().detail == {"broker_status": "accepted"}
 
 
 def test_a_refusal_about_an_order_the_desk_lacks_records_nothing(account):
     unknown = broker_order(5, status="new")
-    sync.apply_order_update(account, update("order_replace_rejected", unknown))
+    live.apply_order_update(account, update("order_replace_rejected", unknown))
     assert not Order.objects.filter(broker_order_id=unknown.id).exists()
     assert not OrderEvent.objects.filter(event="order_replace_rejected").exists()
 
@@ -185,7 +186,7 @@ def executions(stored: BrokerOrder) -> tuple[OrderUpdate, OrderUpdate]:
 def test_each_fill_keeps_its_own_price_qty_id_and_time(account, stored):
     first, second = executions(stored)
     for incoming in (first, second):
-        sync.apply_order_update(account, incoming)
+        live.apply_order_update(account, incoming)
 
     order = row(stored)
     assert (order.status, order.filled_avg_price) == ("filled", Decimal("190.28"))
@@ -203,7 +204,7 @@ def test_each_fill_keeps_its_own_price_qty_id_and_time(account, stored):
 def test_a_redelivered_execution_is_recorded_once(account, stored):
     first, second = executions(stored)
     for incoming in (first, first, second, first, second):
-        sync.apply_order_update(account, incoming)
+        live.apply_order_update(account, incoming)
 
     order = row(stored)
     assert order.status == "filled"
@@ -216,9 +217,9 @@ def test_a_redelivered_execution_is_recorded_once(account, stored):
 def test_an_execution_the_sync_already_brought_is_still_recorded(account, stored):
     first, second = executions(stored)
     # The periodic sync saw the filled order before the stream's updates arrived.
-    sync.sync_orders(account, broker=FakeBroker([(1000, second.order)]))
+    paging.sync_orders(account, broker=FakeBroker([(1000, second.order)]))
     for incoming in (first, second, second):
-        counts = sync.apply_order_update(account, incoming)
+        counts = live.apply_order_update(account, incoming)
         assert counts.unchanged == 1
 
     order = row(stored)
@@ -266,7 +267,7 @@ def test_replaced_links_the_chain_both_ways(account, stored):
         update("replaced", replaced),
         update("new", replacement),
     ):
-        sync.apply_order_update(account, incoming)
+        live.apply_order_update(account, incoming)
 
     old, new = row(stored), row(replacement)
     assert (old.status, old.replaced_by, new.replaces) == (
@@ -285,9 +286,9 @@ def test_replaced_links_the_chain_both_ways(account, stored):
 
 def test_an_update_never_moves_an_order_backwards(account, stored):
     _, filled = executions(stored)
-    sync.apply_order_update(account, filled)
+    live.apply_order_update(account, filled)
     stale = update("pending_cancel", later(stored, status="pending_cancel"))
-    assert sync.apply_order_update(account, stale).unchanged == 1
+    assert live.apply_order_update(account, stale).unchanged == 1
     assert row(stored).status == "filled"
     assert not row(stored).events.filter(event="pending_cancel").exists()
 
@@ -306,7 +307,7 @@ def test_paper_exchange_fills_carry_their_executions(account):
     )
     feed = [u for _, u in broker.events_after(0)]
     for incoming in feed:
-        sync.apply_order_update(account, incoming)
+        live.apply_order_update(account, incoming)
 
     [fill] = [u for u in feed if u.is_execution]
     recorded = Order.objects.get(broker_order_id=placed.id).events.get(event="fill")

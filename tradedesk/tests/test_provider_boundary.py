@@ -7,7 +7,6 @@ factory or the broker interface. Each offence is reported as file:line.
 
 from __future__ import annotations
 
-import ast
 import io
 import re
 import tokenize
@@ -15,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "orders", "market")
+from .source_scan import ROOT, imported_modules, module_of, source_files
+
+APPS = ("accounts", "orders", "market", "portfolio")
 PROVIDER_MODULES = ("tradedesk.broker.sim", "tradedesk.broker.alpaca", "alpaca")
 # Where the provider names are defined as data (the model's choices): not a decision.
 DEFINES_PROVIDERS = {Path("accounts/models.py")}
@@ -37,32 +37,17 @@ PROVIDER_DECISIONS = [
 
 
 def app_files() -> list[Path]:
-    files = [p for app in APPS for p in (ROOT / app).rglob("*.py")]
-    files += (ROOT / "tradedesk").glob("*.py")  # broker/ is the provider layer itself
-    return sorted(p for p in files if "tests" not in p.relative_to(ROOT).parts)
-
-
-def _module_of(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    # broker/ is the provider layer itself
+    return source_files(*APPS, "tradedesk/*.py")
 
 
 def provider_imports(source: str, module: str) -> list[tuple[int, str]]:
     """(line, module) of every import of a provider module in `source` (the file `module`)."""
-    package = module.split(".")[:-1]
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            target = ".".join([*base, node.module] if node.module else base)
-            # `from tradedesk.broker import sim` imports the submodule too.
-            names = [target] + [f"{target}.{alias.name}" for alias in node.names]
-        else:
-            continue
+    for line, names in imported_modules(source, module):
         for name in names:
             if any(name == m or name.startswith(m + ".") for m in PROVIDER_MODULES):
-                found.append((node.lineno, name))
+                found.append((line, name))
                 break
     return found
 
@@ -102,7 +87,7 @@ def offences(path: Path) -> list[str]:
     relative = path.relative_to(ROOT)
     found = [
         f"{relative}:{line}: imports {name}"
-        for line, name in provider_imports(source, _module_of(path))
+        for line, name in provider_imports(source, module_of(path))
     ]
     if relative not in DEFINES_PROVIDERS:
         found += [

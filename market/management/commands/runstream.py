@@ -1,7 +1,7 @@
 """`manage.py runstream`: the stream process, exactly one per deployment (Redis lock).
 
 It holds the market-data hub (the one upstream connection) and follows every linked
-account's order updates into the database (orders.live). Without REDIS_URL (the embedded
+account's order updates into the database (orders.sync.live). Without REDIS_URL (the embedded
 run) the web process holds the hub itself, and this process follows order updates only.
 """
 
@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand
 
 from market.stream.hub import Hub, upstream_factory
 from market.stream.transport import HUB_LOCK_KEY, RedisTransport
-from orders.live import follow_order_updates
+from orders.sync.live import follow_order_updates
 
 logger = logging.getLogger(__name__)
 LOCK_TTL_S = 15

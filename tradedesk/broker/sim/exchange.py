@@ -3,6 +3,8 @@
 State lives in the sim models; every call first brings the account's open orders up to
 date against the market at `now` (lazy matching), so a resting order fills in whichever
 process touches the account next, and the stream process touches every account each second.
+What an account is worth and may spend is the ledger's (`ledger.py`); which requests Alpaca
+refuses, and how, is `rules.py`'s.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -45,25 +47,12 @@ from tradedesk.broker.types import (
     Trade,
 )
 
-from . import market, matching
+from . import ledger, market, matching, rules
 from .matching import close, record
-from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
+from .models import SimAccount, SimOrder, SimOrderEvent
 from .universe import ASSETS
 
-# Alpaca's error codes, so the desk handles both brokers' rejections the same way.
-CODE_FORBIDDEN = 40310000
-CODE_UNPROCESSABLE = 42210000
-CODE_BAD_REQUEST = 40010001
-CODE_NOT_FOUND = 40410000
-
 _MAX_BARS = 10_000
-# Alpaca's auction cut-offs: opg until 9:28 ET (2 min before the open), cls until 10 min before
-# the close; from 19:00 ET both queue for the next session's auction.
-_OPG_CUTOFF = timedelta(minutes=2)
-_CLS_CUTOFF = timedelta(minutes=10)
-_AUCTIONS_REOPEN_MINUTES = 19 * 60
-# Alpaca values an opening short sale at 3% above the ask (or its limit price, if higher).
-_SHORT_PRICE_BUFFER = Decimal("1.03")
 
 
 def open_account(starting_cash: Decimal | None = None) -> str:
@@ -150,7 +139,7 @@ class SimBroker(Broker):
         try:
             return account.orders.get(**lookup)
         except (SimOrder.DoesNotExist, ValueError, TypeError):
-            raise OrderNotFound("order not found", code=CODE_NOT_FOUND) from None
+            raise OrderNotFound("order not found", code=rules.CODE_NOT_FOUND) from None
 
     def _with_legs(self, order: SimOrder) -> BrokerOrder:
         return _to_broker_order(order, order.legs.order_by(*_LEG_ORDER))
@@ -181,7 +170,9 @@ class SimBroker(Broker):
     # --- account ----------------------------------------------------------
     def get_account(self) -> Account:
         account, open_orders = self._matched()
-        return _account_view(account, _held_positions(account), open_orders, self._now())
+        return ledger.account_view(
+            account, ledger.held_positions(account), open_orders, self._now()
+        )
 
     def get_clock(self) -> Clock:
         return calendar.clock(self._now())
@@ -191,17 +182,19 @@ class SimBroker(Broker):
             return ASSETS[symbol]
         except KeyError:
             raise OrderRejected(
-                f"asset not found: {symbol}", code=CODE_NOT_FOUND, http_status=404
+                f"asset not found: {symbol}", code=rules.CODE_NOT_FOUND, http_status=404
             ) from None
 
     def list_positions(self) -> list[Position]:
         account, _ = self._matched()
-        return _position_views(_held_positions(account), self._now())
+        return ledger.position_views(ledger.held_positions(account), self._now())
 
     def get_account_and_positions(self) -> tuple[Account, list[Position]]:
         account, open_orders = self._matched()
-        held, now = _held_positions(account), self._now()
-        return _account_view(account, held, open_orders, now), _position_views(held, now)
+        held, now = ledger.held_positions(account), self._now()
+        return ledger.account_view(account, held, open_orders, now), ledger.position_views(
+            held, now
+        )
 
     def list_fill_activities(
         self,
@@ -226,7 +219,7 @@ class SimBroker(Broker):
             try:
                 last = int(page_token)
             except ValueError:
-                raise OrderRejected("invalid page_token", code=CODE_BAD_REQUEST) from None
+                raise OrderRejected("invalid page_token", code=rules.CODE_BAD_REQUEST) from None
             executions = (
                 executions.filter(id__lt=last) if descending else executions.filter(id__gt=last)
             )
@@ -241,22 +234,24 @@ class SimBroker(Broker):
         except OrderRejected:
             # Alpaca's order endpoint answers an unknown symbol with 422, its asset endpoint 404.
             raise OrderRejected(
-                f"asset {request.symbol} not found", code=CODE_UNPROCESSABLE
+                f"asset {request.symbol} not found", code=rules.CODE_UNPROCESSABLE
             ) from None
         if not asset.tradable:
-            raise OrderRejected(f"asset {request.symbol} is not tradable", code=CODE_UNPROCESSABLE)
+            raise OrderRejected(
+                f"asset {request.symbol} is not tradable", code=rules.CODE_UNPROCESSABLE
+            )
         try:
             with transaction.atomic():
                 account = self._account(lock=True)
                 # Bring the book up to date first: what is held and committed depends on it.
                 open_orders = matching.match_account(account, now)
-                _check_submission(account, asset, request, now, open_orders)
+                rules.check_submission(account, asset, request, now, open_orders)
                 order, *legs = matching.match_placed(
                     account, _create_order(account, request, now), now
                 )
         except IntegrityError:
             raise OrderRejected(
-                "client_order_id must be unique", code=CODE_BAD_REQUEST, http_status=422
+                "client_order_id must be unique", code=rules.CODE_BAD_REQUEST, http_status=422
             ) from None
         return _to_broker_order(order, legs)
 
@@ -303,7 +298,8 @@ class SimBroker(Broker):
             order = self._order(account, id=order_id)
             if order.status not in types.OPEN_STATUSES:
                 raise NotCancelable(
-                    f"order is not cancelable (status {order.status})", code=CODE_UNPROCESSABLE
+                    f"order is not cancelable (status {order.status})",
+                    code=rules.CODE_UNPROCESSABLE,
                 )
             # Canceling an entry cancels its legs; canceling an exit cancels its OCO siblings.
             targets = [order, *order.legs.filter(status__in=types.OPEN_STATUSES)]
@@ -320,7 +316,7 @@ class SimBroker(Broker):
             old = self._order(account, id=order_id)
             if old.status not in types.OPEN_STATUSES:
                 raise NotCancelable(
-                    f"order is not replaceable (status {old.status})", code=CODE_UNPROCESSABLE
+                    f"order is not replaceable (status {old.status})", code=rules.CODE_UNPROCESSABLE
                 )
             new = SimOrder.objects.get(pk=old.pk)
             new.pk = uuid.uuid4()
@@ -349,7 +345,7 @@ class SimBroker(Broker):
             new.created_at = new.updated_at = new.submitted_at = now
             new.active_at = None if old.status == "held" else now
             if old.status != "held":  # a waiting exit leg spends nothing until it activates
-                _check_replacement(account, old, new, now)
+                rules.check_replacement(account, old, new, now)
             if new.type == "trailing_stop":
                 matching.start_trailing(new, market.trade(new.symbol, now).price)
             try:
@@ -357,7 +353,7 @@ class SimBroker(Broker):
                     new.save(force_insert=True)
             except IntegrityError:
                 raise OrderRejected(
-                    "client_order_id must be unique", code=CODE_BAD_REQUEST
+                    "client_order_id must be unique", code=rules.CODE_BAD_REQUEST
                 ) from None
             old.replaced_by = new.id
             # Legs follow their parent to the new order rather than die with the old one.
@@ -382,18 +378,20 @@ class SimBroker(Broker):
 
     def close_position(self, symbol: str) -> BrokerOrder:
         account, open_orders = self._matched()
-        position = next((p for p in _held_positions(account) if p.symbol == symbol), None)
+        position = next((p for p in ledger.held_positions(account) if p.symbol == symbol), None)
         if position is None:
-            raise OrderRejected("position does not exist", code=CODE_NOT_FOUND, http_status=404)
+            raise OrderRejected(
+                "position does not exist", code=rules.CODE_NOT_FOUND, http_status=404
+            )
         side = "sell" if position.qty > 0 else "buy"
         if side == "sell":
             # Alpaca closes only what open sell orders don't already hold (no short opened).
-            available = position.qty - _held_for_sells(open_orders, symbol)
+            available = position.qty - ledger.held_for_sells(open_orders, symbol)
             if available < position.qty:
-                _reject(
+                rules.reject(
                     f"insufficient qty available for order (requested: {position.qty}, "
                     f"available: {max(available, Decimal('0'))})",
-                    code=CODE_FORBIDDEN,
+                    code=rules.CODE_FORBIDDEN,
                     http_status=403,
                 )
         request = OrderRequest(
@@ -411,7 +409,7 @@ class SimBroker(Broker):
             self.cancel_all_orders()
         account, _ = self._matched()
         results = []
-        for symbol in sorted(p.symbol for p in _held_positions(account)):
+        for symbol in sorted(p.symbol for p in ledger.held_positions(account)):
             try:
                 order = self.close_position(symbol)
             except OrderRejected as refused:
@@ -446,10 +444,6 @@ class SimBroker(Broker):
             return []
         starts = market.bar_starts(timeframe, start, min(end or self._now(), self._now()))
         return [market.bar(symbol, at, timeframe) for at in starts[-_MAX_BARS:]]
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"))
 
 
 def _attempt(cancel: Callable[[str], None], order_id: str) -> CancelResult:
@@ -618,316 +612,3 @@ def _create_order(account: SimAccount, request: OrderRequest, now: datetime) -> 
             for leg in (legs if request.order_class in ("bracket", "oto") else [])
         ),
     ]
-
-
-def _held_positions(account: SimAccount) -> list[SimPosition]:
-    return list(account.positions.exclude(qty=0))
-
-
-def _account_view(
-    account: SimAccount, held: list[SimPosition], open_orders: list[SimOrder], now: datetime
-) -> Account:
-    long_value, short_value = _market_values(held, now)
-    equity = account.cash + long_value + short_value
-    return Account(
-        account_id=account.account_id,
-        status="ACTIVE",
-        currency="USD",
-        cash=_money(account.cash),
-        buying_power=_money(_buying_power(account, long_value, short_value, open_orders, now)),
-        equity=_money(equity),
-        last_equity=_money(equity),
-        portfolio_value=_money(equity),
-        long_market_value=_money(long_value),
-        short_market_value=_money(short_value),
-        multiplier=settings.SIM_MARGIN_MULTIPLIER,
-        shorting_enabled=settings.SIM_MARGIN_MULTIPLIER > 1,
-    )
-
-
-def _position_views(held: list[SimPosition], now: datetime) -> list[Position]:
-    result = []
-    for position in sorted(held, key=lambda position: position.symbol):
-        price = market.trade(position.symbol, now).price
-        market_value = position.qty * price
-        cost_basis = position.qty * position.avg_entry_price
-        unrealized = market_value - cost_basis
-        result.append(
-            Position(
-                symbol=position.symbol,
-                asset_id=ASSETS[position.symbol].id,
-                qty=position.qty,
-                side="long" if position.qty > 0 else "short",
-                avg_entry_price=position.avg_entry_price,
-                current_price=price,
-                market_value=_money(market_value),
-                cost_basis=_money(cost_basis),
-                unrealized_pl=_money(unrealized),
-                unrealized_plpc=(unrealized / abs(cost_basis)).quantize(Decimal("0.0001"))
-                if cost_basis
-                else Decimal("0"),
-            )
-        )
-    return result
-
-
-def _market_values(positions: Iterable[SimPosition], now: datetime) -> tuple[Decimal, Decimal]:
-    """Long and short (negative) market value of the positions at `now`."""
-    long_value = short_value = Decimal("0")
-    for position in positions:
-        value = position.qty * market.trade(position.symbol, now).price
-        if value >= 0:
-            long_value += value
-        else:
-            short_value += value
-    return long_value, short_value
-
-
-def _open_buy_commitment(open_orders: Iterable[SimOrder], now: datetime) -> Decimal:
-    """What the open buy orders would still spend (limit/stop price, else the ask)."""
-    total = Decimal("0")
-    for order in open_orders:
-        if order.side != "buy" or order.status == "held":
-            continue
-        if order.qty is None:
-            total += order.notional
-            continue
-        price = order.limit_price or order.stop_price or market.quote(order.symbol, now).ask_price
-        total += (order.qty - order.filled_qty) * price
-    return total
-
-
-def _buying_power(
-    account: SimAccount,
-    long_value: Decimal,
-    short_value: Decimal,
-    open_orders: Iterable[SimOrder],
-    now: datetime,
-) -> Decimal:
-    """From the positions' market values and the account's open orders (matched up to now)."""
-    equity = account.cash + long_value + short_value
-    available = settings.SIM_MARGIN_MULTIPLIER * equity - (long_value - short_value)
-    return max(Decimal("0"), available - _open_buy_commitment(open_orders, now))
-
-
-def _held_for_sells(open_orders: Iterable[SimOrder], symbol: str) -> Decimal:
-    """Shares promised to open sell orders; an OCO group's exits count once."""
-    by_group: dict = {}
-    for order in open_orders:
-        if order.symbol != symbol or order.side != "sell" or order.status == "held":
-            continue
-        if order.qty is None:  # a notional sell promises no shares yet
-            continue
-        group = order.parent_id if order.parent_id and order.order_class != "simple" else order.id
-        by_group[group] = max(by_group.get(group, Decimal("0")), order.qty - order.filled_qty)
-    return sum(by_group.values(), Decimal("0"))
-
-
-def _reject(message: str, code: int = CODE_UNPROCESSABLE, http_status: int = 422):
-    raise OrderRejected(message, code=code, http_status=http_status)
-
-
-def _check_price_increment(name: str, price: Decimal | None) -> None:
-    if price is None:
-        return
-    step = Decimal("0.01") if price >= 1 else Decimal("0.0001")
-    if price <= 0 or price % step:
-        _reject(
-            f"invalid {name} {price}. sub-penny increment does not fulfill minimum pricing criteria"
-        )
-
-
-def _check_shape(request: OrderRequest) -> None:
-    """Fields each type, time in force and class needs (Alpaca's 422s)."""
-    needs = {
-        "limit": ("limit_price",),
-        "stop": ("stop_price",),
-        "stop_limit": ("limit_price", "stop_price"),
-    }
-    # An OCO's limit price is its take-profit's.
-    for field in needs.get(request.type, ()) if request.order_class != "oco" else ():
-        if getattr(request, field) is None:
-            _reject(f"{field} is required for {request.type} orders")
-    if request.type == "trailing_stop":
-        if (request.trail_price is None) == (request.trail_percent is None):
-            _reject("trailing stop orders need exactly one of trail_price or trail_percent")
-        if request.time_in_force not in ("day", "gtc"):
-            _reject("trailing stop orders must be day or gtc")
-    for field in ("limit_price", "stop_price"):
-        _check_price_increment(field, getattr(request, field))
-    if (request.qty is None) == (request.notional is None):
-        _reject("qty or notional is required (not both)")
-    if request.time_in_force in ("opg", "cls") and request.type not in ("market", "limit"):
-        _reject(f"{request.time_in_force} orders must be market or limit orders")
-    if request.order_class != "simple":
-        _check_legs(request)
-
-
-def _check_legs(request: OrderRequest) -> None:
-    cls = request.order_class
-    if request.notional is not None:
-        _reject(f"{cls} orders require qty, not notional")
-    if request.time_in_force not in ("day", "gtc"):
-        _reject(f"{cls} orders must be day or gtc")
-    take_profit, stop_loss = request.take_profit, request.stop_loss
-    if cls in ("bracket", "oco") and (take_profit is None or stop_loss is None):
-        _reject(f"{cls} orders require take_profit and stop_loss")
-    if cls == "oto" and (take_profit is None) == (stop_loss is None):
-        _reject("oto orders require exactly one of take_profit or stop_loss")
-    if take_profit is not None and take_profit.limit_price is None:
-        _reject("take_profit.limit_price is required")
-    if stop_loss is not None and stop_loss.stop_price is None:
-        _reject("stop_loss.stop_price is required")
-    if cls == "oco" and request.type != "limit":
-        _reject("oco orders must be limit orders")
-    if cls != "oco" and request.type not in ("market", "limit"):
-        _reject(f"{cls} entry orders must be market or limit orders")
-    for name, leg in (("take_profit", take_profit), ("stop_loss", stop_loss)):
-        if leg is not None:
-            _check_price_increment(f"{name}.limit_price", leg.limit_price)
-            _check_price_increment(f"{name}.stop_price", leg.stop_price)
-
-
-def _check_leg_prices(request: OrderRequest, base: Decimal) -> None:
-    """Exits must sit on the right side of the entry (Alpaca's base-price rule)."""
-    # An OCO exits the position the entry's opposite side holds: a sell OCO protects a long.
-    long_exit = request.side == "buy" if request.order_class != "oco" else request.side == "sell"
-    cent = Decimal("0.01")
-    if request.take_profit is not None:
-        price = request.take_profit.limit_price
-        if long_exit and price < base + cent:
-            _reject(f"take_profit.limit_price must be >= base_price + 0.01 (base {base})")
-        if not long_exit and price > base - cent:
-            _reject(f"take_profit.limit_price must be <= base_price - 0.01 (base {base})")
-    if request.stop_loss is not None:
-        price = request.stop_loss.stop_price
-        if long_exit and price > base - cent:
-            _reject(f"stop_loss.stop_price must be <= base_price - 0.01 (base {base})")
-        if not long_exit and price < base + cent:
-            _reject(f"stop_loss.stop_price must be >= base_price + 0.01 (base {base})")
-
-
-def _check_auction_window(request: OrderRequest, now: datetime) -> None:
-    """Alpaca refuses opg after 9:28 ET and cls after 15:50 ET, until 19:00 ET."""
-    session = calendar.session_on_date_of(now)
-    if session is None or calendar.new_york_minutes(now) >= _AUCTIONS_REOPEN_MINUTES:
-        return
-    opens, closes = session
-    if request.time_in_force == "opg" and now >= opens - _OPG_CUTOFF:
-        _reject("opg orders are accepted until 2 minutes before the open, and after 19:00 ET")
-    if request.time_in_force == "cls" and now >= closes - _CLS_CUTOFF:
-        _reject("cls orders are accepted until 10 minutes before the close, and after 19:00 ET")
-
-
-def _check_submission(
-    account: SimAccount,
-    asset: Asset,
-    request: OrderRequest,
-    now: datetime,
-    open_orders: list[SimOrder],
-) -> None:
-    """The exchange's own refusals, with Alpaca's codes and messages.
-
-    `open_orders` are the account's open orders, matched up to `now`.
-    """
-    _check_shape(request)
-    _check_auction_window(request, now)
-    quote = market.quote(request.symbol, now)
-    qty = request.qty
-    if qty is None:
-        if request.type != "market" or request.time_in_force != "day":
-            _reject("notional orders must be market orders with time_in_force day")
-        qty = request.notional / quote.ask_price
-    if qty <= 0:
-        _reject("qty must be > 0")
-    fractional = request.notional is not None or qty != qty.to_integral_value()
-    if fractional:
-        if not asset.fractionable:
-            _reject(f"asset {asset.symbol} is not fractionable")
-        if request.time_in_force != "day":
-            _reject("fractional orders must be day orders")
-        if request.type == "trailing_stop" or request.order_class != "simple":
-            _reject("fractional orders must be simple market, limit, stop or stop_limit orders")
-    if request.order_class != "simple":
-        base = request.limit_price or (
-            quote.ask_price if request.side == "buy" else quote.bid_price
-        )
-        _check_leg_prices(request, base)
-
-    _check_affordable(account, asset, request, qty, fractional, quote, open_orders, now)
-
-
-def _check_affordable(
-    account: SimAccount,
-    asset: Asset,
-    request: OrderRequest,
-    qty: Decimal,
-    fractional: bool,
-    quote: Quote,
-    open_orders: list[SimOrder],
-    now: datetime,
-) -> None:
-    """Shares to sell and buying power for the order, beside `open_orders` (Alpaca's 403s)."""
-    positions = _held_positions(account)
-    held = next((p.qty for p in positions if p.symbol == request.symbol), Decimal("0"))
-    if request.side == "sell":
-        available = max(held, Decimal("0")) - _held_for_sells(open_orders, request.symbol)
-        opening = max(Decimal("0"), qty - max(available, Decimal("0")))
-        shortable = asset.shortable and asset.easy_to_borrow
-        if opening > 0 and (fractional or not shortable or settings.SIM_MARGIN_MULTIPLIER <= 1):
-            _reject(
-                f"insufficient qty available for order (requested: {qty}, "
-                f"available: {max(available, Decimal('0'))})",
-                code=CODE_FORBIDDEN,
-                http_status=403,
-            )
-        price = max(request.limit_price or Decimal("0"), quote.ask_price * _SHORT_PRICE_BUFFER)
-        cost = opening * price
-    else:
-        covering = max(-held, Decimal("0"))
-        price = request.limit_price or request.stop_price or quote.ask_price
-        cost = (
-            request.notional
-            if request.notional is not None
-            else max(Decimal("0"), qty - covering) * price
-        )
-    long_value, short_value = _market_values(positions, now)
-    if cost > _buying_power(account, long_value, short_value, open_orders, now):
-        _reject("insufficient buying power", code=CODE_FORBIDDEN, http_status=403)
-
-
-def _check_replacement(account: SimAccount, old: SimOrder, new: SimOrder, now: datetime) -> None:
-    """Alpaca re-checks a replacement as the new order it is, with the old one's hold on
-    shares and buying power released (an exit leg's OCO group holds once: the new one's)."""
-    in_group = old.parent_id is not None and old.order_class != "simple"
-    open_orders = [
-        order
-        for order in matching.match_account(account, now)
-        if order.pk != old.pk and not (in_group and order.parent_id == old.parent_id)
-    ]
-    request = OrderRequest(
-        symbol=new.symbol,
-        side=new.side,
-        type=new.type,
-        time_in_force=new.time_in_force,
-        qty=new.qty,
-        notional=new.notional,
-        limit_price=new.limit_price,
-        stop_price=new.stop_price,
-    )
-    for field in ("limit_price", "stop_price"):
-        _check_price_increment(field, getattr(request, field))
-    qty = new.qty if new.qty is not None else new.notional / market.quote(new.symbol, now).ask_price
-    if qty <= 0:
-        _reject("qty must be > 0")
-    fractional = new.notional is not None or qty != qty.to_integral_value()
-    _check_affordable(
-        account,
-        ASSETS[new.symbol],
-        request,
-        qty,
-        fractional,
-        market.quote(new.symbol, now),
-        open_orders,
-        now,
-    )

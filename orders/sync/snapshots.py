@@ -11,7 +11,7 @@ from accounts.models import BrokerAccount
 from accounts.services import broker_for
 from tradedesk.broker.errors import BrokerError
 
-from .models import PositionSnapshot
+from ..models import PositionSnapshot
 
 logger = logging.getLogger(__name__)
 

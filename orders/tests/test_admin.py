@@ -10,7 +10,8 @@ from django.utils import timezone
 from accounts.models import BrokerAccount
 from accounts.selectors import default_broker_account
 from orders.models import OrderEvent, PositionSnapshot
-from orders.tests.validation_support import desk_order
+
+from .validation_support import desk_order
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/orders/sync/ and GET /api/v1/orders/sync/<task_id>/ (thin: see orders.sync)."""
+"""POST /api/v1/orders/sync/ and GET /api/v1/orders/sync/<task_id>/ (thin: see orders.sync.runs)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
 
-from . import sync, sync_selectors
-from .api import input_errors
-from .models import SyncRun
+from ..models import SyncRun
+from ..serializers import input_errors
+from . import runs, selectors
 
 
 class SyncRequestSerializer(serializers.Serializer):
@@ -55,8 +55,8 @@ class SyncView(APIView):
         account_id = parsed.validated_data.get("broker_account")
         account = None if account_id is None else broker_account_for(request.user, account_id)
         try:
-            run = sync.request_sync(user=request.user, broker_account=account, trigger="api")
-        except sync.SyncQueueUnavailable:
+            run = runs.request_sync(user=request.user, broker_account=account, trigger="api")
+        except runs.SyncQueueUnavailable:
             return Response(
                 {"detail": "The sync queue is unavailable; try again shortly.", "code": "busy"},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -67,5 +67,5 @@ class SyncView(APIView):
 class SyncRunView(APIView):
     @extend_schema(responses=SyncRunSerializer)
     def get(self, request, task_id: str):
-        run = sync_selectors.sync_run_for(request.user, task_id)
+        run = selectors.sync_run_for(request.user, task_id)
         return Response(SyncRunSerializer(run).data)

@@ -8,7 +8,7 @@ from django.http import Http404
 
 from accounts.models import User
 
-from .models import SyncRun
+from ..models import SyncRun
 
 
 def sync_run_for(user: User, run_id: object) -> SyncRun:

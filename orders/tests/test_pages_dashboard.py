@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django.test import Client
 
-from orders.models import Order
+from orders.models import Order, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,24 @@ def test_the_dashboard_shows_the_account_summary(trader):
     assert '<strong data-field="cash">$100,000.00</strong>' in response.content.decode()
     assert "No positions yet." in response.content.decode()
     assert "No orders yet." in response.content.decode()
+
+
+def test_the_dashboard_and_history_say_when_the_orders_were_last_synced(trader, other_trader):
+    client = logged_in(trader)
+    assert "Last synced" not in client.get("/").content.decode()
+    finished = datetime(2026, 11, 25, 15, 30, 5, tzinfo=UTC)
+    for user, status, at in [
+        (trader, "done", finished),
+        (trader, "failed", datetime(2026, 11, 25, 16, 0, tzinfo=UTC)),
+        (other_trader, "done", datetime(2026, 11, 25, 17, 0, tzinfo=UTC)),
+    ]:
+        SyncRun.objects.create(
+            user=user, broker_account=user.broker_accounts.get(), status=status, finished_at=at
+        )
+
+    for url in ("/", "/orders/"):
+        page = client.get(url).content.decode()
+        assert "Last synced with the broker: 2026-11-25 15:30:05 UTC" in page, url
 
 
 def test_the_dashboard_shows_positions_and_recent_orders_after_a_trade(trader):
