@@ -21,7 +21,7 @@ from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from bench.stream import keep_interest  # noqa: E402
-from market.transport import RedisTransport, open_batch  # noqa: E402
+from market.stream.transport import RedisTransport, open_batch  # noqa: E402
 
 feeder: asyncio.Task | None = None
 wanted: set[str] = set()

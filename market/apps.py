@@ -8,6 +8,6 @@ class MarketConfig(AppConfig):
     def ready(self) -> None:
         from accounts.services import sessions_revoked
 
-        from .consumers import close_user_streams
+        from .stream.consumers import close_user_streams
 
         sessions_revoked.connect(close_user_streams, dispatch_uid="market.close_user_streams")

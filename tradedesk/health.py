@@ -3,7 +3,7 @@ each ok or down.
 
 Neither market-data check spends the provider's paced request budget on every hit: the REST
 broker is probed at most once per BROKER_PROBE_S (the answer is cached for every process), and
-the feed's state is the market-data hub's own last status (market.hub.feed_status).
+the feed's state is the market-data hub's own last status (market.stream.hub.feed_status).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from market.hub import feed_status
+from market.stream.hub import feed_status
 from tradedesk.broker import market_data_broker
 
 BROKER_PROBE_S = 30

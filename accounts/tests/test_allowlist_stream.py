@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 # The market tests' own clean-up: each test's relay stopped, consumer connections closed.
-from market.tests.conftest import (  # noqa: F401 (autouse fixtures)
+from market.tests.stream.conftest import (  # noqa: F401 (autouse fixtures)
     _close_consumer_connections,
     _fresh_process_stream,
 )

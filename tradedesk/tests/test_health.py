@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from market.hub import FEED_STATUS_KEY
+from market.stream.hub import FEED_STATUS_KEY
 from tradedesk import health
 
 pytestmark = pytest.mark.django_db

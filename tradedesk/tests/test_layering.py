@@ -77,10 +77,10 @@ def test_an_import_up_or_across_is_caught(module, code, imported):
     ("module", "code"),
     [
         ("orders.services", "from accounts.models import BrokerAccount"),
-        ("market.consumers", "from orders import events"),
+        ("market.stream.consumers", "from orders import events"),
         ("orders.sync.runs", "from ..models import SyncRun"),
         ("accounts.services", "from tradedesk.broker import get_broker"),
-        ("tradedesk.asgi", "from market.routing import websocket_urlpatterns"),
+        ("tradedesk.asgi", "from market.stream.routing import websocket_urlpatterns"),
     ],
 )
 def test_an_import_down_or_within_is_fine(module, code):

@@ -16,8 +16,8 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from market.hub import Hub, upstream_factory
-from market.transport import HUB_LOCK_KEY, RedisTransport
+from market.stream.hub import Hub, upstream_factory
+from market.stream.transport import HUB_LOCK_KEY, RedisTransport
 from orders.sync.live import follow_order_updates
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ through autobahn's sendCloseFrame, which sendClose calls once it has checked the
 close handshake then runs as for any close.
 
 What this relies on (daphne, Twisted and autobahn are pinned in requirements.txt; re-check when
-upgrading them; market/tests/test_daphne_socket.py runs a real daphne and fails if they change):
+upgrading them; market/tests/stream/test_daphne_socket.py runs a real daphne and fails if they
+change):
 - daphne.server.Server.create_application passes `send=partial(self.handle_reply, protocol)`,
   and Channels' middleware and consumer pass it on unchanged (the consumer's `base_send`);
 - daphne's upgrade (daphne.http_protocol.WebRequest.process) moves the TCP transport over to
@@ -38,8 +39,8 @@ buffer (never considered backed up) and closes through ASGI, exactly as before.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import struct
 import sys
 from collections.abc import Callable
 from functools import cache, partial
@@ -63,11 +64,11 @@ class SendBuffer:
 
     def __init__(self, protocol=None) -> None:
         self.full = False
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._protocol = protocol
         self._pong_due: bytes | None = None
         self.on_ping: Callable[[], None] | None = None
+        # Called once when the buffer next drains (the relay's connection waiting to send).
+        self.on_drained: Callable[[], None] | None = None
 
     def ping_received(self, payload: bytes) -> None:
         """Installed as the daphne protocol's onPing."""
@@ -83,21 +84,18 @@ class SendBuffer:
         if protocol is not None and protocol.state == protocol.STATE_OPEN:
             protocol.sendPong(payload)
 
-    async def drained(self) -> None:
-        """Returns once the buffered bytes have gone to the kernel (or the connection is gone)."""
-        await self._drained.wait()
-
     # IPushProducer, called by the Twisted transport on the event loop's thread.
     def pauseProducing(self) -> None:
         self.full = True
-        self._drained.clear()
 
     def resumeProducing(self) -> None:
         self.full = False
-        self._drained.set()
         if self._pong_due is not None:
             payload, self._pong_due = self._pong_due, None
             self._send_pong(payload)
+        if self.on_drained is not None:
+            drained, self.on_drained = self.on_drained, None
+            drained()
 
     def stopProducing(self) -> None:
         """The connection is lost: nothing to wait for any more (daphne drops later sends)."""
@@ -121,6 +119,57 @@ def watch_send_buffer(send: Callable) -> SendBuffer | None:
     # An instance attribute, read by autobahn's _onPing (self.onPing) for every ping frame.
     protocol.onPing = buffer.ping_received
     return buffer
+
+
+def frame_writer(send: Callable) -> Callable[[str], None] | None:
+    """Under daphne, a function writing one text message as one WebSocket frame straight to
+    the connection's transport; None elsewhere (send through ASGI).
+
+    What daphne would do for an ASGI send, without the layers: Channels' send, daphne's
+    handle_reply and serverSend, autobahn's sendMessage, sendFrame and sendData (which formats
+    a debug line's arguments for every frame, logged or not). Server frames are not masked;
+    no compression is negotiated by daphne, and an uncompressed message is valid either way
+    (RFC 7692 section 6). Whole messages only, so autobahn's own frames (pongs, close) never
+    land inside one. Nothing is written once the connection is closing, as autobahn would.
+
+    And as asyncio's transports do, the frame goes to the socket at once when nothing is
+    buffered ahead of it (tcp.Connection.writeSomeData); only what the kernel does not take is
+    left to Twisted's buffer (transport.write, whose producer is the SendBuffer). Through
+    transport.write alone every frame cost an epoll registration, a turn of the loop and an
+    unregistration.
+    """
+    from twisted.internet.tcp import Connection
+
+    protocol = _daphne_protocol(send)
+    if protocol is None:
+        return None
+    transport, open_state = protocol.transport, protocol.STATE_OPEN
+    direct = isinstance(transport, Connection)  # plain TCP (not TLS): its socket is ours to use
+
+    def write(text: str) -> None:
+        if protocol.state != open_state:
+            return
+        payload = text.encode()
+        data = _text_frame_header(len(payload)) + payload
+        if direct and not transport.dataBuffer and not transport._tempDataLen:
+            sent = transport.writeSomeData(data)
+            if not isinstance(sent, int):  # the connection is lost: Twisted finds out itself
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+
+    return write
+
+
+def _text_frame_header(length: int) -> bytes:
+    """RFC 6455 5.2: FIN and the text opcode, then the unmasked payload length."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
 
 
 # How long the client gets to answer our close before the connection is dropped (autobahn's
@@ -158,6 +207,6 @@ def _daphne_protocol(send: Callable):
 def _warn_unexpected_transport() -> None:
     """Once per process: every connection would say the same."""
     logger.warning(
-        "daphne's WebSocket transport is not the one market/daphne_socket.py expects: "
+        "daphne's WebSocket transport is not the one market/stream/daphne_socket.py expects: "
         "slow stream clients will not be detected"
     )

@@ -24,6 +24,9 @@ INTEREST_KEY = "tradedesk:stream:interest:{process_id}"
 HUB_LOCK_KEY = "tradedesk:stream:hub-lock"
 # A user's open connections across processes: lease id → expiry, renewed by each relay.
 CONNECTIONS_KEY = "tradedesk:stream:connections:{user_id}"
+# The transport's Redis connections per process (redis-py's default cap), and how long a
+# command waits for one of them.
+REDIS_POOL_SIZE, REDIS_POOL_WAIT_S = 100, 20.0
 # A relay refreshes its interest every HEARTBEAT_S; the hub forgets it after INTEREST_TTL_S.
 HEARTBEAT_S = 5.0
 INTEREST_TTL_S = 15.0
@@ -172,7 +175,13 @@ class RedisTransport(Transport):
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
 
-        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        # Blocking: a burst of connections (each claims its lease) waits for a free pooled
+        # connection instead of failing with MaxConnectionsError (seen as 1011s in a benchmark
+        # whose 500 clients connected while the process was slow).
+        pool = redis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_S
+        )
+        self.redis = redis.Redis.from_pool(pool)  # closed with it
         self.data_channel = pubsub_channel(DATA_CHANNEL, url)
         self.interest_channel = pubsub_channel(INTEREST_CHANNEL, url)
         self._interest_pubsub = None

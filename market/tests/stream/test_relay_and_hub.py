@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from market import hub as hub_module
-from market.hub import Hub, upstream_factory
-from market.messages import envelope, market_message
-from market.relay import Connection, Relay
-from market.transport import SUBSCRIBED, MemoryTransport, batch, open_batch
+from market.stream import hub as hub_module
+from market.stream.hub import Hub, upstream_factory
+from market.stream.messages import envelope, market_message
+from market.stream.relay import Connection, Relay
+from market.stream.transport import SUBSCRIBED, MemoryTransport, batch, open_batch
 from tradedesk.broker.base import MarketDataStream
 from tradedesk.broker.types import Quote, Trade
 
@@ -337,3 +339,49 @@ async def test_a_failed_publish_is_dropped_and_the_hub_keeps_publishing(caplog):
     ]
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
+
+
+def statuses(client: Client) -> list[dict]:
+    return [m for frame in client.frames for m in frame if m["type"] == "status"]
+
+
+async def test_a_process_that_falls_behind_widens_its_frames_says_so_and_queues_stay_bounded():
+    """Overload: turns that run late stretch the flush window step by step (to 8x at most),
+    clients are told `lagging` with the window, queues stay within their limit; on time
+    again, the window shrinks back and clients are told the server caught up."""
+    relay = Relay(MemoryTransport(), flush_s=0.02)
+    client = Client()
+    connection = connect(relay, client, {"AAPL"}, flush_s=0.02, queue_limit=5)
+    relay.dispatch(quote("AAPL", "100.00"))
+    await client.next_frame()
+
+    for stall in range(8):
+        relay.dispatch(quote("AAPL", f"{101 + stall}.00"))  # its turn is a window away
+        for size in range(50):
+            relay.dispatch(trade("AAPL", size))
+        assert len(connection._queue) <= 5  # bounded however far behind the process is
+        # The process is busy elsewhere: the turn runs 50 ms (2.5 windows) late, however wide
+        # the window.
+        time.sleep(0.02 * relay.scheduler.stretch + 0.05)
+        await client.next_frame()
+    windows = [m["flush_ms"] for m in statuses(client) if "flush_ms" in m]
+    assert windows == [30, 45, 68, 101, 152, 160]  # x1.5 a late turn, never past 8x
+    assert all(m["state"] == "lagging" for m in statuses(client) if "flush_ms" in m)
+    assert relay.scheduler.stretch == 8.0
+
+    # While stretched, frames are further apart (the window shrinks a step each turn on time).
+    sent = []
+    for price in range(200, 203):
+        relay.dispatch(quote("AAPL", f"{price}.00"))
+        await client.next_frame()
+        sent.append(asyncio.get_running_loop().time())
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= 0.06
+
+    # On time again: back to the configured window, and clients are told.
+    async with asyncio.timeout(10):
+        while relay.scheduler.stretch > 1.0:
+            relay.dispatch(quote("AAPL", "300.00"))
+            await client.next_frame()
+    assert statuses(client)[-1]["state"] == "up"
+    assert "caught up" in statuses(client)[-1]["detail"]
+    await connection.stop()

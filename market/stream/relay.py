@@ -6,7 +6,7 @@ once, and a connection's frame carries those that changed since its last frame. 
 orders and status queue per connection, in order. A frame leaves at most every STREAM_FLUSH_MS
 — at once when the connection was idle. A slow connection's queue is bounded: overflow drops
 its oldest trades and bars (it is told how many), and one that stays over the limit is closed
-with 1013. Under daphne a connection whose socket is backed up (market.daphne_socket) is sent
+with 1013. Under daphne a connection whose socket is backed up (market.stream.daphne_socket) is sent
 nothing until it drains, so its messages wait, and are bounded, here.
 """
 
@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -40,7 +42,8 @@ STREAM_OF_KIND = {"trade": "trades", "bar": "bars"}
 
 
 class Connection:
-    """One client's subscription, pending messages and flusher."""
+    """One client's subscription and pending messages; its frames leave through the relay's
+    FlushScheduler (one per process), not a task of its own."""
 
     def __init__(
         self,
@@ -52,8 +55,13 @@ class Connection:
         queue_limit: int,
         slow_close_s: float,
         send_buffer: SendBuffer | None = None,
+        write: Callable[[str], None] | None = None,
     ) -> None:
         self._send = send
+        # The server's own framing call (daphne_socket.frame_writer): a frame is written in the
+        # scheduler's turn, no await. None: frames go through `send`, one at a time.
+        self._write = write
+        self._sending: asyncio.Task | None = None
         self._send_buffer = send_buffer  # None: not known, never considered backed up
         self._close = close
         self.streams = set(streams)
@@ -69,13 +77,20 @@ class Connection:
         self._over_limit_since: float | None = None
         # (user id, lease id) in the per-user connection count, renewed by the relay.
         self.lease: tuple[int, str] | None = None
-        self._ready = asyncio.Event()
-        self._flusher: asyncio.Task | None = None
+        self.started = False
+        self.scheduled = False  # waiting in the scheduler for its turn
+        self.last_sent = -math.inf  # the event loop's time of the last frame
         self.closed = False
 
     @classmethod
     def from_settings(
-        cls, send, close, *, streams: set[str], send_buffer: SendBuffer | None
+        cls,
+        send,
+        close,
+        *,
+        streams: set[str],
+        send_buffer: SendBuffer | None,
+        write: Callable[[str], None] | None = None,
     ) -> Connection:
         return cls(
             send,
@@ -85,21 +100,26 @@ class Connection:
             queue_limit=settings.STREAM_QUEUE_LIMIT,
             slow_close_s=settings.STREAM_SLOW_CLOSE_S,
             send_buffer=send_buffer,
+            write=write,
         )
 
     def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_forever())
+        """Attached and subscribed: what is pending (the subscription) leaves at once."""
+        self.started = True
+        self.wake()
 
     async def stop(self) -> None:
         self.closed = True
-        if self._flusher is not None and self._flusher is not asyncio.current_task():
-            self._flusher.cancel()
+        if self._sending is not None and self._sending is not asyncio.current_task():
+            self._sending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+                await self._sending
 
     # --- filling ---------------------------------------------------------
     def wake(self) -> None:
-        self._ready.set()
+        """Something to send: a frame at the connection's next turn."""
+        if self.started and not self.closed:
+            self.relay.scheduler.schedule(self)
 
     def push_market(self, kind: str, body: str) -> None:
         if STREAM_OF_KIND[kind] in self.streams:
@@ -118,11 +138,11 @@ class Connection:
         self._queue.append((droppable, body))
         if len(self._queue) > self.queue_limit:
             self._drop_oldest()
-        self._ready.set()
+        self.wake()
 
     def count_ping(self) -> None:
         """A WebSocket ping: its pong counts against the queue like any frame while the client
-        is not reading (market.daphne_socket holds back all but the latest pong meanwhile)."""
+        is not reading (daphne_socket holds back all but the latest pong meanwhile)."""
         if self.closed or self._send_buffer is None or not self._send_buffer.full:
             return
         self._pongs_waiting += 1
@@ -148,13 +168,6 @@ class Connection:
             asyncio.get_running_loop().create_task(self._close(CLOSE_TRY_AGAIN_LATER))
 
     # --- draining --------------------------------------------------------
-    def _changed_quotes(self) -> list[str]:
-        """Symbols whose latest quote (held once, by the relay) this connection has not sent."""
-        if self.relay is None or "quotes" not in self.streams:
-            return []
-        versions, seen = self.relay.quote_versions, self._quotes_seen
-        return [s for s in self.symbols if s in versions and versions[s] != seen.get(s)]
-
     def forget_quote(self, symbol: str) -> None:
         self._quotes_seen.pop(symbol, None)
 
@@ -169,38 +182,147 @@ class Connection:
             )
             bodies.append(dumps(lagging))
             self._dropped = 0
-        bodies.extend(body for _, body in self._queue)
-        self._queue.clear()
-        if changed := self._changed_quotes():
-            versions, latest = self.relay.quote_versions, self.relay.latest_quotes
-            for symbol in sorted(changed):
-                bodies.append(latest[symbol])
-                self._quotes_seen[symbol] = versions[symbol]
+        if self._queue:
+            bodies.extend(body for _, body in self._queue)
+            self._queue.clear()
+        if self.relay is not None and "quotes" in self.streams:
+            # The symbols whose latest quote (held once, by the relay) this connection has not
+            # sent, in symbol order.
+            versions, latest, seen = (
+                self.relay.quote_versions,
+                self.relay.latest_quotes,
+                self._quotes_seen,
+            )
+            for symbol in sorted(self.symbols):
+                version = versions.get(symbol)
+                if version is not None and version != seen.get(symbol):
+                    bodies.append(latest[symbol])
+                    seen[symbol] = version
         self._over_limit_since = None
         self._pongs_waiting = 0
         return bodies
 
-    async def _flush_forever(self) -> None:
-        while not self.closed:
-            if not (self._queue or self._dropped or self._changed_quotes()):
-                # Idle: the relay wakes us at the next quote for one of our symbols (or a push).
-                if self.relay is not None and "quotes" in self.streams:
-                    self.relay.wake_on_quote(self)
-                await self._ready.wait()
-            if self._send_buffer is not None and self._send_buffer.full:
-                # The client is not reading: what it would be sent waits in the bounded queue
-                # (overflow, lagging, 1013) and leaves as one frame once the socket drains.
-                await self._send_buffer.drained()
-            self._ready.clear()
-            bodies = self.take()
-            if bodies:
-                await self._send(frame(bodies))
-            await asyncio.sleep(self.flush_s)
+    def flush(self, now: float) -> None:
+        """The connection's turn (FlushScheduler): what is pending leaves as one frame."""
+        self.scheduled = False
+        if self.closed or self._sending is not None:
+            return  # a frame still on its way through `send` wakes us when it is gone
+        if self._send_buffer is not None and self._send_buffer.full:
+            # The client is not reading: what it would be sent waits in the bounded queue
+            # (overflow, lagging, 1013) and leaves as one frame once the socket drains.
+            self._send_buffer.on_drained = self.wake
+            return
+        bodies = self.take()
+        if bodies:
+            self.last_sent = now
+            if self._write is not None:
+                self._write(frame(bodies))
+            else:
+                self._sending = asyncio.get_running_loop().create_task(self._send(frame(bodies)))
+                self._sending.add_done_callback(self._sent)
+        if bodies:
+            # Busy: most likely more by its next turn, so it takes that turn (rather than
+            # registering with each of its symbols to be woken, and being woken by each).
+            self.wake()
+        elif "quotes" in self.streams:
+            # Idle: the next quote of any of its symbols wakes it.
+            self.relay.wake_on_quote(self)
+
+    def _sent(self, task: asyncio.Task) -> None:
+        self._sending = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("a stream frame could not be sent: %s", task.exception())
+        self.wake()
+
+
+# The scheduler's clock: turns fall on a grid, so connections due about the same time share one.
+TICK_S = 0.005
+# Overload: a turn later than LATE (in flush windows) widens every connection's window (x1.5,
+# at most MAX_STRETCH); each turn within ON_TIME narrows it back (/1.25) to the configured one.
+LATE_FLUSH_WINDOWS, ON_TIME_FLUSH_WINDOWS, MAX_STRETCH = 1.0, 0.25, 8.0
+
+
+class FlushScheduler:
+    """Every connection's frames in one process, from one timer: no task per connection.
+
+    A woken connection's turn is at once when its last frame is a flush window old (or it
+    never sent one), else when it is; turns are gathered on a TICK_S grid and run together.
+    When the process falls behind (its turns come late), the flush window is stretched for
+    everyone, so frames carry more per frame and cost less per message, and clients are told
+    with a `lagging` status; when it catches up the window shrinks back and they are told.
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stretch = 1.0
+        self._due: list[Connection] = []
+        self._soon: asyncio.Handle | None = None
+        self._timers: list[tuple[float, int, Connection]] = []  # a heap by turn
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def schedule(self, connection: Connection) -> None:
+        if connection.scheduled:
+            return
+        connection.scheduled = True
+        loop = asyncio.get_running_loop()
+        turn = connection.last_sent + connection.flush_s * self.stretch
+        if turn <= loop.time():
+            self._due.append(connection)
+            if self._soon is None:
+                self._soon = loop.call_soon(self._run_due)
+            return
+        turn = math.ceil(turn / TICK_S) * TICK_S
+        heapq.heappush(self._timers, (turn, next(self._order), connection))
+        if turn < self._timer_at:
+            self._arm(loop, turn)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._run_timers)
+
+    def _run_due(self) -> None:
+        self._soon = None
+        due, self._due = self._due, []
+        now = asyncio.get_running_loop().time()
+        for connection in due:
+            connection.flush(now)
+
+    def _run_timers(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._follow_lateness(now - self._timer_at)
+        self._timer, self._timer_at = None, math.inf
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            heapq.heappop(timers)[2].flush(now)
+        if timers:
+            self._arm(loop, timers[0][0])
+
+    def _follow_lateness(self, late_s: float) -> None:
+        window = self.relay.flush_s
+        if late_s > LATE_FLUSH_WINDOWS * window and self.stretch < MAX_STRETCH:
+            if self.stretch == 1.0:
+                logger.warning("stream turns run %.0f ms late: widening frames", late_s * 1000)
+            self.stretch = min(MAX_STRETCH, self.stretch * 1.5)
+            self.relay.tell_lagging(round(window * self.stretch * 1000))
+        elif late_s < ON_TIME_FLUSH_WINDOWS * window and self.stretch > 1.0:
+            self.stretch = max(1.0, self.stretch / 1.25)
+            if self.stretch == 1.0:
+                self.relay.tell_caught_up()
 
 
 class Relay:
-    def __init__(self, transport: Transport, process_id: str | None = None) -> None:
+    def __init__(
+        self, transport: Transport, process_id: str | None = None, *, flush_s: float | None = None
+    ) -> None:
         self.transport = transport
+        # The configured flush window: how late a turn may be before frames widen.
+        self.flush_s = settings.STREAM_FLUSH_MS / 1000 if flush_s is None else flush_s
+        self.scheduler = FlushScheduler(self)
         self.process_id = (
             process_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
@@ -252,6 +374,22 @@ class Relay:
                 status_message(state, "market data relay resubscribed; some messages were missed")
             )
         self._subscribed_before = True
+
+    def tell_lagging(self, flush_ms: int) -> None:
+        self._tell_everyone(
+            status_message(
+                "lagging",
+                f"this server is behind; frames leave every {flush_ms} ms until it catches up",
+                flush_ms=flush_ms,
+            )
+        )
+
+    def tell_caught_up(self) -> None:
+        state = self.feed_status["state"] if self.feed_status else "up"
+        flush_ms = round(self.flush_s * 1000)
+        self._tell_everyone(
+            status_message(state, f"this server caught up; frames every {flush_ms} ms again")
+        )
 
     def _tell_everyone(self, message: dict) -> None:
         body = dumps(message)

@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from market.hub import feed_status
-from market.relay import process_stream
+from market.stream.hub import feed_status
+from market.stream.relay import process_stream
 from tradedesk.broker import market_data_credentials
 from tradedesk.broker.alpaca import AlpacaMarketDataStream
 from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET, FakeMarketDataStream, load_fixture

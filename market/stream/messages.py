@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 
+from market.services import bar_json, quote_json
 from tradedesk.broker.types import Bar, Quote, Trade
-
-from .services import bar_json, quote_json
 
 STATUS_KIND = "status"
 ERROR_KIND = "error"  # published with a symbol: the feed refused it (its subscribers are told)
@@ -38,8 +37,8 @@ def error_message(code: str, message: str) -> dict:
     return {"type": "error", "code": code, "message": message}
 
 
-def dumps(message: dict) -> str:
-    return json.dumps(message, separators=(",", ":"))
+# One encoder for every message: json.dumps with options builds a new one per call.
+dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def envelope(message: dict) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -24,12 +23,6 @@ from .processes import (
 )
 
 
-def isolated(redis_url: str) -> str:
-    """The same server, another database: this test's hub lock and interest keys are its own."""
-    parts = urlsplit(redis_url)
-    return urlunsplit(parts._replace(path="/14"))
-
-
 async def quotes_over_the_wire(url: str, symbols: set[str]) -> list[dict]:
     client = await connect_when_listening(url)
     seen: list[dict] = []
@@ -43,7 +36,7 @@ async def quotes_over_the_wire(url: str, symbols: set[str]) -> list[dict]:
 def test_a_client_of_daphne_receives_quotes_from_a_hub_in_another_process(tmp_path, settings):
     require_service("Redis", bool(settings.REDIS_URL))
     env = os.environ | {
-        "REDIS_URL": isolated(settings.REDIS_URL),
+        "REDIS_URL": settings.REDIS_URL,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'stream.sqlite3'}",
         "MARKET_DATA_PROVIDER": "sim",
     }
@@ -77,10 +70,10 @@ async def test_the_relay_tells_clients_when_its_redis_subscription_was_silently_
 ):
     """redis-py reconnects a dropped subscriber by itself; what was published meanwhile is lost."""
     require_service("redis", bool(settings.REDIS_URL))
-    from market.relay import Connection, Relay
-    from market.transport import RedisTransport
+    from market.stream.relay import Connection, Relay
+    from market.stream.transport import RedisTransport
 
-    transport = RedisTransport(isolated(settings.REDIS_URL))
+    transport = RedisTransport(settings.REDIS_URL)
     subscribers = []
     make_pubsub = transport.redis.pubsub
     transport.redis.pubsub = lambda **options: (

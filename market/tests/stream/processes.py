@@ -11,7 +11,7 @@ from pathlib import Path
 
 import websockets
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PYTHON, MANAGE = sys.executable, str(ROOT / "manage.py")
 # The processes cannot see the test database: they migrate their own, with one trader whose
 # access token the command prints.

@@ -1,6 +1,6 @@
 """WS /api/v1/broker/stream: authenticate, then relay market data and the user's orders.
 
-Thin: market.services parses and authenticates, market.relay does the fan-out.
+Thin: market.stream.services parses, market.stream.relay does the fan-out.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from orders.events import run_from_sync, user_group
 from tradedesk import ratelimit
 
 from . import services
-from .daphne_socket import close_with_code, watch_send_buffer
+from .daphne_socket import close_with_code, frame_writer, watch_send_buffer
 from .messages import dumps, error_message, frame
 from .relay import Connection, process_stream
 
@@ -104,7 +104,11 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         streams = streams or frozenset(services.DEFAULT_STREAMS)
 
         self.connection = Connection.from_settings(
-            self._send_frame, self._close, streams=set(), send_buffer=send_buffer
+            self._send_frame,
+            self._close,
+            streams=set(),
+            send_buffer=send_buffer,
+            write=frame_writer(self.base_send),
         )
         self.connection.lease = lease
         await self._apply(symbols, streams)
@@ -169,7 +173,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         )
 
     def _ping_received(self) -> None:
-        """A WebSocket ping (market.daphne_socket, on the event loop's thread)."""
+        """A WebSocket ping (market.stream.daphne_socket, on the event loop's thread)."""
         if self.refused:
             return
         if not self._within_message_rate():
@@ -233,7 +237,7 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
 
     async def _close(self, code: int) -> None:
-        """Every close: daphne cannot send 1008 or 1013 through ASGI (market.daphne_socket)."""
+        """Every close: daphne cannot send 1008 or 1013 through ASGI (see daphne_socket)."""
         with contextlib.suppress(Exception):  # the client may already be gone
             if not close_with_code(self.base_send, code):
                 await self.close(code=code)

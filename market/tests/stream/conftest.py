@@ -2,7 +2,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
-from market.relay import process_stream
+from market.stream.relay import process_stream
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
-"""market.daphne_socket, and slow clients under a real daphne: their socket backs up, so their
-queue fills, drops and closes with 1013."""
+"""market.stream.daphne_socket, and slow clients under a real daphne: their socket backs up, so
+their queue fills, drops and closes with 1013."""
 
 from __future__ import annotations
 
@@ -18,12 +18,18 @@ import websockets
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
+from websockets.streams import StreamReader
 from websockets.uri import parse_uri
 
-from market.daphne_socket import SendBuffer, close_with_code, watch_send_buffer
-from market.relay import Relay
-from market.tests.test_relay_and_hub import Client, connect, trade
-from market.transport import MemoryTransport
+from market.stream.daphne_socket import (
+    SendBuffer,
+    _text_frame_header,
+    close_with_code,
+    watch_send_buffer,
+)
+from market.stream.relay import Relay
+from market.stream.transport import MemoryTransport
+from market.tests.stream.test_relay_and_hub import Client, connect, trade
 
 from .processes import daphne, free_port, short_lived_token, stop, trader_token, wait_for_port
 
@@ -47,6 +53,21 @@ async def test_without_daphne_nothing_is_known_and_closes_go_through_asgi():
     for not_daphne in (send, partial(send, {})):
         assert watch_send_buffer(not_daphne) is None
         assert close_with_code(not_daphne, 1013) is False
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 70000])
+def test_frames_written_past_autobahn_are_single_unmasked_text_frames(length):
+    """Each length encoding (7-bit, 16-bit, 64-bit), as a WebSocket client parses it."""
+    payload = b"x" * length
+    reader = StreamReader()
+    reader.feed_data(_text_frame_header(len(payload)) + payload)
+    reader.feed_eof()
+    parser = Frame.parse(reader.read_exact, mask=False)
+    with pytest.raises(StopIteration) as parsed:
+        next(parser)
+    frame = parsed.value.value
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
+    assert reader.at_eof()  # nothing after the frame
 
 
 async def test_a_backed_up_socket_is_sent_nothing_its_queue_drops_then_drains_in_one_frame():

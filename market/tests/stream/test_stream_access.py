@@ -15,7 +15,12 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import User
-from market.tests.test_stream_consumer import access_token, assert_refused_with_1008, frame, stream
+from market.tests.stream.test_stream_consumer import (
+    access_token,
+    assert_refused_with_1008,
+    frame,
+    stream,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,7 +158,7 @@ async def test_simultaneous_claims_over_redis_let_exactly_the_cap_through():
     """Many connections of one user arriving at once on several processes (clients of their
     own here): the claim is one atomic step in Redis, so no more than the cap get in."""
     from conftest import require_service
-    from market.transport import RedisTransport
+    from market.stream.transport import RedisTransport
 
     redis_url = os.environ.get("REDIS_URL", "")  # this module's tests run embedded otherwise
     require_service("Redis", bool(redis_url))
