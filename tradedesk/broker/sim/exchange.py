@@ -186,6 +186,9 @@ class SimBroker(Broker):
                 f"asset not found: {symbol}", code=CODE_NOT_FOUND, http_status=404
             ) from None
 
+    def list_assets(self) -> list[Asset]:
+        return list(ASSETS.values())
+
     def list_positions(self) -> list[Position]:
         account, _ = self._matched()
         return _position_views(_held_positions(account), self._now())
