@@ -6,6 +6,7 @@ slow password hash would be the wrong tool for 40 random characters)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, User, validate_allowlist
 from accounts.services import address_in_allowlist, allowlist_networks, broker_for
+from orders.models import Order
 from orders.services import (
     IdempotencyConflict,
     NoPosition,
@@ -27,10 +29,11 @@ from orders.services import (
     close_position,
     place_order,
 )
+from orders.sync import upsert_broker_orders
 from orders.validation import OrderInput, cached_asset, cached_quote
 from tradedesk import ratelimit
 from tradedesk.broker import Broker, calendar, types
-from tradedesk.broker.errors import OrderRejected
+from tradedesk.broker.errors import BrokerUnavailable, OrderNotFound, OrderRejected
 
 from . import wire
 from .models import ApiKey
@@ -235,7 +238,17 @@ def place(api_key: ApiKey, order_input: OrderInput) -> Placement:
     )
     if not placement.created:
         raise IdempotencyConflict(order_input.client_order_id)
+    if placement.order.order_class != "simple" and placement.order.broker_order_id:
+        _record_legs(api_key, placement.order)
     return placement
+
+
+def _record_legs(api_key: ApiKey, order: Order) -> None:
+    """A bracket/oco/oto's legs as the desk's child orders now (the sync would bring them in
+    later): Alpaca's answer to the POST carries them, so a bot expects them at once."""
+    with contextlib.suppress(BrokerUnavailable, OrderNotFound):
+        snapshot = broker_of(api_key).get_order(order.broker_order_id)
+        upsert_broker_orders(api_key.broker_account, [snapshot], source=GATEWAY_SOURCE)
 
 
 def close(
