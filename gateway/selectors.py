@@ -77,7 +77,7 @@ def gateway_order(api_key: ApiKey, order_id: str) -> Order | None:
     if found is not None:
         return found
     for pending in _account_orders(api_key).filter(broker_order_id=""):
-        if wire.pending_id(pending.pk) == canonical:
+        if wire.order_id(pending) == canonical:
             return pending
     return None
 

@@ -19,8 +19,9 @@ MAX_NUMBER = Decimal("1e15")
 _TIME = re.compile(
     r"^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d)?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?)?$"
 )
-# Desk ids of orders the broker has not confirmed yet (no broker id): stable UUIDs.
-_PENDING_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4d2b-9a57-7c0c2f3e9b10")
+# Alpaca's ids are UUIDs (alpaca-py checks): what the desk names by a row id alone (an order the
+# broker has not confirmed, an execution without the broker's id) gets a stable UUID from it.
+_DESK_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4d2b-9a57-7c0c2f3e9b10")
 
 
 class BadRequest(ValueError):
@@ -42,11 +43,11 @@ def timestamp(value: datetime | None) -> str | None:
 def order_id(order: Order) -> str:
     """The order's id on the wire: the broker's (a UUID); for an order the broker has not
     confirmed, a UUID derived from the desk's own id."""
-    return order.broker_order_id or str(uuid.uuid5(_PENDING_NAMESPACE, str(order.pk)))
+    return order.broker_order_id or desk_uuid("order", order.pk)
 
 
-def pending_id(pk: int) -> str:
-    return str(uuid.uuid5(_PENDING_NAMESPACE, str(pk)))
+def desk_uuid(kind: str, pk: object) -> str:
+    return str(uuid.uuid5(_DESK_NAMESPACE, f"{kind}:{pk}"))
 
 
 def order_body(order: Order, *, legs: list[Order] | None = None) -> dict:
@@ -99,7 +100,7 @@ def account(info: types.Account, *, number_: str, created_at: datetime) -> dict:
     return {
         "id": info.account_id
         if _is_uuid(info.account_id)
-        else str(uuid.uuid5(_PENDING_NAMESPACE, info.account_id)),
+        else desk_uuid("account", info.account_id),
         "account_number": number_,
         "status": info.status,
         "crypto_status": "INACTIVE",
