@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import User
@@ -48,21 +49,26 @@ def gateway_orders(
     limit: int,
 ) -> list[Order]:
     """Alpaca's GET /v2/orders over the desk's record of the key's account: top-level
-    orders (legs come inside their parent), both bounds exclusive, by submission time."""
-    found = _account_orders(api_key).filter(parent__isnull=True)
+    orders (legs come inside their parent), by submission time as the wire shows it (the
+    broker's), both bounds exclusive."""
+    found = (
+        _account_orders(api_key)
+        .filter(parent__isnull=True)
+        .annotate(submitted=Coalesce("submitted_at", "created_at"))
+    )
     if status == "open":
         found = found.exclude(status__in=types.TERMINAL_STATUSES)
     elif status == "closed":
         found = found.filter(status__in=types.TERMINAL_STATUSES)
     if after is not None:
-        found = found.filter(created_at__gt=after)
+        found = found.filter(submitted__gt=after)
     if until is not None:
-        found = found.filter(created_at__lt=until)
+        found = found.filter(submitted__lt=until)
     if symbols:
         found = found.filter(symbol__in=symbols)
     if side:
         found = found.filter(side=side)
-    ordering = ("created_at", "id") if ascending else ("-created_at", "-id")
+    ordering = ("submitted", "id") if ascending else ("-submitted", "-id")
     return list(found.order_by(*ordering)[:limit])
 
 
