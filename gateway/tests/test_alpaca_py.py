@@ -53,10 +53,13 @@ account = default_broker_account(user)
 key = create_api_key(user=user, broker_account=account, label="bot")
 old = create_api_key(user=user, broker_account=account, label="old")
 revoke_api_key(old.api_key)
-fenced = create_api_key(user=user, broker_account=account, label="fenced", ip_allowlist="10.0.0.0/8")
-print(json.dumps({{"key": [key.api_key.key_id, key.secret], "revoked": [old.api_key.key_id, old.secret],
-    "fenced": [fenced.api_key.key_id, fenced.secret], "token": str(AccessToken.for_user(user))}},
-    separators=(",", ":")))
+fenced = create_api_key(
+    user=user, broker_account=account, label="fenced", ip_allowlist="10.0.0.0/8"
+)
+keys = {{name: [issued.api_key.key_id, issued.secret]
+        for name, issued in (("key", key), ("revoked", old), ("fenced", fenced))}}
+keys["token"] = str(AccessToken.for_user(user))
+print(json.dumps(keys, separators=(",", ":")))
 """
 
 
@@ -90,9 +93,14 @@ def _serve(tmp_path, extra_env: dict, *, link: bool):
     }
     script = SETUP.format(link=link, key_id=KEY_ID, secret=SECRET)
     setup = subprocess.run(
-        [PYTHON, MANAGE, "shell", "-c", script], env=env, cwd=ROOT, capture_output=True,
-        text=True, check=False, timeout=120,
-    )  # fmt: skip
+        [PYTHON, MANAGE, "shell", "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert setup.returncode == 0, setup.stderr[-3000:]
     credentials = json.loads(setup.stdout.split()[-1])
     port = free_port()
@@ -181,23 +189,52 @@ def _common_reads(client: TradingClient) -> None:
 def _every_order_type(client: TradingClient, *, market_fills: bool) -> dict:
     """Places one order of each type and class; returns them by name."""
     gtc, day, buy = TimeInForce.GTC, TimeInForce.DAY, OrderSide.BUY
-    placed = {
-        "market": client.submit_order(MarketOrderRequest(symbol="AAPL", qty=2, side=buy, time_in_force=day)),
-        "notional": client.submit_order(MarketOrderRequest(symbol="AAPL", notional=50, side=buy, time_in_force=day)),
-        "limit": client.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=buy, time_in_force=gtc, limit_price=1, client_order_id="bot-limit")),
-        "stop": client.submit_order(StopOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=gtc, stop_price=9000)),
-        "stop_limit": client.submit_order(StopLimitOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=gtc, stop_price=9000, limit_price=9001)),
-        "trailing": client.submit_order(TrailingStopOrderRequest(symbol="TSLA", qty=1, side=buy, time_in_force=gtc, trail_percent=5)),
-        "bracket": client.submit_order(LimitOrderRequest(
-            symbol="NVDA", qty=1, side=buy, time_in_force=gtc, limit_price=2,
-            order_class=OrderClass.BRACKET, take_profit=TakeProfitRequest(limit_price=9000),
+    requests_by_name = {
+        "market": MarketOrderRequest(symbol="AAPL", qty=2, side=buy, time_in_force=day),
+        "notional": MarketOrderRequest(symbol="AAPL", notional=50, side=buy, time_in_force=day),
+        "limit": LimitOrderRequest(
+            symbol="AAPL",
+            qty=1,
+            side=buy,
+            time_in_force=gtc,
+            limit_price=1,
+            client_order_id="bot-limit",
+        ),
+        "stop": StopOrderRequest(
+            symbol="MSFT", qty=1, side=buy, time_in_force=gtc, stop_price=9000
+        ),
+        "stop_limit": StopLimitOrderRequest(
+            symbol="MSFT",
+            qty=1,
+            side=buy,
+            time_in_force=gtc,
+            stop_price=9000,
+            limit_price=9001,
+        ),
+        "trailing": TrailingStopOrderRequest(
+            symbol="TSLA", qty=1, side=buy, time_in_force=gtc, trail_percent=5
+        ),
+        "bracket": LimitOrderRequest(
+            symbol="NVDA",
+            qty=1,
+            side=buy,
+            time_in_force=gtc,
+            limit_price=2,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=9000),
             stop_loss=StopLossRequest(stop_price=1),
-        )),
-        "oto": client.submit_order(LimitOrderRequest(
-            symbol="AMZN", qty=1, side=buy, time_in_force=gtc, limit_price=3,
-            order_class=OrderClass.OTO, stop_loss=StopLossRequest(stop_price=1),
-        )),
-    }  # fmt: skip
+        ),
+        "oto": LimitOrderRequest(
+            symbol="AMZN",
+            qty=1,
+            side=buy,
+            time_in_force=gtc,
+            limit_price=3,
+            order_class=OrderClass.OTO,
+            stop_loss=StopLossRequest(stop_price=1),
+        ),
+    }
+    placed = {name: client.submit_order(request) for name, request in requests_by_name.items()}
     assert placed["market"].status.value == ("filled" if market_fills else "accepted")
     assert placed["limit"].client_order_id == "bot-limit"
     assert placed["bracket"].order_class == OrderClass.BRACKET and len(placed["bracket"].legs) == 2
@@ -234,14 +271,34 @@ def _orders_round_trip(client: TradingClient, placed: dict) -> None:
     client.cancel_order_by_id(replaced.id)
     assert client.get_order_by_id(replaced.id).status.value == "canceled"
     # Alpaca: a client_order_id stays taken after its order is canceled.
-    _refused(lambda: client.submit_order(LimitOrderRequest(
-        symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1,
-        client_order_id="bot-limit",
-    )), 422, 40010001)  # fmt: skip
+    _refused(
+        lambda: client.submit_order(
+            LimitOrderRequest(
+                symbol="AAPL",
+                qty=1,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.GTC,
+                limit_price=1,
+                client_order_id="bot-limit",
+            )
+        ),
+        422,
+        40010001,
+    )
     # A gate refusal: Alpaca's status and code.
-    _refused(lambda: client.submit_order(LimitOrderRequest(
-        symbol="AAPL", qty=5000, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=190,
-    )), 403, 40310000)  # fmt: skip
+    _refused(
+        lambda: client.submit_order(
+            LimitOrderRequest(
+                symbol="AAPL",
+                qty=5000,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.GTC,
+                limit_price=190,
+            )
+        ),
+        403,
+        40310000,
+    )
     _refused(lambda: client.get_order_by_id(uuid.uuid4()), 404, 40410000)
 
     canceled = client.cancel_orders()
