@@ -134,6 +134,7 @@ def orders_collection(request, api_key: ApiKey):
             user=api_key.user, broker_account=api_key.broker_account, source=SOURCE,
             actor=api_key.user,
         ):  # fmt: skip
+            services.refresh_legs(api_key, outcome.order)
             item = {"id": wire.order_id(outcome.order), "status": 200}
             if outcome.error is not None:
                 item |= errors.multi_status_item(outcome.error)
@@ -190,6 +191,7 @@ def order_detail(request, api_key: ApiKey, order_id: str):
         return JsonResponse(_order_json(order, nested=_true(request, "nested")))
     if request.method == "DELETE":
         orders.cancel_order(user=api_key.user, order=order, source=SOURCE, actor=api_key.user)
+        services.refresh_legs(api_key, order)
         return HttpResponse(status=204)
     changes = wire.replace_request(_json_body(request))
     replacement = orders.replace_order(
@@ -200,6 +202,7 @@ def order_detail(request, api_key: ApiKey, order_id: str):
         actor=api_key.user,
         second_factor_verified=api_key.second_factor_verified,
     )
+    services.refresh_legs(api_key, order)
     return JsonResponse(_order_json(replacement.order))
 
 

@@ -238,14 +238,16 @@ def place(api_key: ApiKey, order_input: OrderInput) -> Placement:
     )
     if not placement.created:
         raise IdempotencyConflict(order_input.client_order_id)
-    if placement.order.order_class != "simple" and placement.order.broker_order_id:
-        _record_legs(api_key, placement.order)
+    refresh_legs(api_key, placement.order)
     return placement
 
 
-def _record_legs(api_key: ApiKey, order: Order) -> None:
-    """A bracket/oco/oto's legs as the desk's child orders now (the sync would bring them in
-    later): Alpaca's answer to the POST carries them, so a bot expects them at once."""
+def refresh_legs(api_key: ApiKey, order: Order) -> None:
+    """A bracket/oco/oto's legs as the desk's child orders, as the broker has them now (the
+    sync would bring them later): Alpaca's answers carry the legs, so a bot expects them at
+    once, and legs a cancel or replace closed must not stay open in the desk's record."""
+    if order.order_class == "simple" or not order.broker_order_id:
+        return
     with contextlib.suppress(BrokerUnavailable, OrderNotFound):
         snapshot = broker_of(api_key).get_order(order.broker_order_id)
         upsert_broker_orders(api_key.broker_account, [snapshot], source=GATEWAY_SOURCE)

@@ -305,6 +305,22 @@ def _orders_round_trip(client: TradingClient, placed: dict) -> None:
     assert canceled and all(item.status == 200 for item in canceled)
     assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
 
+    # OCO: an exit for the position held (a take-profit and a stop-loss, one cancels the other).
+    oco = client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL",
+            qty=1,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            limit_price=8000,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=9000),
+            stop_loss=StopLossRequest(stop_price=1),
+        )
+    )
+    assert oco.order_class == OrderClass.OCO
+    client.cancel_order_by_id(oco.id)
+
 
 def _refused_keys(desk: Desk) -> None:
     _refused(lambda: desk.client("revoked").get_account(), 401, 40110000)

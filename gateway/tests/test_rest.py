@@ -240,3 +240,20 @@ def test_nanosecond_times_are_accepted(bot):
     bot.post("/v2/orders", LIMIT_BUY)
     answer = bot.get("/v2/orders", status="all", until="2999-01-01T00:00:00.123456789Z")
     assert answer.status_code == 200 and len(answer.json()) == 1
+
+
+def test_a_canceled_brackets_legs_are_closed_in_the_desks_record(bot):
+    bracket = bot.post(
+        "/v2/orders",
+        LIMIT_BUY
+        | {
+            "order_class": "bracket",
+            "limit_price": 5,
+            "take_profit": {"limit_price": 9000},
+            "stop_loss": {"stop_price": 4},
+        },
+    ).json()
+    assert bot.delete(f"/v2/orders/{bracket['id']}").status_code == 204
+    legs = bot.get(f"/v2/orders/{bracket['id']}", nested="true").json()["legs"]
+    assert [leg["status"] for leg in legs] == ["canceled", "canceled"]
+    assert Order.objects.exclude(status="canceled").count() == 0
