@@ -9,7 +9,7 @@ class ApiKeyForm(forms.Form):
     ip_allowlist = forms.CharField(
         label="IP allowlist",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 2, "style": "width: 100%"}),
         validators=[validate_allowlist],
         help_text="CIDR networks, one a line (empty: anywhere).",
     )

@@ -14,20 +14,24 @@ from accounts.selectors import active_broker_accounts, broker_account_for
 from . import selectors, services
 from .forms import ApiKeyForm
 
+ISSUED_SESSION_KEY = "gateway.issued_api_key"
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_keys_page(request):
     accounts = list(active_broker_accounts(request.user))
     form = ApiKeyForm(request.POST or None, accounts=accounts)
-    issued = None
+    # The secret of a key just issued, shown on this one GET after the POST's redirect (so a
+    # reload neither shows it again nor submits the form twice), then gone from the session.
+    issued = request.session.pop(ISSUED_SESSION_KEY, None) if request.method == "GET" else None
     status = 200
     if request.method == "POST":
         status = 400
         if form.is_valid():
             data = form.cleaned_data
             try:
-                issued = services.create_api_key(
+                new_key = services.create_api_key(
                     user=request.user,
                     broker_account=broker_account_for(request.user, data["broker_account"]),
                     label=data["label"],
@@ -39,8 +43,12 @@ def api_keys_page(request):
             except ValidationError as error:
                 form.add_error(None, error)
             else:
-                status = 201
-                form = ApiKeyForm(accounts=accounts)
+                request.session[ISSUED_SESSION_KEY] = {
+                    "label": new_key.api_key.label,
+                    "key_id": new_key.api_key.key_id,
+                    "secret": new_key.secret,
+                }
+                return redirect("api-keys-page")
     return render(
         request,
         "gateway/api_keys.html",

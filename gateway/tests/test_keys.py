@@ -155,8 +155,10 @@ def test_the_page_issues_lists_and_revokes(trader, client):
     page = client.get("/accounts/api-keys/")
     assert page.status_code == 200 and b"No API keys yet" in page.content
     account = trader.broker_accounts.get().pk
-    created = client.post("/accounts/api-keys/", {"label": "page bot", "broker_account": account})
-    assert created.status_code == 201
+    created = client.post(
+        "/accounts/api-keys/", {"label": "page bot", "broker_account": account}, follow=True
+    )
+    assert created.redirect_chain == [("/accounts/api-keys/", 302)]
     key = ApiKey.objects.get()
     assert key.key_id.encode() in created.content and b"shown only once" in created.content
     again = client.get("/accounts/api-keys/")
