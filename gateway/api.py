@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.access import second_factor_verified
 from accounts.selectors import broker_account_for
+from orders.api import RejectUnknownFields
 
 from . import selectors, services
 from .models import ApiKey
@@ -36,7 +37,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(RejectUnknownFields, serializers.Serializer):
     label = serializers.CharField(max_length=100)
     broker_account = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
     ip_allowlist = serializers.CharField(required=False, allow_blank=True, default="")
@@ -44,13 +45,6 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     max_notional = serializers.DecimalField(
         max_digits=17, decimal_places=2, required=False, allow_null=True
     )
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return value
 
 
 class IssuedKeySerializer(ApiKeySerializer):

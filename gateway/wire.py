@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
+from orders import validation
 from orders.models import Order
 from orders.validation import OrderInput
 from tradedesk.broker import types
@@ -203,26 +204,8 @@ def position(info: types.Position, exchange: str) -> dict:
 
 
 # --- parsing -------------------------------------------------------------------------
-ORDER_FIELDS = frozenset(
-    {
-        "symbol",
-        "qty",
-        "notional",
-        "side",
-        "type",
-        "time_in_force",
-        "limit_price",
-        "stop_price",
-        "trail_price",
-        "trail_percent",
-        "extended_hours",
-        "client_order_id",
-        "order_class",
-        "take_profit",
-        "stop_loss",
-        "position_intent",
-    }
-)
+# Alpaca sends position_intent too; the desk derives it (ignored here).
+ORDER_FIELDS = frozenset({*validation.ORDER_FIELDS, "position_intent"})
 REPLACE_FIELDS = frozenset(
     {"qty", "limit_price", "stop_price", "trail", "time_in_force", "client_order_id"}
 )
