@@ -15,8 +15,6 @@ from orders.models import Order
 from orders.validation import OrderInput
 from tradedesk.broker import types
 
-# The largest number a request may carry (the desk's columns hold 15 integer digits).
-MAX_NUMBER = Decimal("1e15")
 _TIME = re.compile(
     r"^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d)?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?)?$"
 )
@@ -221,7 +219,7 @@ def decimal(value, name: str) -> Decimal | None:
         parsed = Decimal(str(value).strip())
     except InvalidOperation:
         raise BadRequest(f"invalid {name}") from None
-    if not parsed.is_finite() or abs(parsed) >= MAX_NUMBER:
+    if not parsed.is_finite() or abs(parsed) >= validation.MAX_NUMBER:
         raise BadRequest(f"invalid {name}")
     return parsed
 

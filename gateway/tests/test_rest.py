@@ -257,3 +257,10 @@ def test_a_canceled_brackets_legs_are_closed_in_the_desks_record(bot):
     legs = bot.get(f"/v2/orders/{bracket['id']}", nested="true").json()["legs"]
     assert [leg["status"] for leg in legs] == ["canceled", "canceled"]
     assert Order.objects.exclude(status="canceled").count() == 0
+
+
+def test_every_code_mapped_to_403_is_a_gate_code():
+    from gateway.errors import FORBIDDEN_GATE_CODES
+    from orders.validation import CODES
+
+    assert set(CODES) >= FORBIDDEN_GATE_CODES
