@@ -31,6 +31,10 @@ class TradeUpdatesConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
+        if self.api_key is not None:
+            await self.channel_layer.group_discard(
+                services.key_group(self.api_key), self.channel_name
+            )
         if self.listening:
             await self.channel_layer.group_discard(
                 user_group(self.api_key.user_id), self.channel_name
@@ -60,6 +64,7 @@ class TradeUpdatesConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.deadline.cancel()
+        await self.channel_layer.group_add(services.key_group(self.api_key), self.channel_name)
         await self._send(stream.authorization("authorized", "authenticate"))
 
     async def _listen(self, message: dict) -> None:
@@ -82,6 +87,11 @@ class TradeUpdatesConsumer(AsyncWebsocketConsumer):
 
     async def order_updates(self, event) -> None:
         await self._relay(event["messages"])
+
+    async def key_revoked(self, event) -> None:
+        """gateway.services.revoke_api_key: the key stopped working, and so does its stream."""
+        await self._send(stream.authorization("unauthorized", "authenticate"))
+        await self.close()
 
     async def _relay(self, frames: list[dict]) -> None:
         if not self.listening:

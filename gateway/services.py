@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, User, validate_allowlist
 from accounts.services import address_in_allowlist, allowlist_networks, broker_for
+from orders.events import run_from_sync
 from orders.models import Order
 from orders.services import (
     IdempotencyConflict,
@@ -115,10 +117,24 @@ def create_api_key(
     return IssuedKey(api_key=api_key, secret=secret)
 
 
+def key_group(api_key: ApiKey) -> str:
+    """The channel-layer group of the key's open trade_updates connections."""
+    return f"gateway.key.{api_key.pk}"
+
+
 def revoke_api_key(api_key: ApiKey) -> ApiKey:
+    """The key stops working at once: requests get 401, and its open streams are closed."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        group = key_group(api_key)
+
+        async def close_streams() -> None:
+            layer = get_channel_layer()
+            if layer is not None:
+                await layer.group_send(group, {"type": "key.revoked"})
+
+        transaction.on_commit(lambda: run_from_sync(close_streams))
     return api_key
 
 

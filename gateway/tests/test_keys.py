@@ -175,3 +175,15 @@ def test_the_jwt_api_is_not_a_gateway_credential(trader):
     # A desk JWT in Alpaca's headers is not a key.
     token = client_for(trader)._credentials["HTTP_AUTHORIZATION"].split()[1]
     assert AlpacaClient(token, token).get("/v2/account").status_code == 401
+
+
+def test_operators_list_and_revoke_keys_in_admin(admin_client, issued):
+    listed = admin_client.get("/admin/gateway/apikey/")
+    assert listed.status_code == 200 and issued.api_key.key_id.encode() in listed.content
+    detail = admin_client.get(f"/admin/gateway/apikey/{issued.api_key.pk}/change/")
+    assert detail.status_code == 200 and issued.api_key.secret_digest.encode() not in detail.content
+    admin_client.post(
+        "/admin/gateway/apikey/",
+        {"action": "revoke", "_selected_action": [issued.api_key.pk]},
+    )
+    assert not ApiKey.objects.get(pk=issued.api_key.pk).is_active

@@ -155,3 +155,11 @@ async def test_listen_before_authenticating_is_unauthorized_and_junk_gets_an_err
     await _send(communicator, {"action": "listen", "data": {"streams": []}})
     assert (await _receive(communicator))["data"] == {"streams": []}
     await communicator.disconnect()
+
+
+async def test_revoking_a_key_closes_its_open_stream(trader):
+    issued = await sync_to_async(_issue)(trader)
+    communicator = await _authenticated(issued)
+    await sync_to_async(services.revoke_api_key)(issued.api_key)
+    assert (await _receive(communicator))["data"]["status"] == "unauthorized"
+    assert (await communicator.receive_output(3))["type"] == "websocket.close"
