@@ -32,6 +32,7 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
+from conftest import require_service
 from market.tests.processes import MANAGE, PYTHON, ROOT, daphne, free_port, stop, wait_for_port
 from tradedesk.broker.tests.alpaca_fakes import KEY_ID, SECRET
 
@@ -84,7 +85,7 @@ class Desk:
         ]
 
 
-def _serve(tmp_path, extra_env: dict, *, link: bool):
+def _serve(tmp_path, extra_env: dict, *, link: bool, with_runstream: bool = False):
     env = os.environ | {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'desk.sqlite3'}",
         "REDIS_URL": "",
@@ -107,32 +108,40 @@ def _serve(tmp_path, extra_env: dict, *, link: bool):
     log = open(tmp_path / "daphne.log", "w")  # noqa: SIM115 - closed after the server
     server = daphne(env, port, stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port)
-    return Desk(port, credentials), server, log
+    if with_runstream:  # the process that applies the broker's order updates
+        runstream = subprocess.Popen(
+            [PYTHON, MANAGE, "runstream"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        return Desk(port, credentials), [server, runstream], log
+    return Desk(port, credentials), [server], log
 
 
 @pytest.fixture
 def paper_desk(tmp_path):
-    desk, server, log = _serve(tmp_path, {}, link=False)
+    desk, processes, log = _serve(tmp_path, {}, link=False)
     yield desk
-    stop([server])
+    stop(processes)
     log.close()
 
 
-@pytest.fixture
-def alpaca_desk(tmp_path, fake_alpaca):
+def _alpaca_env(fake_alpaca) -> dict:
     fake_alpaca.positions = fake_alpaca.positions[1:]  # one AAPL position, 2 shares
     apple = fake_alpaca.assets["AAPL"]
     for symbol in ("TSLA", "NVDA", "AMZN"):
         fake_alpaca.assets[symbol] = apple | {"id": str(uuid.uuid4()), "symbol": symbol}
-    env = {
+    return {
         "ALPACA_TRADING_URL": fake_alpaca.url,
         "ALPACA_DATA_URL": fake_alpaca.url,
         "ALPACA_REQUESTS_PER_MINUTE": "1000000",
         "ALPACA_TIMEOUT_SECONDS": "5",
     }
-    desk, server, log = _serve(tmp_path, env, link=True)
+
+
+@pytest.fixture
+def alpaca_desk(tmp_path, fake_alpaca):
+    desk, processes, log = _serve(tmp_path, _alpaca_env(fake_alpaca), link=True)
     yield desk
-    stop([server])
+    stop(processes)
     log.close()
 
 
@@ -374,3 +383,44 @@ def test_alpaca_py_on_an_alpaca_account_behind_the_desk(alpaca_desk, fake_alpaca
     assert fake_alpaca.requests_to("DELETE", "/v2/positions/AAPL") == []  # through the gate
     _refused_keys(alpaca_desk)
     _every_order_is_a_desk_order(alpaca_desk, placed)
+
+
+@pytest.mark.services
+def test_a_fill_at_alpaca_reaches_the_bots_trading_stream(
+    tmp_path, settings, fake_alpaca, fake_trading_stream
+):
+    """Production layout: the fill comes from Alpaca's trade_updates to `runstream`, which
+    records it; the desk's event reaches the gateway's stream in daphne over Redis."""
+    require_service("Redis", bool(settings.REDIS_URL))
+    env = _alpaca_env(fake_alpaca) | {
+        "REDIS_URL": settings.REDIS_URL,
+        "ALPACA_TRADING_STREAM_URL": fake_trading_stream.url,
+    }
+    desk, processes, log = _serve(tmp_path, env, link=True, with_runstream=True)
+    try:
+        client = desk.client()
+        with Updates(desk) as updates:
+            order = client.submit_order(
+                LimitOrderRequest(
+                    symbol="AAPL",
+                    qty=1,
+                    side=OrderSide.BUY,
+                    time_in_force=TimeInForce.GTC,
+                    limit_price=150,
+                )
+            )
+            updates.wait_for(lambda u: u.event == "new" and u.order.id == order.id)
+            deadline = time.monotonic() + 20
+            filled = fake_alpaca.fill(str(order.id), "149.5")
+            while not fake_trading_stream.push_trade_update(
+                "fill", filled, price="149.5", qty="1", position_qty="3"
+            ):  # runstream's Alpaca stream is still connecting
+                assert time.monotonic() < deadline, "runstream never listened at Alpaca"
+                time.sleep(0.2)
+            fill = updates.wait_for(lambda u: u.event == "fill" and u.order.id == order.id)
+        assert float(fill.price) == 149.5 and float(fill.qty) == 1
+        assert fill.order.status.value == "filled"
+        assert client.get_order_by_id(order.id).filled_avg_price == "149.5"
+    finally:
+        stop(processes)
+        log.close()
