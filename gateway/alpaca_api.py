@@ -130,10 +130,13 @@ def orders_collection(request, api_key: ApiKey):
         return JsonResponse(_order_json(placement.order))
     if request.method == "DELETE":
         items = []
-        for outcome in orders.cancel_all_orders(
-            user=api_key.user, broker_account=api_key.broker_account, source=SOURCE,
+        outcomes = orders.cancel_all_orders(
+            user=api_key.user,
+            broker_account=api_key.broker_account,
+            source=SOURCE,
             actor=api_key.user,
-        ):  # fmt: skip
+        )
+        for outcome in outcomes:
             services.refresh_legs(api_key, outcome.order)
             item = {"id": wire.order_id(outcome.order), "status": 200}
             if outcome.error is not None:

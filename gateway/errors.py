@@ -10,7 +10,12 @@ from django.http import JsonResponse
 
 from accounts.services import SecondFactorRequired
 from orders import services as orders
-from tradedesk.broker.errors import BrokerUnavailable, OrderRejected, RateLimited
+from tradedesk.broker.errors import (
+    AuthenticationFailed,
+    BrokerUnavailable,
+    OrderRejected,
+    RateLimited,
+)
 from tradedesk.ratelimit import RateLimitExceeded
 
 from .services import KeyLimitExceeded, KeyRefused
@@ -62,14 +67,19 @@ def gate_refusal(invalid: orders.OrderInvalid) -> JsonResponse:
     """The gate's first error as Alpaca's answer: a broker's own refusal keeps its status and
     code; the desk's checks map by FORBIDDEN_GATE_CODES."""
     issue = invalid.verdict.errors[0]
-    cause = invalid.__cause__
-    if isinstance(cause, OrderRejected):
-        code = cause.code if isinstance(cause.code, int) or str(cause.code).isdigit() else None
-        status = cause.http_status if cause.http_status in (403, 404, 422) else 422
-        return error(status, int(code) if code else UNPROCESSABLE, cause.message)
+    if isinstance(invalid.__cause__, OrderRejected):
+        return broker_refusal(invalid.__cause__)
     if issue.code in FORBIDDEN_GATE_CODES:
         return error(403, FORBIDDEN, f"{issue.message} ({issue.code})")
     return error(422, UNPROCESSABLE, f"{issue.message} ({issue.code})")
+
+
+def broker_refusal(refused: OrderRejected) -> JsonResponse:
+    """The broker's own refusal (Alpaca's, or the paper exchange's in Alpaca's terms) as it came:
+    its status and numeric code where it has them."""
+    status = refused.http_status if refused.http_status in (403, 404, 422) else 422
+    code = int(refused.code) if str(refused.code or "").isdigit() else UNPROCESSABLE
+    return error(status, code, refused.message)
 
 
 def for_exception(exc: Exception, *, rate_limit_count: int | None = None) -> JsonResponse | None:
@@ -106,9 +116,9 @@ def for_exception(exc: Exception, *, rate_limit_count: int | None = None) -> Jso
     if isinstance(exc, BrokerUnavailable):
         return error(503, UNAVAILABLE, f"the broker is unreachable: {exc.message}")
     if isinstance(exc, OrderRejected):
-        status = exc.http_status if exc.http_status in (403, 404, 422) else 422
-        code = int(exc.code) if str(exc.code or "").isdigit() else UNPROCESSABLE
-        return error(status, code, exc.message)
+        return broker_refusal(exc)
+    if isinstance(exc, AuthenticationFailed):
+        return error(503, UNAVAILABLE, "the broker refused this account's credentials")
     return None
 
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from accounts.models import validate_allowlist
+from tradedesk import ratelimit
+
+
+def validate_rate(text: str) -> None:
+    try:
+        ratelimit.parse_rate(text)
+    except ValueError as error:
+        raise ValidationError(str(error), code="invalid_rate") from None
 
 
 class ApiKey(models.Model):
@@ -29,9 +41,15 @@ class ApiKey(models.Model):
         help_text="CIDR networks the key may be used from, one a line (empty: anywhere).",
     )
     # "N/period" as tradedesk.ratelimit reads it; empty: GATEWAY_KEY_RATE_LIMIT.
-    rate_limit = models.CharField(max_length=32, blank=True, default="")
+    rate_limit = models.CharField(max_length=32, blank=True, default="", validators=[validate_rate])
     # The largest order value (notional, or qty times price) the key may place; empty: no limit.
-    max_notional = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    max_notional = models.DecimalField(
+        max_digits=24,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
     # The key was created from a session or token that passed a second factor: its orders
     # count as verified where 2FA is required for orders.
     second_factor_verified = models.BooleanField(default=False)

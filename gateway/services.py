@@ -38,7 +38,7 @@ from tradedesk.broker import Broker, calendar, types
 from tradedesk.broker.errors import BrokerUnavailable, OrderNotFound, OrderRejected
 
 from . import wire
-from .models import ApiKey
+from .models import ApiKey, validate_rate
 
 GATEWAY_SOURCE = "gateway"
 
@@ -96,10 +96,7 @@ def create_api_key(
     if broker_account.user_id != user.pk or not broker_account.is_active:
         raise ValidationError("No such broker account.", code="not_found")
     validate_allowlist(ip_allowlist)
-    try:
-        ratelimit.parse_rate(rate_limit)
-    except ValueError as error:
-        raise ValidationError(str(error), code="invalid_rate") from None
+    validate_rate(rate_limit)
     if max_notional is not None and max_notional <= 0:
         raise ValidationError("max_notional must be greater than zero.", code="not_positive")
     secret = secrets.token_urlsafe(30)
@@ -220,7 +217,7 @@ def market_days(start: date, end: date) -> list[dict]:
 def asset_by_symbol_or_id(api_key: ApiKey, symbol_or_id: str) -> types.Asset:
     """Raises OrderRejected for an unknown one (as Broker.get_asset)."""
     broker = broker_of(api_key)
-    if len(symbol_or_id) == 36 and symbol_or_id.count("-") == 4:  # an asset id (a UUID)
+    if wire.is_uuid(symbol_or_id):  # an asset id
         for listed in broker.list_assets():
             if listed.id == symbol_or_id:
                 return listed

@@ -98,7 +98,7 @@ def account(info: types.Account, *, number_: str, created_at: datetime) -> dict:
     buying_power = number(info.buying_power)
     return {
         "id": info.account_id
-        if _is_uuid(info.account_id)
+        if is_uuid(info.account_id)
         else desk_uuid("account", info.account_id),
         "account_number": number_,
         "status": info.status,
@@ -134,7 +134,7 @@ def account(info: types.Account, *, number_: str, created_at: datetime) -> dict:
     }
 
 
-def _is_uuid(text: str) -> bool:
+def is_uuid(text: str) -> bool:
     try:
         uuid.UUID(text)
     except ValueError:

@@ -264,3 +264,20 @@ def test_every_code_mapped_to_403_is_a_gate_code():
     from orders.validation import CODES
 
     assert set(CODES) >= FORBIDDEN_GATE_CODES
+
+
+def test_a_brokers_own_refusal_keeps_its_status_and_code():
+    import json
+
+    from gateway.errors import for_exception
+    from orders.services import OrderInvalid
+    from orders.validation import Issue, Verdict
+    from tradedesk.broker.errors import OrderRejected
+
+    refused = OrderRejected("insufficient buying power", code=40310000, http_status=403)
+    try:
+        raise OrderInvalid(Verdict(errors=[Issue("broker_rejected", None, "x")])) from refused
+    except OrderInvalid as invalid:
+        answer = for_exception(invalid)
+    assert answer.status_code == 403
+    assert json.loads(answer.content) == {"code": 40310000, "message": "insufficient buying power"}
