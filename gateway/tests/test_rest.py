@@ -281,3 +281,13 @@ def test_a_brokers_own_refusal_keeps_its_status_and_code():
         answer = for_exception(invalid)
     assert answer.status_code == 403
     assert json.loads(answer.content) == {"code": 40310000, "message": "insufficient buying power"}
+
+
+def test_wrong_methods_and_missing_positions_are_alpaca_4xx(bot):
+    assert bot.request("PUT", "/v2/orders", {}).status_code == 405
+    assert bot.post("/v2/account", {}).status_code == 405
+    missing = bot.delete("/v2/positions/TSLA")
+    assert missing.status_code == 404 and missing.json()["code"] == 40410000
+    for query in ({"qty": "abc"}, {"qty": "1", "percentage": "50"}, {"percentage": "250"}):
+        assert bot.delete("/v2/positions/AAPL", **query).status_code == 422
+    assert not Order.objects.exists()
