@@ -5,17 +5,20 @@ from __future__ import annotations
 from django.contrib.auth.models import update_last_login
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
-from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from tradedesk.client_ip import ClientAddressThrottle, client_address
 from tradedesk.ratelimit import RateLimitExceeded
 
 from . import selectors, services
-from .models import BrokerAccount
+from .models import BrokerAccount, User
 
 
 class TokenThrottle(ClientAddressThrottle):
@@ -57,7 +60,7 @@ class TokenObtainSerializer(TokenObtainPairSerializer):
         refresh = self.get_token(login.user)
         if login.device is not None:
             refresh[services.SECOND_FACTOR_CLAIM] = True  # copied into its access tokens
-        if api_settings.UPDATE_LAST_LOGIN:
+        if jwt_settings.UPDATE_LAST_LOGIN:
             update_last_login(None, login.user)
         return {"refresh": str(refresh), "access": str(refresh.access_token)}
 
@@ -67,8 +70,49 @@ class TokenView(TokenObtainPairView):
     throttle_classes = [TokenThrottle]
 
 
+class RevocableTokenRefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh, refusing (401, never a 500) a token whose user was deleted,
+    deactivated or revoked since it was issued."""
+
+    def validate(self, attrs):
+        refresh = self.token_class(attrs["refresh"])
+        user = User.objects.filter(pk=refresh.get(jwt_settings.USER_ID_CLAIM)).first()
+        if (
+            user is None
+            or not jwt_settings.USER_AUTHENTICATION_RULE(user)
+            or services.token_revoked(user, refresh.get("iat", 0))
+        ):
+            raise AuthenticationFailed(
+                self.error_messages["no_active_account"], "no_active_account"
+            )
+        return super().validate(attrs)
+
+
 class TokenRefresh(TokenRefreshView):
     throttle_classes = [TokenThrottle]
+    serializer_class = RevocableTokenRefreshSerializer
+
+
+class LogoutSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class LogoutView(APIView):
+    """Blacklists the given refresh token (its access tokens end with their short lifetime;
+    a password change or an operator's revocation ends them at once)."""
+
+    permission_classes = [AllowAny]  # the refresh token is the credential
+    throttle_classes = [TokenThrottle]
+
+    @extend_schema(request=LogoutSerializer, responses={204: None})
+    def post(self, request):
+        parsed = LogoutSerializer(data=request.data)
+        parsed.is_valid(raise_exception=True)
+        try:
+            services.log_out(refresh=parsed.validated_data["refresh"])
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BrokerAccountSerializer(serializers.ModelSerializer):

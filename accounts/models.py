@@ -3,9 +3,11 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
-from encrypted_fields.fields import EncryptedCharField
+from django.utils.crypto import salted_hmac
 
 from tradedesk.client_ip import parse_networks
+
+from .encryption import EncryptedSecretField, UnreadableSecret
 
 
 def allowlist_entries(text: str) -> list[str]:
@@ -36,6 +38,28 @@ class User(AbstractUser):
         help_text="CIDR networks the user may come from, one a line (empty: anywhere). "
         "Enforced on the pages, the API and the stream.",
     )
+    # Set by accounts.services.revoke_sessions: tokens issued before it are refused, and
+    # sessions logged in before it end (it is part of the session auth hash).
+    tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        # What accounts.services.revoke_on_change compares a save against (deactivation).
+        user._active_when_loaded = user.__dict__.get("is_active")
+        return user
+
+    def _get_session_auth_hash(self, secret=None):
+        # Django's hash (an HMAC of the password, checked on every request), plus the revocation
+        # time once there is one: changing it logs every session out, as a password change does.
+        if self.tokens_valid_after is None:
+            return super()._get_session_auth_hash(secret=secret)
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}|{self.tokens_valid_after.isoformat()}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
 
 class BrokerAccount(models.Model):
@@ -48,8 +72,8 @@ class BrokerAccount(models.Model):
     paper = models.BooleanField(default=True)
     label = models.CharField(max_length=100)
     key_id = models.CharField(max_length=128)
-    # Encrypted at rest with a key derived from SECRET_KEY and FIELD_ENCRYPTION_SALT.
-    secret = EncryptedCharField(max_length=256, blank=True, null=True)
+    # Encrypted at rest with FIELD_ENCRYPTION_KEY (accounts.encryption).
+    secret = EncryptedSecretField(max_length=256, blank=True, null=True)
     is_default = models.BooleanField(default=False)
     # Unlinking keeps the row so the account's orders stay in history.
     is_active = models.BooleanField(default=True)
@@ -75,3 +99,8 @@ class BrokerAccount(models.Model):
     @property
     def key_id_last4(self) -> str:
         return self.key_id[-4:]
+
+    @property
+    def secret_readable(self) -> bool:
+        """False when no configured FIELD_ENCRYPTION_KEY decrypts the stored secret."""
+        return not isinstance(self.secret, UnreadableSecret)

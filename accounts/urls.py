@@ -9,6 +9,7 @@ urlpatterns = [
     path("security/", views.security, name="security"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("password/", views.PasswordChange.as_view(), name="password-change"),
     path("brokers/", views.broker_accounts, name="broker-accounts"),
     path(
         "brokers/<int:account_id>/default/",

@@ -6,17 +6,17 @@ import django_otp
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework_simplejwt.tokens import AccessToken
 
 from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.client_ip import client_address
@@ -275,9 +275,26 @@ def remove_broker_account(request, account_id: int):
 @login_required
 @require_POST
 def stream_token(request):
-    """A short-lived access token for the pages' WebSocket (the stream authenticates JWTs).
+    """A stream-only token for the pages' WebSocket: it opens the stream, once, within
+    STREAM_TOKEN_SECONDS, and the API refuses it (accounts.services.StreamToken).
 
     Fetched by the pages' script on each (re)connect, so no token sits in the HTML and an
     expired one is simply replaced; POST so that only this site's pages (CSRF) can get one.
     """
-    return JsonResponse({"access": str(AccessToken.for_user(request.user))})
+    return JsonResponse({"access": services.stream_token_for(request.user)})
+
+
+class PasswordChange(auth_views.PasswordChangeView):
+    """Django's password change; saving the new password revokes every session, token and
+    stream of the user (accounts.services.revoke_on_change), then Django keeps this one."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(
+            self.request,
+            "Password changed: your other sessions, API tokens and streams were ended.",
+        )
+        return response

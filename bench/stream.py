@@ -466,6 +466,8 @@ def main() -> None:
     env = os.environ | {
         "DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}",
         "MARKET_DATA_PROVIDER": "sim",
+        # Every client (and the observer) streams as the one bench user: lift the per-user cap.
+        "STREAM_MAX_CONNECTIONS_PER_USER": str(args.clients + 10),
     }
     python, manage = sys.executable, str(ROOT / "manage.py")
     token = subprocess.run(

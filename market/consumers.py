@@ -12,35 +12,78 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import caches
 
 from accounts.access import stream_address_allowed
-from orders.events import user_group
+from accounts.services import still_unrevoked, stream_token_user
+from orders.events import run_from_sync, user_group
+from tradedesk import ratelimit
 
 from . import services
 from .daphne_socket import close_with_code, watch_send_buffer
-from .messages import error_message
+from .messages import dumps, error_message, frame
 from .relay import Connection, process_stream
 
 CLOSE_POLICY_VIOLATION = 1008
+
+
+def access_group(user_id: int) -> str:
+    """Every stream connection of a user, to close them all when the user's access is revoked."""
+    return f"stream.access.{user_id}"
+
+
+def close_user_streams(sender=None, *, user_id: int, **kwargs) -> None:
+    """accounts.services.sessions_revoked: close the user's connections, in every process."""
+
+    async def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            await layer.group_send(access_group(user_id), {"type": "access.revoked"})
+
+    run_from_sync(send)
 
 
 class MarketStreamConsumer(AsyncWebsocketConsumer):
     connection: Connection | None = None
     expiry: asyncio.Task | None = None
     in_order_group = False
+    in_access_group = False
+    lease: tuple[int, str] | None = None
+    refused = False
+    _refusal: asyncio.Task | None = None  # a refusal started from a ping (sync) callback
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
-        authenticated = await database_sync_to_async(services.stream_user)(
-            query.get("token", [""])[0]
-        )
+        authenticated = await database_sync_to_async(stream_token_user)(query.get("token", [""])[0])
         # The decision is made before accepting; accepting first lets a client see code 1008
         # (a refused handshake reaches browsers as a bare 1006). Nothing else is sent.
         await self.accept()
+        # At once, before anything awaits: a client's first pings may follow the handshake in
+        # the same read, and autobahn would answer them uncounted.
+        send_buffer = watch_send_buffer(self.base_send)
+        if send_buffer is not None:
+            send_buffer.on_ping = self._ping_received
         if authenticated is None or not stream_address_allowed(authenticated[0], self.scope):
             await self._close(CLOSE_POLICY_VIOLATION)
             return
         self.user, expires_at = authenticated
+        self.relay = process_stream.relay_for_this_loop()
+        limit = settings.STREAM_MAX_CONNECTIONS_PER_USER
+        lease = (self.user.pk, self.channel_name) if limit else None  # 0: no cap
+        if lease is not None:
+            if not await self.relay.transport.claim_connection(*lease, limit):
+                await self._refuse(
+                    "too_many_connections", f"At most {limit} open stream connections per user."
+                )
+                return
+            self.lease = lease
+        await self.channel_layer.group_add(access_group(self.user.pk), self.channel_name)
+        self.in_access_group = True
+        if not await database_sync_to_async(still_unrevoked)(self.user):
+            await self._refuse("access_revoked", "This user's sessions were revoked.")
+            return
         self.expiry = asyncio.create_task(self._close_at(expires_at))
 
         errors = []
@@ -60,13 +103,10 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
                 streams = parsed
         streams = streams or frozenset(services.DEFAULT_STREAMS)
 
-        self.relay = process_stream.relay_for_this_loop()
         self.connection = Connection.from_settings(
-            self._send_frame,
-            self._close,
-            streams=set(),
-            send_buffer=watch_send_buffer(self.base_send),
+            self._send_frame, self._close, streams=set(), send_buffer=send_buffer
         )
+        self.connection.lease = lease
         await self._apply(symbols, streams)
         self._push_subscription(symbols)
         for error in errors:
@@ -82,9 +122,18 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
             await self.connection.stop()
             if self.in_order_group:
                 await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        if self.in_access_group:
+            await self.channel_layer.group_discard(access_group(self.user.pk), self.channel_name)
+        if self.lease is not None:
+            await self.relay.transport.release_connection(*self.lease)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         connection = self.connection
+        if connection is None or self.refused:
+            return
+        if not self._within_message_rate():
+            await self._refuse_over_rate()
+            return
         try:
             action = services.parse_client_action(text_data)
             if action.action == "ping":
@@ -98,6 +147,52 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
             return
         await self._apply(symbols, streams)
         self._push_subscription(symbols)
+
+    def _within_message_rate(self) -> bool:
+        """Client messages and WebSocket pings, counted per connection (in this process)."""
+        try:
+            ratelimit.hit(
+                "stream-messages",
+                self.channel_name,
+                f"{settings.STREAM_CLIENT_MESSAGES_PER_SECOND}/s",
+                store=caches["local"],
+            )
+        except ratelimit.RateLimitExceeded:
+            return False
+        return True
+
+    async def _refuse_over_rate(self) -> None:
+        await self._refuse(
+            "rate_limited",
+            f"At most {settings.STREAM_CLIENT_MESSAGES_PER_SECOND} messages a second "
+            "per connection.",
+        )
+
+    def _ping_received(self) -> None:
+        """A WebSocket ping (market.daphne_socket, on the event loop's thread)."""
+        if self.refused:
+            return
+        if not self._within_message_rate():
+            # Refused from now on: the pings that follow in the same read must not each
+            # start a refusal of their own before this one runs.
+            self.refused = True
+            self._refusal = asyncio.get_running_loop().create_task(self._refuse_over_rate())
+            return
+        if self.connection is not None:  # None while the connection is being set up
+            self.connection.count_ping()
+
+    async def access_revoked(self, event) -> None:
+        """accounts revoked the user's sessions (a password change, an operator, deactivation)."""
+        await self._refuse("access_revoked", "This user's sessions were revoked; log in again.")
+
+    async def _refuse(self, code: str, message: str) -> None:
+        """An `error` frame saying why, then 1008; nothing else is sent or read after it."""
+        self.refused = True
+        if self.connection is not None:
+            await self.connection.stop()
+        with contextlib.suppress(Exception):  # the client may already be gone
+            await self._send_frame(frame([dumps(error_message(code, message))]))
+        await self._close(CLOSE_POLICY_VIOLATION)
 
     async def order_update(self, event) -> None:
         """orders.events publishes the user's own order changes to the user's group."""
@@ -131,6 +226,8 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
                 "streams": sorted(self.connection.streams),
             }
         )
+        for refusal in self.relay.refusals(set(symbols)):  # symbols the feed will not serve
+            self.connection.push_text(refusal)
 
     async def _send_frame(self, text: str) -> None:
         await self.send(text_data=text)

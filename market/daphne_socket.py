@@ -11,6 +11,11 @@ calls pauseProducing when the transport's write buffer passes its high-water mar
 (FileDescriptor.bufferSize, 64 KiB) and resumeProducing once it has all gone to the kernel.
 The relay reads one flag per frame; no syscall, no polling.
 
+Pings. autobahn answers each WebSocket ping itself, writing the pong to that same unbounded
+buffer: a client pinging without reading grew daphne's memory without ever reaching the
+stream's queue. The protocol's onPing is replaced so each ping is counted by the stream (its
+message rate, and its queue while the socket is backed up) and held back while it is.
+
 Close codes. daphne closes through autobahn's sendClose, which refuses every code but 1000 and
 3000-4999 (daphne#374, autobahn-python#1642): an ASGI close with 1008 or 1013 raises inside
 daphne and the socket stays open. RFC 6455 lets a server send both, so the close frame goes
@@ -24,7 +29,9 @@ upgrading them; market/tests/test_daphne_socket.py runs a real daphne and fails 
 - daphne's upgrade (daphne.http_protocol.WebRequest.process) moves the TCP transport over to
   the WebSocket protocol but leaves twisted.web's HTTPChannel registered as its producer. That
   channel's request never finishes, so its pause/resume would do nothing (HTTPChannel only
-  pauses reading between requests): it is replaced.
+  pauses reading between requests): it is replaced;
+- autobahn's processControlFrame hands every ping to self._onPing, which calls self.onPing
+  (an instance attribute set here shadows the method).
 Anything else (another ASGI server, Channels' WebsocketCommunicator) is left alone: no send
 buffer (never considered backed up) and closes through ASGI, exactly as before.
 """
@@ -45,12 +52,36 @@ logger = logging.getLogger(__name__)
 
 @implementer(IPushProducer)
 class SendBuffer:
-    """A client socket's write buffer as Twisted reports it: `full` over its high-water mark."""
+    """A client socket's write buffer as Twisted reports it: `full` over its high-water mark.
 
-    def __init__(self) -> None:
+    It also answers the client's WebSocket pings in autobahn's place (which writes a pong for
+    every ping straight to the unbounded transport buffer): `on_ping` is told of each (the
+    stream counts it against its message rate and its queue), and while the buffer is full only
+    the latest ping is answered, once it drains (RFC 6455 5.5.3 allows answering only the
+    most recent).
+    """
+
+    def __init__(self, protocol=None) -> None:
         self.full = False
         self._drained = asyncio.Event()
         self._drained.set()
+        self._protocol = protocol
+        self._pong_due: bytes | None = None
+        self.on_ping: Callable[[], None] | None = None
+
+    def ping_received(self, payload: bytes) -> None:
+        """Installed as the daphne protocol's onPing."""
+        if self.on_ping is not None:
+            self.on_ping()
+        if self.full:
+            self._pong_due = payload
+        else:
+            self._send_pong(payload)
+
+    def _send_pong(self, payload: bytes) -> None:
+        protocol = self._protocol
+        if protocol is not None and protocol.state == protocol.STATE_OPEN:
+            protocol.sendPong(payload)
 
     async def drained(self) -> None:
         """Returns once the buffered bytes have gone to the kernel (or the connection is gone)."""
@@ -64,9 +95,13 @@ class SendBuffer:
     def resumeProducing(self) -> None:
         self.full = False
         self._drained.set()
+        if self._pong_due is not None:
+            payload, self._pong_due = self._pong_due, None
+            self._send_pong(payload)
 
     def stopProducing(self) -> None:
         """The connection is lost: nothing to wait for any more (daphne drops later sends)."""
+        self._pong_due = None
         self.resumeProducing()
 
 
@@ -80,9 +115,11 @@ def watch_send_buffer(send: Callable) -> SendBuffer | None:
     if not isinstance(getattr(protocol.transport, "producer", None), HTTPChannel):
         _warn_unexpected_transport()
         return None
-    buffer = SendBuffer()
+    buffer = SendBuffer(protocol)
     protocol.unregisterProducer()  # the upgrade's spent HTTPChannel
     protocol.registerProducer(buffer, True)
+    # An instance attribute, read by autobahn's _onPing (self.onPing) for every ping frame.
+    protocol.onPing = buffer.ping_received
     return buffer
 
 

@@ -13,66 +13,80 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from django.conf import settings
+from django.core.cache import cache
 
-from tradedesk.broker.base import FeedStatusHandler, MarketDataHandler, MarketDataStream
+from tradedesk.broker import market_data_stream
+from tradedesk.broker.base import (
+    FeedStatusHandler,
+    MarketDataHandler,
+    MarketDataStream,
+    SymbolsRefusedHandler,
+)
 from tradedesk.broker.types import Bar, Quote, Trade
 
-from .messages import envelope, market_message, status_message
+from .messages import envelope, error_message, market_message, status_message
 from .transport import HEARTBEAT_S, Transport, batch
 
 logger = logging.getLogger(__name__)
 
-StreamFactory = Callable[[MarketDataHandler, FeedStatusHandler], MarketDataStream]
+StreamFactory = Callable[
+    [MarketDataHandler, FeedStatusHandler, SymbolsRefusedHandler], MarketDataStream
+]
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+# The hub's last feed status, for /healthz (which must not ask the provider on every hit).
+# Refreshed every heartbeat; a hub that stops refreshing it is gone when it expires.
+FEED_STATUS_KEY = "market:feed-status"
+FEED_STATUS_TTL_S = 3 * HEARTBEAT_S
+IDLE = "idle"  # the hub runs; the upstream has not reported (no symbol wanted yet)
 
 
 def upstream_factory(
     *, quotes_per_second: float | None = None, trades_per_second: float | None = None
 ) -> StreamFactory:
-    """The configured upstream (settings.MARKET_DATA_PROVIDER): the paper exchange or Alpaca.
-
-    The paper exchange's fixed rates default to settings.SIM_STREAM_*_PER_SECOND.
-    """
-    if settings.MARKET_DATA_PROVIDER == "alpaca":
-        from tradedesk.broker.alpaca import AlpacaMarketDataStream
-
-        return AlpacaMarketDataStream
-    from tradedesk.broker.sim.stream import SimMarketDataStream
-
-    quotes = (
-        settings.SIM_STREAM_QUOTES_PER_SECOND if quotes_per_second is None else quotes_per_second
+    """The deployment's upstream, as the broker factory builds it (MARKET_DATA_PROVIDER);
+    the rates apply to the paper exchange's feed only."""
+    return functools.partial(
+        market_data_stream, quotes_per_second=quotes_per_second, trades_per_second=trades_per_second
     )
-    trades = (
-        settings.SIM_STREAM_TRADES_PER_SECOND if trades_per_second is None else trades_per_second
-    )
-    return lambda on_data, on_status: SimMarketDataStream(
-        on_data, on_status, quotes_per_second=quotes, trades_per_second=trades
-    )
+
+
+def feed_status() -> dict | None:
+    """The running hub's last feed status ({state, detail, at}), None if no hub reports."""
+    return cache.get(FEED_STATUS_KEY)
 
 
 class Hub:
     def __init__(self, transport: Transport, stream_factory: StreamFactory) -> None:
         self.transport = transport
-        self.upstream = stream_factory(self._on_data, self._on_status)
+        self.upstream = stream_factory(self._on_data, self._on_status, self._on_refused)
         self.symbols: set[str] = set()
         self._state = ""
+        self._detail = ""
         self._unpublished: list[str] = []
         self._publishing: asyncio.Task | None = None
         self._publish_failing = False
 
     async def run(self) -> None:
-        follower = asyncio.create_task(self._follow_interest())
+        helpers = [
+            asyncio.create_task(self._follow_interest()),
+            asyncio.create_task(self._keep_status_record()),
+        ]
         try:
             await self._run_upstream()
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for helper in helpers:
+                helper.cancel()
+            for helper in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+            with contextlib.suppress(Exception):
+                await cache.adelete(FEED_STATUS_KEY)
             await self.upstream.stop()
             if self._publishing is not None:
                 await self._publishing  # what the upstream delivered still goes out
@@ -111,6 +125,22 @@ class Hub:
                 logger.exception("could not read stream interest")
                 await asyncio.sleep(1)
 
+    async def _keep_status_record(self) -> None:
+        while True:
+            await self._record_status()
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _record_status(self) -> None:
+        record = {
+            "state": self._state or IDLE,
+            "detail": self._detail,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            await cache.aset(FEED_STATUS_KEY, record, FEED_STATUS_TTL_S)
+        except Exception as error:  # the health record is best effort; the feed goes on
+            logger.warning("could not record the feed status: %s", error)
+
     async def _on_data(self, item: Quote | Trade | Bar) -> None:
         self._publish(envelope(market_message(item)))
 
@@ -118,8 +148,19 @@ class Hub:
         # Publish transitions only: an upstream that reports "down" every retry stays one message.
         if state == self._state:
             return
-        self._state = state
+        self._state, self._detail = state, detail
         self._publish(envelope(status_message(state, detail)))
+        await self._record_status()
+
+    async def _on_refused(self, symbols: set[str], reason: str) -> None:
+        """The provider refused these symbols: their subscribers get an `error` each."""
+        for symbol in sorted(symbols):
+            message = error_message(
+                "symbol_refused",
+                f"The market-data feed refused {symbol} ({reason}); unsubscribe and "
+                "subscribe again to retry.",
+            )
+            self._publish(envelope({**message, "symbol": symbol}))
 
     def _publish(self, message_envelope: str) -> None:
         """Queue a message for the next batch; start publishing if nothing is under way."""

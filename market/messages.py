@@ -13,6 +13,7 @@ from tradedesk.broker.types import Bar, Quote, Trade
 from .api import bar_json, quote_json
 
 STATUS_KIND = "status"
+ERROR_KIND = "error"  # published with a symbol: the feed refused it (its subscribers are told)
 
 
 def market_message(item: Quote | Trade | Bar) -> dict:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from .daphne_socket import SendBuffer
-from .messages import STATUS_KIND, dumps, frame, status_message
+from .messages import ERROR_KIND, STATUS_KIND, dumps, frame, status_message
 from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, open_batch, transport_for
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,10 @@ class Connection:
         self._quotes_seen: dict[str, int] = {}  # symbol → the relay's version last sent
         self._queue: deque[tuple[bool, str]] = deque()
         self._dropped = 0
+        self._pongs_waiting = 0  # WebSocket pings unanswered while the client is not reading
         self._over_limit_since: float | None = None
+        # (user id, lease id) in the per-user connection count, renewed by the relay.
+        self.lease: tuple[int, str] | None = None
         self._ready = asyncio.Event()
         self._flusher: asyncio.Task | None = None
         self.closed = False
@@ -117,12 +120,25 @@ class Connection:
             self._drop_oldest()
         self._ready.set()
 
+    def count_ping(self) -> None:
+        """A WebSocket ping: its pong counts against the queue like any frame while the client
+        is not reading (market.daphne_socket holds back all but the latest pong meanwhile)."""
+        if self.closed or self._send_buffer is None or not self._send_buffer.full:
+            return
+        self._pongs_waiting += 1
+        if len(self._queue) + self._pongs_waiting > self.queue_limit:
+            self._note_over_limit()
+
     def _drop_oldest(self) -> None:
         for index, (droppable, _) in enumerate(self._queue):
             if droppable:
                 del self._queue[index]
                 self._dropped += 1
                 break
+        self._note_over_limit()
+
+    def _note_over_limit(self) -> None:
+        """Over the queue limit: the slow-client clock runs, and at STREAM_SLOW_CLOSE_S, 1013."""
         now = time.monotonic()
         if self._over_limit_since is None:
             self._over_limit_since = now
@@ -161,6 +177,7 @@ class Connection:
                 bodies.append(latest[symbol])
                 self._quotes_seen[symbol] = versions[symbol]
         self._over_limit_since = None
+        self._pongs_waiting = 0
         return bodies
 
     async def _flush_forever(self) -> None:
@@ -195,12 +212,17 @@ class Relay:
         self.quote_versions: dict[str, int] = {}
         self._next_version = itertools.count(1)
         self._idle_by_symbol: dict[str, set[Connection]] = {}
+        # The feed's refusal of a symbol, told with each subscription that holds it.
+        self.refused: dict[str, str] = {}
         self.feed_status: dict | None = None
         self._interest_changed = asyncio.Event()
         self._subscribed_before = False
 
     async def run(self) -> None:
-        keeper = asyncio.create_task(self._keep_interest())
+        keepers = [
+            asyncio.create_task(self._keep_interest()),
+            asyncio.create_task(self._keep_leases()),
+        ]
         try:
             while True:
                 try:
@@ -215,9 +237,11 @@ class Relay:
                     self._tell_everyone(status_message("down", "market data relay reconnecting"))
                     await asyncio.sleep(RECONNECT_S)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for keeper in keepers:
+                keeper.cancel()
+            for keeper in keepers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
 
     def _on_subscribed(self) -> None:
         """A subscription after the first: what was published in between never reached us."""
@@ -247,6 +271,11 @@ class Relay:
                 self.feed_status = json.loads(body)
                 for connection in self.connections:
                     connection.push_text(body)
+            elif kind == ERROR_KIND:
+                if symbol in self.by_symbol:
+                    self.refused[symbol] = body
+                for connection in self.by_symbol.get(symbol, ()):
+                    connection.push_text(body)
             else:
                 for connection in self.by_symbol.get(symbol, ()):
                     connection.push_market(kind, body)
@@ -273,6 +302,10 @@ class Relay:
         if "quotes" in connection.streams and not symbols.isdisjoint(self.latest_quotes):
             connection.wake()  # the latest quote of a newly subscribed symbol goes out at once
 
+    def refusals(self, symbols: set[str]) -> list[str]:
+        """The feed's standing refusals (`error` bodies) of any of these symbols."""
+        return [self.refused[s] for s in sorted(symbols) if s in self.refused]
+
     def unsubscribe(self, connection: Connection, symbols: set[str]) -> None:
         for symbol in symbols & connection.symbols:
             subscribers = self.by_symbol[symbol]
@@ -284,12 +317,24 @@ class Relay:
                 del self.by_symbol[symbol]
                 self.latest_quotes.pop(symbol, None)
                 self.quote_versions.pop(symbol, None)
+                self.refused.pop(symbol, None)  # a later subscriber may find the feed serves it
                 self._interest_changed.set()
         connection.symbols -= symbols
 
     def detach(self, connection: Connection) -> None:
         self.unsubscribe(connection, set(connection.symbols))
         self.connections.discard(connection)
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's connections in the per-user count, so a crashed process's
+        connections stop counting (after INTEREST_TTL_S) and live ones never do."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            leases = [c.lease for c in self.connections if c.lease is not None]
+            try:
+                await self.transport.renew_connections(leases)
+            except Exception:  # the transport hiccuped; the next heartbeat retries
+                logger.exception("could not renew stream connection leases")
 
     async def _keep_interest(self) -> None:
         """Tell the hub what this process wants: at once on change, and as a heartbeat."""

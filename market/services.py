@@ -6,29 +6,16 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 
-from tradedesk.broker import Broker, BrokerCredentials, get_broker
+from tradedesk.broker import market_data_broker
 from tradedesk.broker.types import Bar, Quote, Trade
 
 # A US ticker (AAPL, BRK.B); match it with fullmatch.
 SYMBOL_RE = re.compile(r"[A-Z]{1,5}(\.[A-Z]{1,2})?")
 MAX_SYMBOLS_PER_REQUEST = 100
-
-
-def market_data_broker() -> Broker:
-    if settings.MARKET_DATA_PROVIDER == "alpaca":
-        return get_broker(
-            BrokerCredentials(
-                provider="alpaca",
-                paper=True,
-                key_id=settings.ALPACA_MARKET_DATA_KEY_ID,
-                secret=settings.ALPACA_MARKET_DATA_SECRET,
-            )
-        )
-    return get_broker(BrokerCredentials(provider="sim", paper=True, key_id="", secret=""))
 
 
 def parse_symbols(raw: str, *, limit: int = MAX_SYMBOLS_PER_REQUEST) -> list[str]:
@@ -77,31 +64,6 @@ class ClientAction:
     action: str
     symbols: frozenset[str] = frozenset()
     streams: frozenset[str] = frozenset()
-
-
-def stream_user(raw_token: str):
-    """The active user an access token belongs to, and when it expires; None if not valid.
-
-    simplejwt checks the signature, the expiry and that it is an access token (not refresh).
-    """
-    from django.contrib.auth import get_user_model
-    from rest_framework_simplejwt.exceptions import TokenError
-    from rest_framework_simplejwt.settings import api_settings
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    try:
-        token = AccessToken(raw_token)
-    except TokenError:
-        return None
-    user_id = token.payload.get(api_settings.USER_ID_CLAIM)
-    user = (
-        get_user_model()
-        .objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True)
-        .first()
-    )
-    if user is None:
-        return None
-    return user, datetime.fromtimestamp(token["exp"], tz=UTC)
 
 
 def parse_streams(values: Iterable[str]) -> frozenset[str]:

@@ -22,6 +22,8 @@ INTEREST_CHANNEL = "tradedesk:stream:interest:{db}"
 PROCESSES_KEY = "tradedesk:stream:processes"
 INTEREST_KEY = "tradedesk:stream:interest:{process_id}"
 HUB_LOCK_KEY = "tradedesk:stream:hub-lock"
+# A user's open connections across processes: lease id → expiry, renewed by each relay.
+CONNECTIONS_KEY = "tradedesk:stream:connections:{user_id}"
 # A relay refreshes its interest every HEARTBEAT_S; the hub forgets it after INTEREST_TTL_S.
 HEARTBEAT_S = 5.0
 INTEREST_TTL_S = 15.0
@@ -79,6 +81,18 @@ class Transport(abc.ABC):
     async def wait_interest_change(self, timeout: float) -> None:
         """Return when some process's interest changed, or after `timeout`."""
 
+    # --- the per-user connection cap ------------------------------------
+    @abc.abstractmethod
+    async def claim_connection(self, user_id: int, lease_id: str, limit: int) -> bool:
+        """Count a new connection of the user unless `limit` are open (atomically); False if
+        they are. A claim lapses after INTEREST_TTL_S unless renewed."""
+
+    @abc.abstractmethod
+    async def renew_connections(self, leases: list[tuple[int, str]]) -> None: ...
+
+    @abc.abstractmethod
+    async def release_connection(self, user_id: int, lease_id: str) -> None: ...
+
     async def close(self) -> None:
         return None
 
@@ -90,6 +104,7 @@ class MemoryTransport(Transport):
         self._queues: list[asyncio.Queue[str]] = []
         self._interest: dict[str, set[str]] = {}
         self._changed = asyncio.Event()
+        self._connections: dict[int, set[str]] = {}  # one process: nothing lapses
 
     async def messages(self) -> AsyncIterator[str]:
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -123,6 +138,33 @@ class MemoryTransport(Transport):
                 await self._changed.wait()
         self._changed.clear()
 
+    async def claim_connection(self, user_id: int, lease_id: str, limit: int) -> bool:
+        leases = self._connections.setdefault(user_id, set())
+        if len(leases) >= limit:
+            return False
+        leases.add(lease_id)
+        return True
+
+    async def renew_connections(self, leases: list[tuple[int, str]]) -> None:
+        return None
+
+    async def release_connection(self, user_id: int, lease_id: str) -> None:
+        leases = self._connections.get(user_id, set())
+        leases.discard(lease_id)
+        if not leases:
+            self._connections.pop(user_id, None)
+
+
+# Drop lapsed claims, then add this one if the user is under the limit: one atomic step, so
+# simultaneous connections of one user across processes cannot all slip under it.
+_CLAIM_CONNECTION = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
 
 class RedisTransport(Transport):
     """Production: one pub/sub channel for the data, a lease per process for interest."""
@@ -134,6 +176,7 @@ class RedisTransport(Transport):
         self.data_channel = pubsub_channel(DATA_CHANNEL, url)
         self.interest_channel = pubsub_channel(INTEREST_CHANNEL, url)
         self._interest_pubsub = None
+        self._claim_connection = self.redis.register_script(_CLAIM_CONNECTION)
 
     async def messages(self) -> AsyncIterator[str]:
         pubsub = self.redis.pubsub()
@@ -192,6 +235,28 @@ class RedisTransport(Transport):
                 while await self._interest_pubsub.get_message(timeout=0) is not None:
                     pass
                 return
+
+    async def claim_connection(self, user_id: int, lease_id: str, limit: int) -> bool:
+        now = time.time()
+        claimed = await self._claim_connection(
+            keys=[CONNECTIONS_KEY.format(user_id=user_id)],
+            args=[now, now + INTEREST_TTL_S, limit, lease_id, int(INTEREST_TTL_S) + 1],
+        )
+        return bool(claimed)
+
+    async def renew_connections(self, leases: list[tuple[int, str]]) -> None:
+        if not leases:
+            return
+        expiry = time.time() + INTEREST_TTL_S
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, lease_id in leases:
+                key = CONNECTIONS_KEY.format(user_id=user_id)
+                pipe.zadd(key, {lease_id: expiry}, xx=True)
+                pipe.expire(key, int(INTEREST_TTL_S) + 1)
+            await pipe.execute()
+
+    async def release_connection(self, user_id: int, lease_id: str) -> None:
+        await self.redis.zrem(CONNECTIONS_KEY.format(user_id=user_id), lease_id)
 
     async def close(self) -> None:
         if self._interest_pubsub is not None:

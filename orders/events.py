@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -10,10 +11,30 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.dispatch import Signal
 
 from tradedesk.broker import types
 
 from .models import Order
+
+logger = logging.getLogger(__name__)
+
+
+# Sent once the transaction that recorded executions (OrderEvents with an execution_id) of a
+# broker account's orders has committed: kwargs broker_account_id, order_ids. Apps above orders
+# (portfolio) listen; orders imports none of them.
+execution_recorded = Signal()
+
+
+def announce_executions_after_commit(broker_account_id: int, order_ids: list[int]) -> None:
+    def send() -> None:
+        for _, error in execution_recorded.send_robust(
+            Order, broker_account_id=broker_account_id, order_ids=order_ids
+        ):
+            if error is not None:
+                logger.error("execution receiver failed: %r", error)
+
+    transaction.on_commit(send)
 
 
 def user_group(user_id: int) -> str:

@@ -3,8 +3,12 @@ snapshots (?symbol=&after=&before=)."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from tradedesk.broker import types
 
@@ -16,6 +20,24 @@ STATUS_GROUPS = {
     "open": ~Q(status__in=types.TERMINAL_STATUSES),
     "closed": Q(status__in=types.TERMINAL_STATUSES),
 }
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time that exists in UTC: 9999-12-31T23:59:59-12:00 is past year 9999 there,
+    and the database adapter's conversion overflowed (a 500 on SQLite); now a 400."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError("That time is out of range.", code="invalid") from None
+        return value
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 def by_symbol(queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -30,10 +52,10 @@ class OrderFilter(django_filters.FilterSet):
     )
     symbol = django_filters.CharFilter(method=by_symbol, max_length=16)
     side = django_filters.ChoiceFilter(choices=[(side, side) for side in types.ORDER_SIDES])
-    after = django_filters.IsoDateTimeFilter(
+    after = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Created at or after (ISO 8601)."
     )
-    before = django_filters.IsoDateTimeFilter(
+    before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Created before (ISO 8601)."
     )
 
@@ -49,10 +71,10 @@ class OrderFilter(django_filters.FilterSet):
 
 class PositionSnapshotFilter(django_filters.FilterSet):
     symbol = django_filters.CharFilter(method=by_symbol, max_length=16)
-    after = django_filters.IsoDateTimeFilter(
+    after = UtcIsoDateTimeFilter(
         field_name="snapshot_at", lookup_expr="gte", help_text="Taken at or after (ISO 8601)."
     )
-    before = django_filters.IsoDateTimeFilter(
+    before = UtcIsoDateTimeFilter(
         field_name="snapshot_at", lookup_expr="lt", help_text="Taken before (ISO 8601)."
     )
 

@@ -10,7 +10,7 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -57,7 +57,7 @@ def filtered_orders(user: User, filters: OrderFilters) -> QuerySet[Order]:
         orders = orders.filter(side=filters.side)
     if filters.after:
         orders = orders.filter(created_at__gte=_day_start(filters.after))
-    if filters.before:
+    if filters.before and filters.before < date.max:  # up to date.max: no upper bound
         orders = orders.filter(created_at__lt=_day_start(filters.before + timedelta(days=1)))
     return orders.order_by("-created_at", "-id")
 
@@ -109,16 +109,6 @@ def position_series(user: User, symbol: str, since: datetime) -> list[dict]:
         PositionSnapshot.objects.filter(user=user, symbol=symbol, snapshot_at__gte=since)
         .order_by("snapshot_at")
         .values("snapshot_at", "market_value", "unrealized_pl")
-    )
-
-
-def portfolio_series(user: User, since: datetime) -> list[dict]:
-    """The summed market value of all positions at each snapshot time (oldest first)."""
-    return list(
-        PositionSnapshot.objects.filter(user=user, snapshot_at__gte=since)
-        .values("snapshot_at")
-        .annotate(market_value=Sum("market_value"), unrealized_pl=Sum("unrealized_pl"))
-        .order_by("snapshot_at")
     )
 
 

@@ -18,7 +18,11 @@ from channels.db import database_sync_to_async
 
 from accounts.models import BrokerAccount
 from accounts.services import credentials_for
-from tradedesk.broker import order_update_stream, paper_order_update_stream
+from tradedesk.broker import (
+    order_update_stream,
+    own_order_update_stream_providers,
+    paper_order_update_stream,
+)
 from tradedesk.broker.base import FeedStatusHandler, OrderUpdateStream
 from tradedesk.broker.errors import BrokerError
 from tradedesk.broker.types import OrderUpdate
@@ -36,9 +40,11 @@ async def _log_status(state: str, detail: str) -> None:
 
 
 def _paper_account(account_id: str) -> BrokerAccount | None:
-    return BrokerAccount.objects.filter(
-        provider=BrokerAccount.PROVIDER_SIM, key_id=account_id, is_active=True
-    ).first()
+    return (
+        BrokerAccount.objects.filter(key_id=account_id, is_active=True)
+        .exclude(provider__in=own_order_update_stream_providers())
+        .first()
+    )
 
 
 def apply_paper_update(update: OrderUpdate) -> None:
@@ -80,7 +86,9 @@ async def _catch_up(account: BrokerAccount) -> None:
 
 
 def _linked_alpaca_accounts() -> dict[int, BrokerAccount]:
-    accounts = BrokerAccount.objects.filter(provider=BrokerAccount.PROVIDER_ALPACA, is_active=True)
+    accounts = BrokerAccount.objects.filter(
+        provider__in=own_order_update_stream_providers(), is_active=True
+    )
     return {account.pk: account for account in accounts}
 
 

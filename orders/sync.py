@@ -705,7 +705,9 @@ def apply_order_update(broker_account: BrokerAccount, update: types.OrderUpdate)
             broker_account, [update.order], source="stream", updates={update.order.id: update}
         )
         if update.is_execution and update.execution_id:
-            _record_execution(broker_account, update)
+            order_id = _record_execution(broker_account, update)
+            if order_id is not None:
+                events.announce_executions_after_commit(broker_account.pk, [order_id])
     return counts
 
 
@@ -715,11 +717,16 @@ def _stored_order(broker_account: BrokerAccount, update: types.OrderUpdate) -> O
     ).first()
 
 
-def _record_execution(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:
-    """The execution's event, unless the upsert (now or at an earlier delivery) wrote it."""
+def _record_execution(broker_account: BrokerAccount, update: types.OrderUpdate) -> int | None:
+    """The execution's event, unless the upsert (now or at an earlier delivery) wrote it.
+
+    Returns the order's id (None for an order the desk doesn't know).
+    """
     order = _stored_order(broker_account, update)
-    if order is None or order.events.filter(execution_id=update.execution_id).exists():
-        return
+    if order is None:
+        return None
+    if order.events.filter(execution_id=update.execution_id).exists():
+        return order.pk
     try:
         with transaction.atomic():
             OrderEvent.objects.create(
@@ -738,6 +745,7 @@ def _record_execution(broker_account: BrokerAccount, update: types.OrderUpdate) 
             )
     except IntegrityError:
         pass  # a concurrent delivery recorded it
+    return order.pk
 
 
 def _record_refusal(broker_account: BrokerAccount, update: types.OrderUpdate) -> None:

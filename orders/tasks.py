@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from accounts.models import BrokerAccount
+from tradedesk import broker
 from tradedesk.broker.errors import BrokerUnavailable, RateLimited
-from tradedesk.broker.sim import exchange
 
 from . import snapshots, sync
 from .models import SyncRun
@@ -57,7 +57,7 @@ def snapshot_positions() -> int:
 def match_paper_orders() -> int:
     """Match the paper exchange's resting orders in every account that has some, so they
     fill as the simulated market moves even when no one is looking at the account."""
-    return exchange.process_open_orders()
+    return broker.periodic_work()
 
 
 def _result(run: SyncRun) -> dict:

@@ -298,10 +298,7 @@ def _leg(value: object) -> types.LegRequest | None:
 
 
 def _market_open(broker: Broker, now: datetime) -> bool:
-    # The always-open demo setting belongs to the paper exchange; Alpaca keeps NYSE hours.
-    if broker.provider == "sim":
-        return calendar.is_open(now)
-    return calendar.is_regular_session(now)
+    return broker.is_market_open(now)
 
 
 @dataclass

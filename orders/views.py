@@ -19,6 +19,7 @@ from accounts.services import broker_for
 from market.services import parse_symbols
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
+from tradedesk.csv_safe import safe_row
 from tradedesk.ratelimit import RateLimitExceeded
 
 from . import history, selectors, services
@@ -258,7 +259,9 @@ def order_history_csv(request):
         yield writer.writerow(CSV_COLUMNS)
         for row in orders.iterator(chunk_size=2000):
             yield writer.writerow(
-                value.isoformat() if isinstance(value, datetime) else value for value in row
+                safe_row(
+                    value.isoformat() if isinstance(value, datetime) else value for value in row
+                )
             )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
@@ -378,6 +381,10 @@ def replace_order(request, order_id: int):
     return redirect("order-detail", order_id=replacement.order.pk)
 
 
+# The positions page's periods (days) as the portfolio history's.
+EQUITY_PERIODS = {1: "1D", 7: "1W", 30: "1M", 90: "3M", 365: "1A"}
+
+
 @login_required
 @require_GET
 def positions_history(request):
@@ -417,6 +424,12 @@ def positions_history(request):
             "position_points": points(history.position_series(request.user, symbol, since))
             if symbol
             else [],
-            "portfolio_points": points(history.portfolio_series(request.user, since)),
+            # The equity line per account comes from the portfolio's history API (its page
+            # script asks for it): account equity, not summed position values.
+            "equity_accounts": [
+                {"id": account.pk, "label": account.label}
+                for account in active_broker_accounts(request.user)
+            ],
+            "equity_period": EQUITY_PERIODS.get(days, "1M"),
         },
     )

@@ -9,7 +9,12 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tradedesk.broker.errors import AuthenticationFailed, BrokerUnavailable, RateLimited
+from tradedesk.broker.errors import (
+    AuthenticationFailed,
+    BrokerUnavailable,
+    CredentialsUnreadable,
+    RateLimited,
+)
 from tradedesk.ratelimit import RateLimitExceeded
 
 
@@ -40,6 +45,12 @@ def exception_handler(exc, context):
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, CredentialsUnreadable):
+        # The stored secret no configured key decrypts: nothing went to the broker.
+        return Response(
+            {"detail": exc.message, "code": "broker_credentials_unreadable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     if isinstance(exc, AuthenticationFailed):
         # The stored keys stopped working (revoked at the broker): not the client's request.

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
 
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
@@ -68,17 +69,20 @@ def _window(scope: str, key: str, rate: Rate, now: float) -> tuple[str, int]:
     return f"ratelimit:{scope}:{key}:{index}", retry_after
 
 
-def hit(scope: str, key: str, rate: str | Rate | None) -> None:
-    """Count one request; raise RateLimitExceeded when it is over the rate."""
+def hit(scope: str, key: str, rate: str | Rate | None, *, store: BaseCache | None = None) -> None:
+    """Count one request; raise RateLimitExceeded when it is over the rate. `store`: another
+    cache than the default one, e.g. a process-local one for a limit on something that lives
+    in one process (a stream connection), where a Redis round trip per message would cost."""
     rate = _as_rate(rate)
     if rate is None:
         return
+    store = store or cache
     cache_key, retry_after = _window(scope, key, rate, time.time())
-    cache.add(cache_key, 0, rate.seconds + 1)
+    store.add(cache_key, 0, rate.seconds + 1)
     try:
-        used = cache.incr(cache_key)
+        used = store.incr(cache_key)
     except ValueError:  # expired between add and incr: this request opens the window
-        cache.add(cache_key, 1, rate.seconds + 1)
+        store.add(cache_key, 1, rate.seconds + 1)
         used = 1
     if used > rate.count:
         raise RateLimitExceeded(scope, retry_after)

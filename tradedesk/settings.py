@@ -7,6 +7,9 @@ to PostgreSQL and Redis; TRADEDESK_ENV=production turns on the deployment harden
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
 import secrets
 from datetime import timedelta
@@ -66,8 +69,47 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-# Salt for the key that encrypts broker secrets at rest (derived with SECRET_KEY).
-SALT_KEY = env_list("FIELD_ENCRYPTION_SALT", "tradedesk-broker-secrets")
+
+# The demo's broker-secret key: a fixed, public value, so never used in production.
+_DEV_FIELD_ENCRYPTION_KEY = base64.urlsafe_b64encode(
+    hashlib.sha256(b"tradedesk-development-broker-secrets").digest()
+).decode()
+
+
+def _field_encryption_keys() -> list[str]:
+    """Fernet keys for broker secrets, independent of SECRET_KEY: the first encrypts, all
+    decrypt (rotate by putting a new key first, then `manage.py reencrypt_secrets`)."""
+    keys = env_list("FIELD_ENCRYPTION_KEY", "")
+    if not keys:
+        if PRODUCTION:
+            raise ImproperlyConfigured(
+                "FIELD_ENCRYPTION_KEY must be set when TRADEDESK_ENV=production "
+                "(a comma list of Fernet keys: python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())')"
+            )
+        return [_DEV_FIELD_ENCRYPTION_KEY]
+    for key in keys:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, binascii.Error):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                "FIELD_ENCRYPTION_KEY holds a value that is not a Fernet key "
+                "(32 bytes, url-safe base64)"
+            )
+    return keys
+
+
+FIELD_ENCRYPTION_KEY = _field_encryption_keys()
+# Secrets stored before FIELD_ENCRYPTION_KEY were encrypted with keys derived from SECRET_KEY
+# (and SECRET_KEY_FALLBACKS) and these salts: they still decrypt, never encrypt. Turn it off
+# once `manage.py reencrypt_secrets` has run (the 0004 migration runs it once).
+FIELD_ENCRYPTION_LEGACY_SALTS = (
+    env_list("FIELD_ENCRYPTION_SALT", "tradedesk-broker-secrets")
+    if env_bool("FIELD_ENCRYPTION_LEGACY_FALLBACK", True)
+    else []
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -97,6 +139,7 @@ INSTALLED_APPS = [
     "accounts",
     "orders",
     "market",
+    "portfolio",
     "gateway",
 ]
 
@@ -187,6 +230,15 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Counters that never leave the process (a stream connection's message rate), for
+# tradedesk.ratelimit without a round trip.
+CACHES["local"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "process-local",
+    # A counter per connection and second: the default 300 entries would cull (and so reset)
+    # live counters with a few hundred connections open.
+    "OPTIONS": {"MAX_ENTRIES": 100_000},
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -244,7 +296,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.RevocableJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
@@ -342,6 +394,10 @@ ALPACA_TRADING_STREAM_URL = os.environ.get("ALPACA_TRADING_STREAM_URL", "")
 ALPACA_DATA_FEED = os.environ.get("ALPACA_DATA_FEED", "iex")
 ALPACA_TIMEOUT_SECONDS = env_float("ALPACA_TIMEOUT_SECONDS", 10.0)
 ALPACA_REQUESTS_PER_MINUTE = env_int("ALPACA_REQUESTS_PER_MINUTE", 190)
+# The market-data stream: how long connect + auth may take before the feed is reported down,
+# and the first reconnect delay (doubling, with jitter, to 30 s: a refused 406 waits its turn).
+ALPACA_STREAM_AUTH_TIMEOUT_SECONDS = env_float("ALPACA_STREAM_AUTH_TIMEOUT_SECONDS", 10.0)
+ALPACA_STREAM_RECONNECT_MIN_SECONDS = env_float("ALPACA_STREAM_RECONNECT_MIN_SECONDS", 1.0)
 # Market data for the stream hub and the quote endpoints: "sim" or an Alpaca key pair.
 MARKET_DATA_PROVIDER = os.environ.get("MARKET_DATA_PROVIDER", "sim")
 ALPACA_MARKET_DATA_KEY_ID = os.environ.get("ALPACA_MARKET_DATA_KEY_ID", "")
@@ -376,6 +432,16 @@ POSITION_SNAPSHOT_INTERVAL = env_int("POSITION_SNAPSHOT_INTERVAL", 300)
 # Orders per sync transaction (whole pages of up to 500): fewer commits, fewer round trips.
 ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 1000)
 
+# --- Portfolio analytics ----------------------------------------------------
+# How closing executions pick the lots they close: fifo | lifo | highest_cost.
+LOT_METHOD = os.environ.get("LOT_METHOD", "fifo").strip().lower()
+if LOT_METHOD not in ("fifo", "lifo", "highest_cost"):
+    raise ImproperlyConfigured("LOT_METHOD must be fifo, lifo or highest_cost")
+# Account snapshots older than these many days are rolled up: to the last of each hour, then
+# to the last of each day (session closes are always kept).
+SNAPSHOT_HOURLY_AFTER_DAYS = env_int("SNAPSHOT_HOURLY_AFTER_DAYS", 7)
+SNAPSHOT_DAILY_AFTER_DAYS = env_int("SNAPSHOT_DAILY_AFTER_DAYS", 90)
+
 # --- Stream -----------------------------------------------------------------
 # 80, not 100: a quote waits up to one window, so the window sets the staleness p99 (measured:
 # 100 ms gives p99 102 ms, 80 ms gives 84 ms at 1,000-2,000 quotes/s; README "The live stream").
@@ -383,6 +449,14 @@ STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 80)
 STREAM_MAX_SYMBOLS = env_int("STREAM_MAX_SYMBOLS", 50)
 STREAM_QUEUE_LIMIT = env_int("STREAM_QUEUE_LIMIT", 1000)
 STREAM_SLOW_CLOSE_S = env_int("STREAM_SLOW_CLOSE_S", 10)
+# The token pages fetch for the stream opens it (once) within this many seconds, and nothing else.
+STREAM_TOKEN_SECONDS = env_int("STREAM_TOKEN_SECONDS", 60)
+# Open connections per user across every process (Redis when REDIS_URL is set); over it the
+# new one is closed with 1008. 0: no cap.
+STREAM_MAX_CONNECTIONS_PER_USER = env_int("STREAM_MAX_CONNECTIONS_PER_USER", 10)
+# Messages a connection may send (client messages and WebSocket pings); over it: an `error`
+# frame, then 1008. 0: no limit.
+STREAM_CLIENT_MESSAGES_PER_SECOND = env_int("STREAM_CLIENT_MESSAGES_PER_SECOND", 20)
 
 # --- Demo users for the embedded run ----------------------------------------
 DEMO_TRADER_USERNAME = os.environ.get("DEMO_TRADER_USERNAME", "trader")

@@ -15,10 +15,12 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("orders.api_urls")),
     path("api/v1/", include("market.api_urls")),
+    path("api/v1/", include("portfolio.api_urls")),
     path("api/v1/", include("gateway.api_urls")),
     path("alpaca/", include("gateway.urls")),
     path("accounts/api-keys/", include("gateway.page_urls")),
     path("accounts/", include("accounts.urls")),
     path("", include("market.urls")),
     path("", include("orders.urls")),
+    path("portfolio/", include("portfolio.urls")),
 ]

@@ -4,7 +4,7 @@ import django.contrib.auth.models
 import django.contrib.auth.validators
 import django.db.models.deletion
 import django.utils.timezone
-import encrypted_fields.fields
+import accounts.encryption
 from django.conf import settings
 from django.db import migrations, models
 
@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 ('paper', models.BooleanField(default=True)),
                 ('label', models.CharField(max_length=100)),
                 ('key_id', models.CharField(max_length=128)),
-                ('secret', encrypted_fields.fields.EncryptedCharField(blank=True, max_length=256, null=True)),
+                ('secret', accounts.encryption.EncryptedSecretField(blank=True, max_length=256, null=True)),
                 ('is_default', models.BooleanField(default=False)),
                 ('is_active', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

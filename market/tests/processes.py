@@ -80,8 +80,8 @@ async def connect_when_listening(url: str) -> websockets.ClientConnection:
     raise AssertionError("daphne never listened")
 
 
-def wait_for_port(port: int) -> None:
-    for _ in range(100):
+def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s * 10)):
         try:
             socket.create_connection(("127.0.0.1", port)).close()
             return

@@ -75,6 +75,55 @@ async def test_a_backed_up_socket_is_sent_nothing_its_queue_drops_then_drains_in
     await connection.stop()
 
 
+class FakeProtocol:
+    """The part of daphne's WebSocketProtocol a SendBuffer answers pings through."""
+
+    STATE_OPEN = 3
+
+    def __init__(self) -> None:
+        self.state = self.STATE_OPEN
+        self.pongs: list[bytes] = []
+
+    def sendPong(self, payload: bytes) -> None:
+        self.pongs.append(payload)
+
+
+def test_pings_are_answered_at_once_and_only_the_latest_once_a_backed_up_socket_drains():
+    protocol, counted = FakeProtocol(), []
+    send_buffer = SendBuffer(protocol)
+    send_buffer.on_ping = lambda: counted.append(True)
+    send_buffer.ping_received(b"1")
+    assert protocol.pongs == [b"1"]
+
+    send_buffer.pauseProducing()  # the client stopped reading: pongs would pile up in daphne
+    for n in range(2, 1000):
+        send_buffer.ping_received(str(n).encode())
+    assert protocol.pongs == [b"1"]
+    send_buffer.resumeProducing()
+    assert protocol.pongs == [b"1", b"999"]  # RFC 6455 5.5.3: the most recent is enough
+    assert len(counted) == 999  # every ping was counted by the stream (rate and queue)
+
+
+async def test_pings_while_the_socket_is_backed_up_count_against_the_queue_until_1013():
+    relay = Relay(MemoryTransport())
+    client, send_buffer = Client(), SendBuffer()
+    connection = connect(
+        relay, client, set(), queue_limit=3, slow_close_s=0, send_buffer=send_buffer
+    )
+    for _ in range(10):
+        connection.count_ping()  # reading: each pong goes out at once, nothing waits
+    send_buffer.pauseProducing()
+    for _ in range(3):
+        connection.count_ping()
+    await asyncio.sleep(0)
+    assert client.closed_with == []
+    for _ in range(2):  # over the limit, and still over it: the slow-client close
+        connection.count_ping()
+    await asyncio.sleep(0)
+    assert client.closed_with == [1013]
+    await connection.stop()
+
+
 class StalledClient:
     """A WebSocket client on a bare socket that reads only when told to (websockets' sans-I/O)."""
 
@@ -256,3 +305,18 @@ async def test_a_client_that_reads_again_in_time_is_told_how_many_trades_it_miss
 
 def lagging(messages: list[dict]) -> list[dict]:
     return [m for m in messages if m["type"] == "status" and m["state"] == "lagging"]
+
+
+async def test_daphne_closes_a_client_flooding_pings_with_an_error_then_1008(server):
+    """One connection sent 473k pings in 12 s and daphne answered every one (autobahn)."""
+    client = StalledClient(f"{server.url}?token={server.token}")
+    async with asyncio.timeout(15):
+        await client.open()
+        for n in range(500):
+            client.protocol.send_ping(n.to_bytes(4, "big"))
+        await client._send_pending()
+        with contextlib.suppress(ConnectionResetError):
+            while await client.read():
+                pass
+    assert client.close_code == 1008
+    assert [m["code"] for m in client.messages if m["type"] == "error"] == ["rate_limited"]

@@ -153,8 +153,8 @@ async def test_status_goes_to_everyone_and_a_newcomer_learns_the_feed_is_down():
 class FlakyUpstream(MarketDataStream):
     """Fails on its first run; on the second it sends one quote per subscribed symbol."""
 
-    def __init__(self, on_data, on_status):
-        super().__init__(on_data, on_status)
+    def __init__(self, on_data, on_status, on_refused=None):
+        super().__init__(on_data, on_status, on_refused)
         self.runs = 0
         self.subscriptions: list[set[str]] = []
         self.stopped = asyncio.Event()
@@ -293,7 +293,7 @@ class RecordingTransport(MemoryTransport):
 async def test_the_hub_publishes_each_upstream_burst_once_as_a_batch_in_order():
     transport = RecordingTransport()
     bursts = [["AAPL", "MSFT", "SPY"], ["AAPL"], ["MSFT", "AAPL"]]
-    hub = Hub(transport, lambda on_data, on_status: BurstUpstream(on_data, on_status, bursts))
+    hub = Hub(transport, lambda on_data, on_status, _: BurstUpstream(on_data, on_status, bursts))
     running = asyncio.create_task(hub._run_upstream())
 
     await until(lambda: len(transport.payloads) == 3)
@@ -326,7 +326,7 @@ async def test_a_relay_hands_each_message_of_a_batch_to_those_who_want_it():
 async def test_a_failed_publish_is_dropped_and_the_hub_keeps_publishing(caplog):
     transport = RecordingTransport(failures=2)
     bursts = [["AAPL"], ["MSFT"], ["SPY"]]
-    hub = Hub(transport, lambda on_data, on_status: BurstUpstream(on_data, on_status, bursts))
+    hub = Hub(transport, lambda on_data, on_status, _: BurstUpstream(on_data, on_status, bursts))
     running = asyncio.create_task(hub._run_upstream())
 
     await until(lambda: len(transport.payloads) == 1)

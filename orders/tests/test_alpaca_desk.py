@@ -44,7 +44,7 @@ def test_linking_verifies_the_keys_with_alpaca_and_never_returns_the_secret(
 def test_keys_alpaca_refuses_are_not_saved(api, alpaca_settings, trader):
     response = api.post(
         "/api/v1/broker-accounts/",
-        {"provider": "alpaca", "label": "Bad", "paper": True, "key_id": KEY_ID, "secret": "wrong"},
+        {"provider": "alpaca", "label": "Bad", "paper": True, "key_id": KEY_ID, "secret": "w" * 40},
         format="json",
     )
     assert response.status_code == 400

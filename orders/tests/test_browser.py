@@ -316,3 +316,20 @@ def test_ticket_shows_the_validate_endpoints_verdict_as_the_trader_types(page, t
     page.get_by_role("button", name="Place order anyway").click()
     page.wait_for_url(re.compile(r"/orders/\d+/$"))
     assert Order.objects.get(user=trader).limit_price == 5
+
+
+def test_a_replace_the_gate_refuses_says_why_and_leaves_the_order(page, trader):
+    order = off_loop(place_resting_buy, user=trader)
+    log_in(page, "alice")
+    page.goto(f"/orders/{order.pk}/")
+    page.get_by_label("Quantity").fill("5000000")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Replace order … with these values?"
+    page.get_by_role("button", name="Replace order").click()
+
+    error = page.locator("#replace-errors li[data-code=max_order_quantity]")
+    error.wait_for()
+    assert "limit of 100,000 shares" in error.inner_text()
+    assert page.get_by_label("Quantity").input_value() == "5000000"  # kept to correct
+    shot(page, "order-replace-refused")
+    order.refresh_from_db()
+    assert (order.status, order.qty) == ("new", Decimal("1"))

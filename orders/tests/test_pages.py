@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.services import StreamToken
 from orders import history, services, validation
 from orders.models import Order, PositionSnapshot
 from orders.tests.pages_support import make_orders
@@ -381,7 +381,7 @@ def test_replace_sends_the_changes_to_the_desks_replace_service(browser, trader,
 # --- positions history -----------------------------------------------------------------------
 
 
-def test_positions_history_charts_snapshots_per_symbol_and_portfolio(browser, trader):
+def test_positions_history_charts_snapshots_per_symbol_and_equity_per_account(browser, trader):
     account = trader.broker_accounts.get()
     now = timezone.now()
     for minutes, (symbol, value) in enumerate(
@@ -400,8 +400,12 @@ def test_positions_history_charts_snapshots_per_symbol_and_portfolio(browser, tr
         "100.000000000",
         "110.000000000",
     ]
-    assert [Decimal(p["market_value"]) for p in context["portfolio_points"]] == [150, 165]
+    # The portfolio line is each account's equity, read from the portfolio history API.
+    assert context["equity_accounts"] == [{"id": account.pk, "label": account.label}]
+    assert context["equity_period"] == "1W"
+    assert "portfolio_points" not in context
     html = response.content.decode()
+    assert 'data-history-url="/api/v1/portfolio/history/"' in html
     assert 'id="position-points"' in html
     assert "vendor/lightweight-charts/lightweight-charts.standalone.production.mjs" in html
 
@@ -455,11 +459,12 @@ def test_watchlist_refuses_duplicates(browser):
 # --- stream token, error pages ---------------------------------------------------------------
 
 
-def test_stream_token_is_a_short_lived_access_token_for_the_trader(browser, trader):
+def test_stream_token_is_a_short_lived_stream_only_token_for_the_trader(browser, trader):
     response = browser.post("/accounts/stream-token/")
     assert response.status_code == 200
-    token = AccessToken(response.json()["access"])
+    token = StreamToken(response.json()["access"])
     assert str(token["user_id"]) == str(trader.pk)
+    assert token["exp"] - token["iat"] <= 60
     assert response["Cache-Control"].startswith("max-age=0")
     assert browser.get("/accounts/stream-token/").status_code == 405
 

@@ -36,7 +36,12 @@ def alpaca(monkeypatch):
     return fake
 
 
-LINK = {"label": "My Alpaca", "key_id": "PKTESTKEY1234", "secret": "s3cr3t", "mode": "paper"}
+LINK = {
+    "label": "My Alpaca",
+    "key_id": "PKTESTKEY00000001234",
+    "secret": "s3cr3t0000000000000000000000000000000000",
+    "mode": "paper",
+}
 
 
 def test_brokers_page_lists_the_traders_accounts_without_secrets(browser, trader, alpaca):
@@ -46,14 +51,14 @@ def test_brokers_page_lists_the_traders_accounts_without_secrets(browser, trader
     assert labels == ["Paper exchange", "My Alpaca"]
     html = response.content.decode()
     assert "…1234" in html
-    assert "PKTESTKEY1234" not in html and "s3cr3t" not in html
+    assert LINK["key_id"] not in html and LINK["secret"] not in html
 
 
 def test_linking_a_paper_alpaca_account(browser, trader, alpaca):
     response = browser.post("/accounts/brokers/", LINK | {"is_default": "on"}, follow=True)
     assert "Linked My Alpaca" in response.content.decode()
     account = trader.broker_accounts.get(provider="alpaca")
-    assert (account.paper, account.is_default, account.secret) == (True, True, "s3cr3t")
+    assert (account.paper, account.is_default, account.secret) == (True, True, LINK["secret"])
 
 
 def test_a_live_account_needs_the_explicit_confirmation(browser, trader, alpaca):

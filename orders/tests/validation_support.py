@@ -48,6 +48,9 @@ class RecordingBroker:
 
         return call
 
+    def is_market_open(self, at) -> bool:
+        return self.inner.is_market_open(at)  # the broker's rule, not a request: not counted
+
     def list_positions(self) -> list[types.Position]:
         self.calls["list_positions"] += 1
         if self.positions is None:

@@ -15,6 +15,7 @@ from .types import (
     Clock,
     ClosePositionResult,
     FillActivity,
+    KeyProblem,
     OrderRequest,
     OrderUpdate,
     Position,
@@ -31,6 +32,26 @@ class Broker(abc.ABC):
     """
 
     provider: str
+
+    # --- provider capabilities -------------------------------------------
+    def is_market_open(self, at: datetime) -> bool:
+        """Whether this broker takes market-hours orders at `at`: NYSE's regular session
+        (the paper exchange's demo setting may keep it open around the clock)."""
+        from . import calendar  # pandas and the NYSE calendar: loaded when first needed
+
+        return calendar.is_regular_session(at)
+
+    @classmethod
+    def key_problem(cls, *, key_id: str | None, secret: str | None) -> KeyProblem | None:
+        """What is wrong with a key id or secret given for linking (None: nothing), judged
+        before any broker call; a key id or secret of None is not judged. None by default."""
+        return None
+
+    @classmethod
+    def periodic_work(cls) -> int:
+        """Provider-wide work that must run on a schedule (the factory's periodic_work());
+        returns how many accounts it touched. Nothing by default."""
+        return 0
 
     # --- account -------------------------------------------------------
     @abc.abstractmethod
@@ -155,18 +176,28 @@ MarketDataHandler = Callable[[Quote | Trade | Bar], Awaitable[None]]
 OrderUpdateHandler = Callable[[OrderUpdate], Awaitable[None]]
 # (state, detail): state is "up", "down" or "lagging".
 FeedStatusHandler = Callable[[str, str], Awaitable[None]]
+# (symbols, reason): the provider refused to stream these symbols (e.g. over its symbol limit).
+SymbolsRefusedHandler = Callable[[set[str], str], Awaitable[None]]
 
 
 class MarketDataStream(abc.ABC):
     """The one upstream market-data connection (trades, quotes, minute bars)."""
 
-    def __init__(self, on_data: MarketDataHandler, on_status: FeedStatusHandler):
+    def __init__(
+        self,
+        on_data: MarketDataHandler,
+        on_status: FeedStatusHandler,
+        on_refused: SymbolsRefusedHandler | None = None,
+    ):
         self.on_data = on_data
         self.on_status = on_status
+        self.on_refused = on_refused
 
     @abc.abstractmethod
     async def run(self) -> None:
-        """Connect and deliver until stop(); reconnect with backoff, resubscribe, report status."""
+        """Connect and deliver until stop(); reconnect with backoff, resubscribe, report status.
+
+        Returns only after stop(); any other end is an exception (the hub retries)."""
 
     @abc.abstractmethod
     async def stop(self) -> None: ...

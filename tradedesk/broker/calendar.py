@@ -91,6 +91,20 @@ def _next_close(minute: datetime) -> datetime:
     return nyse().next_close(pd.Timestamp(minute)).to_pydatetime()
 
 
+def previous_close(at: datetime) -> datetime:
+    """The latest regular session close at or before `at`: what "yesterday's equity" means."""
+    minute = _minute(at)
+    session = session_on_date_of(minute)
+    if session is not None and session[1] <= minute:
+        return session[1]
+    return _previous_close(minute)
+
+
+@lru_cache(maxsize=_MINUTES_CACHED)
+def _previous_close(minute: datetime) -> datetime:
+    return nyse().previous_close(pd.Timestamp(minute)).to_pydatetime()
+
+
 def session_close(at: datetime) -> datetime:
     """The close of the session in progress at `at`, or of the next one."""
     return _session_close(_minute(at))

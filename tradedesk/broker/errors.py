@@ -42,3 +42,16 @@ class BrokerUnavailable(BrokerError):
 
 class AuthenticationFailed(BrokerError):
     """The credentials were refused (Alpaca's 401/403 on the account endpoint)."""
+
+
+class CredentialsUnreadable(BrokerError):
+    """The stored secret cannot be decrypted with the configured FIELD_ENCRYPTION_KEY: nothing
+    is sent to the broker; the account must be linked again (or the old key restored)."""
+
+    def __init__(self, message: str = "", *, code: str = "broker_credentials_unreadable"):
+        super().__init__(
+            message
+            or "This broker account's stored secret cannot be decrypted (the encryption key "
+            "changed): link the account again, or ask an operator to restore the key.",
+            code=code,
+        )

@@ -314,3 +314,12 @@ class ClosePositionResult:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """Why a key id or secret given for linking can't be the provider's (`field` names which)."""
+
+    code: str
+    field: str
+    message: str

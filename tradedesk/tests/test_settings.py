@@ -16,10 +16,12 @@ import pytest
 from tradedesk import settings as project_settings
 
 BASE_DIR = Path(project_settings.BASE_DIR)
+FERNET_KEY = "a2V5LWZvci10aGUtc2V0dGluZ3MtdGVzdHMtMDAwMDA="  # 32 bytes, url-safe base64
 # The variables these tests set themselves; the rest of the environment passes through.
 _CONTROLLED = (
     "TRADEDESK_ENV",
     "SECRET_KEY",
+    "FIELD_ENCRYPTION_KEY",
     "ALLOWED_HOSTS",
     "DATABASE_URL",
     "REDIS_URL",
@@ -176,10 +178,36 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
 
 def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
     result = run_django(
-        ["-c", PRINT_SETTINGS], tmp_path, TRADEDESK_ENV="production", SECRET_KEY="k" * 50
+        ["-c", PRINT_SETTINGS],
+        tmp_path,
+        TRADEDESK_ENV="production",
+        SECRET_KEY="k" * 50,
+        FIELD_ENCRYPTION_KEY=FERNET_KEY,
     )
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_field_encryption_key(tmp_path):
+    """The broker-secret key is its own setting: never derived from SECRET_KEY, and the
+    embedded development key (a public value) is not used in production."""
+    result = run_django(
+        ["-c", PRINT_SETTINGS],
+        tmp_path,
+        TRADEDESK_ENV="production",
+        SECRET_KEY="k" * 50,
+        ALLOWED_HOSTS="d.example",
+    )
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY must be set when TRADEDESK_ENV=production" in result.stderr
+
+
+def test_a_field_encryption_key_that_is_not_a_fernet_key_is_refused(tmp_path):
+    result = run_django(
+        ["-c", PRINT_SETTINGS], tmp_path, FIELD_ENCRYPTION_KEY=f"{FERNET_KEY},not-a-key"
+    )
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY holds a value that is not a Fernet key" in result.stderr
 
 
 def test_production_settings_pass_check_deploy_with_no_warnings(tmp_path):
@@ -188,6 +216,7 @@ def test_production_settings_pass_check_deploy_with_no_warnings(tmp_path):
         tmp_path,
         TRADEDESK_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(50)[:50],
+        FIELD_ENCRYPTION_KEY=FERNET_KEY,
         ALLOWED_HOSTS="desk.example.com",
     )
     output = result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -32,6 +33,7 @@ from ..types import (
     Clock,
     ClosePositionResult,
     FillActivity,
+    KeyProblem,
     OrderRequest,
     Position,
     Quote,
@@ -63,8 +65,29 @@ def rest_host(url: str) -> str | None:
     return url or None
 
 
+# Alpaca's key ids are 20 upper-case letters and digits (PK…, AK…), its secrets 40 letters and
+# digits; the ranges leave room for format changes. Both go out as HTTP header values, and
+# anything else (a control character, non-Latin-1) broke the request.
+KEY_ID_RE = re.compile(r"[A-Z0-9]{16,40}")
+SECRET_RE = re.compile(r"[A-Za-z0-9]{32,88}")
+
+
 class AlpacaBroker(Broker):
     provider = "alpaca"
+
+    @classmethod
+    def key_problem(cls, *, key_id: str | None, secret: str | None) -> KeyProblem | None:
+        if key_id is not None and not KEY_ID_RE.fullmatch(key_id):
+            return KeyProblem(
+                "invalid_key_id",
+                "key_id",
+                "An Alpaca key id is 16 to 40 upper-case letters and digits (e.g. PK… or AK…).",
+            )
+        if secret is not None and not SECRET_RE.fullmatch(secret):
+            return KeyProblem(
+                "invalid_secret", "secret", "An Alpaca secret is 32 to 88 letters and digits."
+            )
+        return None
 
     def __init__(self, credentials: BrokerCredentials):
         self._requests_per_minute = settings.ALPACA_REQUESTS_PER_MINUTE

@@ -6,6 +6,11 @@ background. The adapter subclasses them to hook the two moments that matter, con
 (auth) and disconnection, reports "up"/"down" through the desk's status handler, and bounds
 connect + auth by `auth_timeout` so a silent server is reported down and retried.
 
+On the market-data stream it also reads Alpaca's error codes (the SDK keeps only the text):
+402 refused keys and 406 "connection limit exceeded" (another connection holds the key's one
+stream: the SDK's exponential backoff makes this one wait its turn rather than fight), and
+subscription refusals (405 symbol limit, 409/410), which the desk reports per symbol.
+
 Both run inside the caller's event loop: run() awaits the SDK's `_run_forever` coroutine
 (its public run() would start a loop of its own with asyncio.run).
 """
@@ -17,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 import websockets
 from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
@@ -29,7 +35,9 @@ from ..base import (
     MarketDataStream,
     OrderUpdateHandler,
     OrderUpdateStream,
+    SymbolsRefusedHandler,
 )
+from ..errors import BrokerUnavailable
 from . import convert
 
 if TYPE_CHECKING:
@@ -41,6 +49,15 @@ DEFAULT_AUTH_TIMEOUT_SECONDS = 10.0  # Alpaca itself drops a connection not auth
 # How long stop() lets the SDK wind down on its own before cancelling it.
 STOP_GRACE_SECONDS = 1.0
 MARKET_DATA_CHANNELS = ("trades", "quotes", "bars")
+# Alpaca's market-data errors that refuse a subscribe message, the subscription staying as it
+# was: 400 invalid syntax, 405 symbol limit exceeded, 409 insufficient subscription, 410 invalid
+# subscribe action for this feed.
+SUBSCRIBE_REFUSALS = frozenset({400, 405, 409, 410})
+# What a refused authentication means for the desk, by Alpaca's code.
+AUTH_REFUSALS = {
+    402: "Alpaca refused the market-data keys",
+    406: "another connection holds this key's one market-data stream; waiting to retry",
+}
 
 
 class _FeedState:
@@ -51,12 +68,13 @@ class _FeedState:
         self.on_status = on_status
         self.auth_timeout = auth_timeout
         self.state: str | None = None
+        self.detail = ""
         self.stopping = False
 
     async def report(self, state: str, detail: str) -> None:
         if state == self.state:
             return
-        self.state = state
+        self.state, self.detail = state, detail
         log.info("%s stream %s: %s", self.name, state, detail)
         try:
             await self.on_status(state, detail)
@@ -77,8 +95,11 @@ class _StatusHooks:
 
     async def _start_ws(self) -> None:
         try:
-            # The SDK waits on connect and auth replies without a timeout.
-            await asyncio.wait_for(super()._start_ws(), self._feed.auth_timeout)  # type: ignore[misc]
+            # The SDK waits on connect and auth replies without a timeout. (asyncio.timeout,
+            # not wait_for: Python 3.11's wait_for can lose a cancellation that meets a
+            # refused connection, and the SDK would then retry forever.)
+            async with asyncio.timeout(self._feed.auth_timeout):
+                await super()._start_ws()  # type: ignore[misc]
         except TimeoutError:
             detail = f"not authenticated within {self._feed.auth_timeout:g} s"
             await self._feed.report("down", detail)
@@ -95,8 +116,62 @@ class _StatusHooks:
             await self._feed.report("down", "stopped" if self._feed.stopping else "disconnected")
 
 
+class _Refused(ValueError):
+    """Alpaca's error frame, code kept (a ValueError with the SDK's text, so the SDK's own
+    checks on it, e.g. "insufficient subscription" ending its loop, still apply)."""
+
+    def __init__(self, code: int | None, message: str):
+        super().__init__(message)
+        self.code = code
+
+    def __str__(self) -> str:
+        meaning = AUTH_REFUSALS.get(self.code)
+        text = f"{self.args[0]} ({self.code})"
+        return f"{text}: {meaning}" if meaning else text
+
+
 class _StockStream(_StatusHooks, StockDataStream):
-    pass
+    def __init__(self, feed_state, reconnect_min_backoff, on_refused, **kwargs):
+        super().__init__(feed_state, reconnect_min_backoff, **kwargs)
+        self._on_refused = on_refused
+        self.confirmed: set[str] = set()  # what Alpaca's last `subscription` message listed
+
+    async def _start_ws(self) -> None:
+        self.confirmed = set()  # a new session starts with no subscription
+        await super()._start_ws()
+
+    async def _auth(self) -> None:
+        # The SDK's own _auth, keeping Alpaca's error code (402, 406) instead of only its text.
+        await self._ws.send(
+            msgpack.packb({"action": "auth", "key": self._api_key, "secret": self._secret_key})
+        )
+        reply = msgpack.unpackb(await self._ws.recv())[0]
+        if reply.get("T") == "error":
+            raise _Refused(reply.get("code"), reply.get("msg") or "auth failed")
+        if reply.get("T") != "success" or reply.get("msg") != "authenticated":
+            raise ValueError("failed to authenticate")
+
+    async def _dispatch(self, msg: dict) -> None:
+        kind = msg.get("T")
+        if kind == "subscription":
+            self.confirmed = {s for c in MARKET_DATA_CHANNELS for s in msg.get(c) or ()}
+        elif kind == "error" and msg.get("code") in SUBSCRIBE_REFUSALS:
+            await self._refuse_unconfirmed(f"{msg.get('msg')} ({msg.get('code')})")
+        await super()._dispatch(msg)
+
+    async def _refuse_unconfirmed(self, reason: str) -> None:
+        """Alpaca refused a subscribe: what it has not confirmed leaves the table (else every
+        later subscribe, which sends the whole table, would be refused again)."""
+        refused = {s for c in MARKET_DATA_CHANNELS for s in self._handlers[c]} - self.confirmed
+        for channel in MARKET_DATA_CHANNELS:
+            for symbol in refused:
+                self._handlers[channel].pop(symbol, None)
+        if refused:
+            log.warning("market-data stream refused %s: %s", sorted(refused), reason)
+            try:
+                await self._on_refused(refused, reason)
+            except Exception:
+                log.exception("market-data stream refusal handler failed")
 
 
 class _TradingStream(_StatusHooks, TradingStream):
@@ -113,10 +188,15 @@ class _SdkStreamRunner:
     async def _run_sdk(self) -> None:
         self._task = asyncio.ensure_future(self._sdk._run_forever())
         try:
-            await self._task
+            # Not `await self._task`: that hands our cancellation to the SDK's loop, which can
+            # lose it (its own wait_for calls) and run on; here a cancellation ends it by stop().
+            await asyncio.wait({self._task})
         except asyncio.CancelledError:
-            if not self._feed.stopping:
-                raise
+            await self.stop()
+            raise
+        if self._task.cancelled():  # stop() cut the SDK's wind-down short
+            return
+        self._task.result()
 
     async def stop(self) -> None:
         self._feed.stopping = True
@@ -154,14 +234,20 @@ class AlpacaMarketDataStream(_SdkStreamRunner, MarketDataStream):
         on_status: FeedStatusHandler,
         credentials: BrokerCredentials,
         *,
-        auth_timeout: float = DEFAULT_AUTH_TIMEOUT_SECONDS,
-        reconnect_min_backoff: float = 1.0,
+        on_refused: SymbolsRefusedHandler | None = None,
+        auth_timeout: float | None = None,
+        reconnect_min_backoff: float | None = None,
     ):
-        super().__init__(on_data, on_status)
+        super().__init__(on_data, on_status, on_refused)
+        if auth_timeout is None:
+            auth_timeout = settings.ALPACA_STREAM_AUTH_TIMEOUT_SECONDS
+        if reconnect_min_backoff is None:
+            reconnect_min_backoff = settings.ALPACA_STREAM_RECONNECT_MIN_SECONDS
         self._feed = _FeedState("market-data", on_status, auth_timeout)
         self._sdk = _StockStream(
             self._feed,
             reconnect_min_backoff,
+            self._refused,
             api_key=credentials.key_id,
             secret_key=credentials.secret,
             feed=DataFeed(settings.ALPACA_DATA_FEED),
@@ -178,8 +264,16 @@ class AlpacaMarketDataStream(_SdkStreamRunner, MarketDataStream):
     async def run(self) -> None:
         # The SDK spins (sleep(0) in a loop) until it has a subscription: wait here instead.
         await self._wake.wait()
+        if self._feed.stopping:
+            return
+        await self._run_sdk()
         if not self._feed.stopping:
-            await self._run_sdk()
+            # The SDK gives up by itself only on "insufficient subscription": the hub retries.
+            raise BrokerUnavailable(f"Alpaca ended the market-data stream: {self._feed.detail}")
+
+    async def _refused(self, symbols: set[str], reason: str) -> None:
+        if self.on_refused is not None:
+            await self.on_refused(symbols, reason)
 
     async def stop(self) -> None:
         self._wake.set()

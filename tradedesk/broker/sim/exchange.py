@@ -123,6 +123,14 @@ class SimBroker(Broker):
         self.account_id = account_id
         self._now = now or timezone.now
 
+    # --- provider capabilities ------------------------------------------------
+    def is_market_open(self, at: datetime) -> bool:
+        return calendar.is_open(at)  # the demo setting: around the clock
+
+    @classmethod
+    def periodic_work(cls) -> int:
+        return process_open_orders()
+
     # --- helpers ----------------------------------------------------------
     def _account(self, *, lock: bool = False) -> SimAccount:
         """The account, locked for a change; unlocked, annotated with `has_open_orders`."""
@@ -631,12 +639,30 @@ def _account_view(
         cash=_money(account.cash),
         buying_power=_money(_buying_power(account, long_value, short_value, open_orders, now)),
         equity=_money(equity),
-        last_equity=_money(equity),
+        last_equity=_money(_close_equity(account, held, calendar.previous_close(now))),
         portfolio_value=_money(equity),
         long_market_value=_money(long_value),
         short_market_value=_money(short_value),
         multiplier=settings.SIM_MARGIN_MULTIPLIER,
         shorting_enabled=settings.SIM_MARGIN_MULTIPLIER > 1,
+    )
+
+
+def _close_equity(account: SimAccount, held: list[SimPosition], close_at: datetime) -> Decimal:
+    """The account's equity at a session close: its cash and positions then (the executions
+    since undone), priced at that close. Day P&L is equity now less this."""
+    cash = account.cash
+    quantities = {position.symbol: position.qty for position in held}
+    since = SimOrderEvent.objects.filter(
+        account=account, event__in=types.EXECUTION_EVENTS, at__gt=close_at
+    ).values_list("order__symbol", "order__side", "qty", "price")
+    for symbol, side, qty, price in since:
+        signed = qty if side == "buy" else -qty
+        cash += signed * price
+        quantities[symbol] = quantities.get(symbol, Decimal("0")) - signed
+    return cash + sum(
+        (qty * market.trade(symbol, close_at).price for symbol, qty in quantities.items() if qty),
+        Decimal("0"),
     )
 
 

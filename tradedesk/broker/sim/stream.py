@@ -13,7 +13,12 @@ import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from tradedesk.broker.base import FeedStatusHandler, MarketDataHandler, MarketDataStream
+from tradedesk.broker.base import (
+    FeedStatusHandler,
+    MarketDataHandler,
+    MarketDataStream,
+    SymbolsRefusedHandler,
+)
 from tradedesk.broker.types import Quote
 
 from . import market
@@ -30,11 +35,12 @@ class SimMarketDataStream(MarketDataStream):
         self,
         on_data: MarketDataHandler,
         on_status: FeedStatusHandler,
+        on_refused: SymbolsRefusedHandler | None = None,
         *,
         quotes_per_second: float = 0,
         trades_per_second: float = 0,
     ):
-        super().__init__(on_data, on_status)
+        super().__init__(on_data, on_status, on_refused)
         self.quotes_per_second = quotes_per_second
         self.trades_per_second = trades_per_second
         self._symbols: list[str] = []

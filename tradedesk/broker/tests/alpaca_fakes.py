@@ -34,8 +34,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alpaca"
-KEY_ID = "PKTESTKEY0000000001"
-SECRET = "test-secret-key"
+KEY_ID = "PKTESTKEY0000000001A"  # Alpaca's formats: 20 and 40 letters and digits
+SECRET = "testSecretKey000000000000000000000000001"
 
 # Alpaca's "closed" query covers orders that will never change again.
 CLOSED_STATUSES = {"filled", "canceled", "expired", "replaced", "rejected"}
@@ -687,6 +687,10 @@ class _WebSocketFake:
     def stop(self) -> None:
         async def shutdown() -> None:
             assert self._server is not None
+            # Cut connections rather than close them: a client whose event loop is not
+            # running (a test's, during teardown) never answers a closing handshake.
+            for connection in self._server.connections:
+                connection.transport.abort()
             self._server.close()
             await self._server.wait_closed()
 
@@ -748,9 +752,22 @@ def to_msgpack_timestamp(iso: str) -> msgpack.Timestamp:
 
 
 class FakeMarketDataStream(_WebSocketFake):
-    """Alpaca's stock stream: msgpack frames, each an array of messages."""
+    """Alpaca's stock stream: msgpack frames, each an array of messages.
+
+    Scripted faults, as Alpaca shows them: `auth_mode` "refuse" (402 auth failed), "silent"
+    (never answers the auth) or "insufficient" (409, the feed not in the plan);
+    `max_connections` (406 connection limit exceeded to a connection past it, as Alpaca's one
+    connection per key); `symbol_limit` (405 symbol limit exceeded to a subscribe that would
+    pass it, which then changes nothing); drop() cuts every connection.
+    """
 
     path = "/v2/iex"
+
+    def __init__(self, key_id: str = KEY_ID, secret: str = SECRET):
+        super().__init__(key_id, secret)
+        self.max_connections: int | None = None
+        self.symbol_limit: int | None = None
+        self.refused_at: list[float] = []  # monotonic times of connections refused with 406
 
     async def _session(self, ws: ServerConnection) -> None:
         await ws.send(_pack(MD_CONTROL["success_connected"]))
@@ -759,10 +776,19 @@ class FakeMarketDataStream(_WebSocketFake):
         if self.auth_mode == "silent":
             await ws.wait_closed()
             return
+        if self.auth_mode == "insufficient":  # e.g. the SIP feed without its subscription
+            await ws.send(_pack(MD_CONTROL["error_insufficient_subscription_409"]))
+            await ws.close()
+            return
         if auth.get("action") != "auth" or not self._credentials_ok(
             auth.get("key"), auth.get("secret")
         ):
             await ws.send(_pack(MD_CONTROL["error_auth_failed_402"]))
+            await ws.close()
+            return
+        if self.max_connections is not None and len(self.connections) >= self.max_connections:
+            self.refused_at.append(time.monotonic())
+            await ws.send(_pack(MD_CONTROL["error_connection_limit_exceeded_406"]))
             await ws.close()
             return
         await ws.send(_pack(MD_CONTROL["success_authenticated"]))
@@ -772,8 +798,15 @@ class FakeMarketDataStream(_WebSocketFake):
             message = msgpack.unpackb(raw)
             self.received.append(message)
             action = message.get("action")
-            for channel in MD_CHANNELS:
-                symbols = set(message.get(channel, []))
+            changed = {
+                channel: set(message.get(channel, []))
+                for channel in MD_CHANNELS
+                if channel in message
+            }
+            if action == "subscribe" and self._over_symbol_limit(session, changed):
+                await ws.send(_pack(MD_CONTROL["error_symbol_limit_exceeded_405"]))
+                continue
+            for channel, symbols in changed.items():
                 if action == "subscribe":
                     session.subscriptions[channel] |= symbols
                 elif action == "unsubscribe":
@@ -782,8 +815,21 @@ class FakeMarketDataStream(_WebSocketFake):
             reply |= {c: sorted(s) for c, s in session.subscriptions.items()}
             await ws.send(_pack([reply]))
 
+    def _over_symbol_limit(self, session: _MarketDataSession, added: dict[str, set[str]]) -> bool:
+        if self.symbol_limit is None:
+            return False
+        held = set().union(*session.subscriptions.values(), *added.values())
+        return len(held) > self.symbol_limit
+
     def subscriptions(self) -> list[dict[str, set[str]]]:
-        return [s.subscriptions for s in list(self.connections)]
+        """Each connection's subscription now (copies: the sessions change them later)."""
+        sessions = list(self.connections)  # the fake's thread changes the list
+        return [{c: set(s) for c, s in session.subscriptions.items()} for session in sessions]
+
+    def subscribed(self, symbols: set[str]) -> bool:
+        """Whether exactly one connection holds exactly `symbols` on every channel."""
+        subs = self.subscriptions()
+        return len(subs) == 1 and all(subs[0][c] == symbols for c in MD_CHANNELS)
 
     def push(self, *messages: dict) -> int:
         """Send messages (JSON fixture shape, `t` as text) to subscribed clients, as one frame

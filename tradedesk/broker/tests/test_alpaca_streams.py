@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,11 +13,11 @@ import pytest
 
 from tradedesk.broker import BrokerCredentials
 from tradedesk.broker.alpaca import AlpacaMarketDataStream, AlpacaOrderUpdateStream
+from tradedesk.broker.errors import BrokerUnavailable
 from tradedesk.broker.types import Bar, OrderUpdate, Quote, Trade
 
 from .alpaca_fakes import (
     FakeAlpacaREST,
-    FakeMarketDataStream,
     FakeTradingStream,
     eventually,
     load_fixture,
@@ -33,6 +34,10 @@ class Recorder:
     def __init__(self) -> None:
         self.items: list = []
         self.statuses: list[tuple[str, str]] = []
+        self.refused: list[tuple[set[str], str]] = []
+
+    async def on_refused(self, symbols: set[str], reason: str) -> None:
+        self.refused.append((symbols, reason))
 
     async def on_item(self, item) -> None:
         self.items.append(item)
@@ -59,14 +64,9 @@ def market_data_stream(recorder: Recorder, credentials: BrokerCredentials, **opt
         recorder.on_item,
         recorder.on_status,
         credentials,
-        reconnect_min_backoff=0.05,
-        **options,
+        on_refused=recorder.on_refused,
+        **{"reconnect_min_backoff": 0.05, **options},
     )
-
-
-def subscribed(fake: FakeMarketDataStream, symbols: set[str]) -> bool:
-    subs = fake.subscriptions()
-    return len(subs) == 1 and all(subs[0][c] == symbols for c in ("trades", "quotes", "bars"))
 
 
 @pytest.mark.asyncio
@@ -75,7 +75,7 @@ async def test_market_data_arrives_as_decimal_data_classes(fake_md_stream, alpac
     stream = market_data_stream(recorder, alpaca_credentials)
     async with running(stream):
         await stream.set_symbols({"AAPL", "MSFT"})
-        await eventually(lambda: subscribed(fake_md_stream, {"AAPL", "MSFT"}))
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL", "MSFT"}))
         assert recorder.statuses == [("up", "authenticated")]
         auth = fake_md_stream.received[0]
         assert auth == {
@@ -118,9 +118,9 @@ async def test_set_symbols_subscribes_exactly_the_given_set(fake_md_stream, alpa
     stream = market_data_stream(recorder, alpaca_credentials)
     async with running(stream):
         await stream.set_symbols({"AAPL", "MSFT"})
-        await eventually(lambda: subscribed(fake_md_stream, {"AAPL", "MSFT"}))
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL", "MSFT"}))
         await stream.set_symbols({"MSFT", "TSLA"})
-        await eventually(lambda: subscribed(fake_md_stream, {"MSFT", "TSLA"}))
+        await eventually(lambda: fake_md_stream.subscribed({"MSFT", "TSLA"}))
         unsubscribes = [m for m in fake_md_stream.received if m.get("action") == "unsubscribe"]
         assert {c for m in unsubscribes for c in m if c != "action"} == {
             "trades",
@@ -152,9 +152,91 @@ async def test_refused_auth_is_reported_down(fake_md_stream, alpaca_credentials)
         await eventually(lambda: recorder.statuses)
         # alpaca-py keeps retrying in the background; the desk is told once.
         await eventually(lambda: fake_md_stream.connects >= 2)
-    state, detail = recorder.statuses[0]
-    assert state == "down" and "auth failed" in detail
-    assert "up" not in recorder.states()
+        fake_md_stream.auth_mode = "ok"  # the keys are fixed: the next retry gets through
+        await eventually(lambda: recorder.states() == ["down", "up"])
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL"}))
+    assert recorder.statuses[0] == (
+        "down",
+        "connect or auth failed: auth failed (402): Alpaca refused the market-data keys",
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_second_connection_waits_its_turn_with_backoff(fake_md_stream, alpaca_credentials):
+    """Alpaca's one connection per key: the second is refused with 406 and backs off (it does
+    not hammer the endpoint or take the first one's place), then connects once it is free."""
+    fake_md_stream.max_connections = 1
+    first, second = Recorder(), Recorder()
+    holder = market_data_stream(first, alpaca_credentials)
+    waiter = market_data_stream(second, alpaca_credentials, reconnect_min_backoff=0.2)
+    async with running(holder):
+        await holder.set_symbols({"AAPL"})
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL"}))
+        async with running(waiter):
+            await waiter.set_symbols({"MSFT"})
+            await eventually(lambda: second.statuses)
+            assert second.statuses == [
+                (
+                    "down",
+                    "connect or auth failed: connection limit exceeded (406): another "
+                    "connection holds this key's one market-data stream; waiting to retry",
+                )
+            ]
+            await asyncio.sleep(1.5)
+            refused = list(fake_md_stream.refused_at)
+            # Backoff from 0.2 s, doubling (with jitter down to half): at most 5 tries in
+            # 1.5 s, where a tight loop would make hundreds.
+            assert 2 <= len(refused) <= 5
+            assert all(later - earlier >= 0.1 for earlier, later in itertools.pairwise(refused))
+            assert first.states() == ["up"] and fake_md_stream.subscribed({"AAPL"})
+            await holder.stop()  # the first hub goes away: the waiter takes the connection
+            await eventually(lambda: second.states() == ["down", "up"], timeout=5)
+            await eventually(lambda: fake_md_stream.subscribed({"MSFT"}))
+
+
+@pytest.mark.asyncio
+async def test_symbols_over_alpacas_limit_are_refused_and_the_rest_keep_streaming(
+    fake_md_stream, alpaca_credentials
+):
+    fake_md_stream.symbol_limit = 2
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    async with running(stream):
+        await stream.set_symbols({"AAPL", "MSFT"})
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL", "MSFT"}))
+        await stream.set_symbols({"AAPL", "MSFT", "TSLA"})
+        await eventually(lambda: recorder.refused)
+        assert recorder.refused == [({"TSLA"}, "symbol limit exceeded (405)")]
+        # Out of the SDK's table, so the next subscribe (the whole table) is not refused too.
+        await stream.set_symbols({"AAPL", "MSFT", "TSLA", "SPY"})
+        await eventually(lambda: len(recorder.refused) == 2)
+        assert recorder.refused[1] == ({"SPY"}, "symbol limit exceeded (405)")
+        fake_md_stream.push(QUOTE)
+        await eventually(lambda: recorder.items)
+        # Refused stays refused while wanted; released and asked again with room, it is served.
+        await stream.set_symbols({"AAPL"})
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL"}))
+        await stream.set_symbols({"AAPL", "TSLA"})
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL", "TSLA"}))
+    assert recorder.states() == ["up", "down"]  # refusals never took the feed down
+    assert recorder.items[0].symbol == "AAPL"
+
+
+@pytest.mark.asyncio
+async def test_a_feed_outside_the_plan_ends_run_for_the_hub_to_retry(
+    fake_md_stream, alpaca_credentials
+):
+    """alpaca-py gives up by itself on 409 "insufficient subscription" (e.g. SIP on the basic
+    plan): run() must not return as if stopped, or the hub would think it was told to stop."""
+    fake_md_stream.auth_mode = "insufficient"
+    recorder = Recorder()
+    stream = market_data_stream(recorder, alpaca_credentials)
+    await stream.set_symbols({"AAPL"})
+    with pytest.raises(BrokerUnavailable, match=r"insufficient subscription \(409\)"):
+        await asyncio.wait_for(stream.run(), 3)
+    assert recorder.statuses == [
+        ("down", "connect or auth failed: insufficient subscription (409)")
+    ]
 
 
 @pytest.mark.asyncio
@@ -170,7 +252,7 @@ async def test_unanswered_auth_is_reported_down_after_the_timeout(
         assert recorder.statuses == [("down", "not authenticated within 0.2 s")]
         fake_md_stream.auth_mode = "ok"  # the server recovers: the retry gets through
         await eventually(lambda: recorder.states() == ["down", "up"])
-        await eventually(lambda: subscribed(fake_md_stream, {"AAPL"}))
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL"}))
 
 
 @pytest.mark.asyncio
@@ -179,11 +261,11 @@ async def test_reconnects_and_resubscribes_after_a_drop(fake_md_stream, alpaca_c
     stream = market_data_stream(recorder, alpaca_credentials)
     async with running(stream):
         await stream.set_symbols({"AAPL"})
-        await eventually(lambda: subscribed(fake_md_stream, {"AAPL"}))
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL"}))
         fake_md_stream.drop()
         await eventually(lambda: recorder.states() == ["up", "down", "up"])
         assert recorder.statuses[1] == ("down", "disconnected")
-        await eventually(lambda: subscribed(fake_md_stream, {"AAPL"}))
+        await eventually(lambda: fake_md_stream.subscribed({"AAPL"}))
         assert fake_md_stream.connects == 2
         fake_md_stream.push(TRADE)
         await eventually(lambda: recorder.items)

@@ -1,0 +1,27 @@
+"""The API's JWT authentication: simplejwt's, refusing tokens issued before a revocation."""
+
+from __future__ import annotations
+
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+
+from .services import token_revoked
+
+
+class RevocableJWTAuthentication(JWTAuthentication):
+    """Only "access" tokens (simplejwt's AUTH_TOKEN_CLASSES), never a stream token."""
+
+    def get_user(self, validated_token):
+        user = super().get_user(validated_token)  # loads the user row: the check costs nothing
+        if token_revoked(user, validated_token.get("iat", 0)):
+            raise AuthenticationFailed(
+                "This token was revoked; log in again.", code="token_revoked"
+            )
+        return user
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    """The OpenAPI schema describes it as simplejwt's bearer scheme."""
+
+    target_class = RevocableJWTAuthentication
