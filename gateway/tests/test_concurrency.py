@@ -28,7 +28,7 @@ def test_simultaneous_posts_with_one_client_order_id_place_one_order(issued):
     def post() -> None:
         bot = AlpacaClient(issued.api_key.key_id, issued.secret)
         try:
-            barrier.wait()
+            barrier.wait(timeout=20)
             statuses.append(bot.post("/v2/orders", body).status_code)
         finally:
             connections.close_all()
