@@ -14,7 +14,7 @@ DECIMAL = {"max_digits": 24, "decimal_places": 9}
 # The broker's names (status, class, side, type, time in force, intent): room for the ones it
 # adds later, which are stored as they came.
 BROKER_NAME = 32
-SOURCES = ("api", "page", "admin", "sync", "stream", "system")
+SOURCES = ("api", "page", "admin", "sync", "stream", "system", "gateway")
 
 
 def _choices(values):

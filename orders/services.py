@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
 from accounts.services import broker_for, require_second_factor_for_orders
+from tradedesk import ratelimit
 from tradedesk.broker import Broker, types
 from tradedesk.broker.errors import (
     BrokerUnavailable,
@@ -621,3 +622,117 @@ def replace_order(
             changes=changed,
         )
     return Placement(order=new, created=True, verdict=verdict)
+
+
+# What a command on one order of many may meet and report instead of raising.
+COMMAND_REFUSALS = (
+    OrderNotModifiable,
+    OrderRejected,
+    BrokerUnavailable,
+    RateLimited,
+    ratelimit.RateLimitExceeded,
+)
+
+
+@dataclass
+class CancelOutcome:
+    """One order of a cancel-all: the order as it stands after, or why it was not canceled."""
+
+    order: Order
+    error: Exception | None = None
+
+
+def cancel_all_orders(
+    *, user: User, broker_account: BrokerAccount, source: str, actor: User | None
+) -> list[CancelOutcome]:
+    """Cancel every open order of the user's account, one cancel_order each (the same rate
+    limit and audit as one cancel). A refusal is reported for that order, never raised."""
+    outcomes = []
+    for order in selectors.open_orders().filter(
+        user=user, broker_account=broker_account, parent__isnull=True
+    ):
+        try:
+            outcomes.append(
+                CancelOutcome(cancel_order(user=user, order=order, source=source, actor=actor))
+            )
+        except COMMAND_REFUSALS as error:
+            outcomes.append(CancelOutcome(order, error))
+    return outcomes
+
+
+@dataclass
+class CloseOutcome:
+    """One position of a close-all: the closing order's placement, or why there is none."""
+
+    symbol: str
+    placement: Placement | None = None
+    error: Exception | None = None
+
+
+def close_all_positions(
+    *,
+    user: User,
+    broker_account: BrokerAccount,
+    source: str,
+    cancel_orders: bool = False,
+    second_factor_verified: bool = False,
+) -> list[CloseOutcome]:
+    """Close every position of the account, each by its own order through the gate (after
+    canceling the open orders, if asked). A refusal is reported for that symbol, never raised."""
+    if cancel_orders:
+        cancel_all_orders(user=user, broker_account=broker_account, source=source, actor=user)
+    outcomes = []
+    for position in broker_for(broker_account).list_positions():
+        try:
+            placement = place_order(
+                user=user,
+                broker_account=broker_account,
+                order_input=closing_order(position),
+                source=source,
+                second_factor_verified=second_factor_verified,
+            )
+        except (OrderInvalid, IdempotencyConflict, *COMMAND_REFUSALS) as error:
+            outcomes.append(CloseOutcome(position.symbol, error=error))
+            continue
+        outcomes.append(CloseOutcome(position.symbol, placement=placement))
+    return outcomes
+
+
+class NoPosition(Exception):
+    """The account holds no position in the symbol."""
+
+
+def closing_order(position: types.Position, *, qty: Decimal | None = None) -> OrderInput:
+    """The market order that closes `qty` of a position (all of it by default)."""
+    held = abs(position.qty)
+    return OrderInput(
+        symbol=position.symbol,
+        side="sell" if position.side == "long" else "buy",
+        type="market",
+        time_in_force="day",
+        qty=held if qty is None else min(qty, held),
+    )
+
+
+def close_position(
+    *,
+    user: User,
+    broker_account: BrokerAccount,
+    symbol: str,
+    qty: Decimal | None = None,
+    source: str,
+    second_factor_verified: bool = False,
+) -> Placement:
+    """Close (part of) a position with a market order placed THROUGH the gate: it shrinks
+    exposure, so a `reducing` kill switch lets it pass; a `halted` one does not. Raises
+    NoPosition, or as place_order."""
+    positions = {p.symbol: p for p in broker_for(broker_account).list_positions()}
+    if symbol not in positions:
+        raise NoPosition(symbol)
+    return place_order(
+        user=user,
+        broker_account=broker_account,
+        order_input=closing_order(positions[symbol], qty=qty),
+        source=source,
+        second_factor_verified=second_factor_verified,
+    )

@@ -10,12 +10,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from market.stream.routing import BrowserOriginValidator, websocket_urlpatterns  # noqa: E402
+from gateway.routing import websocket_urlpatterns as gateway_routes  # noqa: E402
+from market.stream.routing import BrowserOriginValidator  # noqa: E402
+from market.stream.routing import websocket_urlpatterns as market_routes  # noqa: E402
 
+# Assembled here, so neither app imports the other: the desk's stream and the gateway's.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": BrowserOriginValidator(URLRouter([*market_routes, *gateway_routes])),
     }
 )
 

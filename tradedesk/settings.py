@@ -140,6 +140,7 @@ INSTALLED_APPS = [
     "orders",
     "market",
     "portfolio",
+    "gateway",
 ]
 
 # WhiteNoise last, not second as its docs suggest: it is the one sync-only middleware, and under
@@ -423,6 +424,8 @@ ORDER_COMMAND_RATES = {
     "validate": os.environ.get("ORDER_VALIDATE_RATE_LIMIT", "240/min"),
     "sync": os.environ.get("ORDER_SYNC_RATE_LIMIT", "10/min"),
 }
+# Requests per gateway API key (Alpaca allows 200/min per account); a key may set its own.
+GATEWAY_KEY_RATE_LIMIT = os.environ.get("GATEWAY_KEY_RATE_LIMIT", "200/min")
 
 # --- Sync and snapshots -----------------------------------------------------
 ORDER_SYNC_INTERVAL = env_int("ORDER_SYNC_INTERVAL", 60)

@@ -113,7 +113,7 @@ class FakeBroker(Broker):
     def _unused(self, *args, **kwargs):
         raise NotImplementedError("not needed by the sync tests")
 
-    get_account = get_clock = get_asset = submit_order = _unused
+    get_account = get_clock = get_asset = list_assets = submit_order = _unused
     cancel_order = replace_order = _unused
     cancel_all_orders = close_position = close_all_positions = list_fill_activities = _unused
     get_latest_quotes = get_latest_trades = get_bars = _unused

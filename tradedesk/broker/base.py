@@ -67,6 +67,10 @@ class Broker(abc.ABC):
         """Raises OrderRejected (code 40410000-like, http 404) for an unknown symbol."""
 
     @abc.abstractmethod
+    def list_assets(self) -> list[Asset]:
+        """The active US equities the broker trades."""
+
+    @abc.abstractmethod
     def list_positions(self) -> list[Position]: ...
 
     def get_account_and_positions(self) -> tuple[Account, list[Position]]:

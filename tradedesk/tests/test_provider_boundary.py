@@ -16,7 +16,7 @@ import pytest
 
 from .source_scan import ROOT, imported_modules, module_of, source_files
 
-APPS = ("accounts", "orders", "market", "portfolio")
+APPS = ("accounts", "orders", "market", "portfolio", "gateway")
 PROVIDER_MODULES = ("tradedesk.broker.sim", "tradedesk.broker.alpaca", "alpaca")
 # Where the provider names are defined as data (the model's choices): not a decision.
 DEFINES_PROVIDERS = {Path("accounts/models.py")}

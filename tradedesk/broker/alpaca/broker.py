@@ -13,8 +13,13 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import QueryOrderStatus
-from alpaca.trading.requests import GetCalendarRequest, GetOrderByIdRequest, GetOrdersRequest
+from alpaca.trading.enums import AssetClass, AssetStatus, QueryOrderStatus
+from alpaca.trading.requests import (
+    GetAssetsRequest,
+    GetCalendarRequest,
+    GetOrderByIdRequest,
+    GetOrdersRequest,
+)
 from django.conf import settings
 
 from ..base import Broker
@@ -142,6 +147,12 @@ class AlpacaBroker(Broker):
     def get_asset(self, symbol: str) -> Asset:
         asset = self._call(self._trading.get_asset, symbol, missing_is_rejection=True)
         return convert.asset_from_alpaca(asset)
+
+    def list_assets(self) -> list[Asset]:
+        request = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=AssetClass.US_EQUITY)
+        return [
+            convert.asset_from_alpaca(a) for a in self._call(self._trading.get_all_assets, request)
+        ]
 
     def list_positions(self) -> list[Position]:
         return [

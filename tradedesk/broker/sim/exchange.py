@@ -185,6 +185,9 @@ class SimBroker(Broker):
                 f"asset not found: {symbol}", code=rules.CODE_NOT_FOUND, http_status=404
             ) from None
 
+    def list_assets(self) -> list[Asset]:
+        return list(ASSETS.values())
+
     def list_positions(self) -> list[Position]:
         account, _ = self._matched()
         return ledger.position_views(ledger.held_positions(account), self._now())

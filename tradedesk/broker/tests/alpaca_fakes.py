@@ -459,6 +459,8 @@ class FakeAlpacaREST:
         if method == "GET" and path == "/v2/calendar":
             start, end = q.get("start", "0000"), q.get("end", "9999")
             return ok([d for d in self.calendar if start <= d["date"] <= end])
+        if method == "GET" and path == "/v2/assets":
+            return ok(list(self.assets.values()))
         if method == "GET" and path.startswith("/v2/assets/"):
             asset = self.assets.get(path.removeprefix("/v2/assets/"))
             if asset is None:

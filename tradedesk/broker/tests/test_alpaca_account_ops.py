@@ -236,3 +236,10 @@ def test_close_all_positions_parses_the_documented_item(fake_alpaca, broker: Alp
     assert result.order.created_at.tzinfo == UTC
     [request] = fake_alpaca.requests_to("DELETE", "/v2/positions")
     assert request.query == {}  # no cancel_orders unless asked
+
+
+def test_list_assets_asks_for_active_us_equities(fake_alpaca, broker: AlpacaBroker):
+    assets = broker.list_assets()
+    assert {a.symbol for a in assets} == {"AAPL", "MSFT"}
+    [sent] = fake_alpaca.requests_to("GET", "/v2/assets")
+    assert sent.query == {"status": "active", "asset_class": "us_equity"}

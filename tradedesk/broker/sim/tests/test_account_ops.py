@@ -110,3 +110,8 @@ def test_close_all_after_canceling_the_orders_closes_everything(broker):
     [closed] = broker.close_all_positions(cancel_orders=True)
     assert (closed.symbol, closed.ok, closed.order.qty) == ("AAPL", True, 3)
     assert broker.list_positions() == []
+
+
+def test_list_assets_is_the_universe_each_one_as_get_asset_has_it(broker):
+    assets = broker.list_assets()
+    assert len(assets) > 20 and broker.get_asset("AAPL") in assets
