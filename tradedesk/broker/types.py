@@ -309,8 +309,18 @@ class FeeActivity:
     status: str = ""  # executed | correct | canceled ("" when not given)
 
 
+class _MultiStatusItem:
+    """An item of a 207 multi-status body: `status` is that item's own HTTP status."""
+
+    status: int
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
 @dataclass(frozen=True)
-class CancelResult:
+class CancelResult(_MultiStatusItem):
     """One order of a cancel-all (an item of Alpaca's 207 multi-status body)."""
 
     order_id: str
@@ -318,13 +328,9 @@ class CancelResult:
     code: int | str | None = None
     message: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
 
 @dataclass(frozen=True)
-class ClosePositionResult:
+class ClosePositionResult(_MultiStatusItem):
     """One position of a close-all: the closing order, or why there is none."""
 
     symbol: str
@@ -332,10 +338,6 @@ class ClosePositionResult:
     order: BrokerOrder | None = None
     code: int | str | None = None
     message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
 
 
 @dataclass(frozen=True)
