@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from datetime import timedelta
 
 from django.http import HttpResponse, JsonResponse
@@ -93,7 +94,10 @@ def calendar_days(request, api_key: ApiKey):
     today = timezone.now().astimezone(calendar.market_zone()).date()
     start_text, end_text = _query(request, "start"), _query(request, "end")
     start = wire.parse_date(start_text, "start") if start_text else today
-    end = wire.parse_date(end_text, "end") if end_text else start + timedelta(days=365)
+    try:
+        end = wire.parse_date(end_text, "end") if end_text else start + timedelta(days=365)
+    except OverflowError:  # a start within a year of the calendar's last day
+        raise wire.BadRequest("invalid date range") from None
     if end < start or (end - start).days > MAX_CALENDAR_DAYS:
         raise wire.BadRequest("invalid date range")
     return JsonResponse(services.market_days(start, end), safe=False)
@@ -154,7 +158,7 @@ def _list_orders(request, api_key: ApiKey) -> list[dict]:
     if direction not in ("asc", "desc"):
         raise wire.BadRequest("invalid direction")
     limit_text = _query(request, "limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= MAX_LIMIT:
         raise wire.BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     found = selectors.gateway_orders(
         api_key,

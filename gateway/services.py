@@ -21,7 +21,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User, validate_allowlist
-from accounts.services import address_in_allowlist, allowlist_networks, broker_for
+from accounts.services import (
+    address_allowed,
+    address_in_allowlist,
+    allowlist_networks,
+    broker_for,
+)
 from orders.events import run_from_sync
 from orders.models import Order
 from orders.services import (
@@ -151,7 +156,7 @@ def authenticate_key(*, key_id: str, secret: str, address: str) -> ApiKey:
         raise KeyRefused(401, "the key is revoked")
     if not (
         address_in_allowlist(api_key.ip_allowlist, address)
-        and address_in_allowlist(api_key.user.ip_allowlist, address)
+        and address_allowed(api_key.user, address)  # the user's door rule, refusals logged
     ):
         raise KeyRefused(403, f"address {address or '(unknown)'} is not in the key's allowlist")
     _touch(api_key)

@@ -312,10 +312,9 @@ def parse_time(text: str, name: str) -> datetime:
     offset = "+00:00" if offset in (None, "Z") else offset
     fraction = f".{fraction[:6].ljust(6, '0')}" if fraction else ""
     try:
-        parsed = datetime.fromisoformat(f"{day}T{clock_part}{fraction}{offset}")
-    except ValueError:
+        return datetime.fromisoformat(f"{day}T{clock_part}{fraction}{offset}").astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: past year 1 or 9999 once in UTC
         raise BadRequest(f"invalid {name}") from None
-    return parsed.astimezone(UTC)
 
 
 def parse_date(text: str, name: str) -> date:

@@ -17,11 +17,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
+from tradedesk.symbols import SYMBOL_RE
 
 from . import selectors
 from .models import Fill
-
-SYMBOL_MAX = 16
 
 
 class PortfolioQuery(serializers.Serializer):
@@ -60,13 +59,14 @@ class PnlQuery(PortfolioQuery):
 
     def validate(self, data):
         end = data.setdefault("end", timezone.localdate(timezone=selectors.calendar.market_zone()))
-        start = data.setdefault("start", end - timedelta(days=30))
+        try:  # the calendar's first and last days: a period would step past date.min/max
+            start = data.setdefault("start", end - timedelta(days=30))
+            periods = selectors.period_count(start, end, data["interval"])
+        except OverflowError:
+            raise serializers.ValidationError({"end": "Date out of range."}) from None
         if start > end:
             raise serializers.ValidationError({"start": "start is after end."})
-        if (
-            selectors.period_count(start, end, data["interval"])
-            > selectors.MAX_PERIODS[data["interval"]]
-        ):
+        if periods > selectors.MAX_PERIODS[data["interval"]]:
             raise serializers.ValidationError(
                 {"start": f"At most {selectors.MAX_PERIODS[data['interval']]} periods."}
             )
@@ -205,7 +205,7 @@ class FillSerializer(serializers.ModelSerializer):
 
 
 class FillQuery(PortfolioQuery):
-    symbol = serializers.RegexField(r"^[A-Za-z0-9./-]{1,16}$", required=False)
+    symbol = serializers.RegexField(rf"(?i)^{SYMBOL_RE.pattern}$", required=False)
     after = serializers.DateTimeField(required=False)
     before = serializers.DateTimeField(required=False)
 

@@ -195,14 +195,8 @@ def trade_row(trip: ledger.RoundTrip) -> dict:
     }
 
 
-def closed_trips(
-    current: Book, start: datetime | None = None, end: datetime | None = None
-) -> list[ledger.RoundTrip]:
-    return [
-        trip
-        for trip in current.ledger.round_trips
-        if (start is None or trip.closed_at >= start) and (end is None or trip.closed_at < end)
-    ]
+def closed_trips(current: Book, start: datetime | None = None) -> list[ledger.RoundTrip]:
+    return [trip for trip in current.ledger.round_trips if start is None or trip.closed_at >= start]
 
 
 # --- equity ------------------------------------------------------------------

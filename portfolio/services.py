@@ -167,7 +167,8 @@ def attach_fees(*, broker_account: BrokerAccount) -> int:
             if not fills:
                 continue
             for fill, share in zip(fills, _fee_shares(charge, fills), strict=True):
-                Fill.objects.filter(pk=fill.pk).update(fee=F("fee") + share)
+                fill.fee += share  # the rows are locked: no one else adds meanwhile
+            Fill.objects.bulk_update(fills, ["fee"])
             charge.fill_count, charge.attached_at = len(fills), timezone.now()
             charge.save(update_fields=["fill_count", "attached_at"])
             attached += 1

@@ -223,6 +223,11 @@ def test_junk_order_bodies_are_4xx_and_change_nothing(bot, raw):
         (f"/v2/orders/{uuid.uuid4()}", {}),
         ("/v2/orders", {"status": "weird"}),
         ("/v2/orders", {"limit": "-1"}),
+        ("/v2/orders", {"limit": "²"}),  # a digit to str.isdigit, not to int()
+        ("/v2/orders", {"limit": "9" * 5000}),
+        ("/v2/orders", {"after": "0001-01-01T00:00:00+05:00"}),  # before year 1 in UTC
+        ("/v2/orders", {"until": "9999-12-31T23:00:00-05:00"}),  # after year 9999 in UTC
+        ("/v2/calendar", {"start": "9999-12-31"}),  # the default end is a year later
         ("/v2/orders", {"after": "yesterday"}),
         ("/v2/orders", {"direction": "sideways"}),
         ("/v2/orders:by_client_order_id", {}),

@@ -216,6 +216,9 @@ def test_empty_data_gives_zeros_and_empty_arrays(api):
         ("portfolio/pnl/", {"start": "2026-11-05", "end": "2026-11-01"}),
         ("portfolio/pnl/", {"start": "1900-01-01", "end": "2026-11-01"}),
         ("portfolio/pnl/", {"end": "tomorrow"}),
+        ("portfolio/pnl/", {"end": "0001-01-05"}),  # the default start would be before year 1
+        ("portfolio/pnl/", {"start": "9999-12-31", "end": "9999-12-31", "interval": "month"}),
+        ("fills/", {"symbol": "TOOLONGSYMBOL"}),
         ("portfolio/trades/", {"page": "0"}),
         ("portfolio/trades/", {"page_size": "100000"}),
         ("portfolio/lots/", {"page": "x"}),
