@@ -7,7 +7,6 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -215,8 +214,6 @@ class OrderDetailView(APIView):
             return _not_modifiable(error)
         except OrderRejected as error:
             return _broker_refused(error)
-        except services.NotTheirOrder as error:
-            raise NotFound(str(error)) from error
         warnings = replacement.verdict.as_dict()["warnings"]
         return Response(
             ReplacementSerializer(replacement.order, context={"warnings": warnings}).data
@@ -242,8 +239,6 @@ class OrderDetailView(APIView):
             return _not_modifiable(error)
         except OrderRejected as error:
             return _broker_refused(error)
-        except services.NotTheirOrder as error:
-            raise NotFound(str(error)) from error
         return Response(OrderDetailSerializer(order).data)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -20,6 +20,7 @@ from tradedesk.broker.errors import BrokerError, BrokerUnavailable, RateLimited
 from tradedesk.csv_safe import safe_row
 from tradedesk.ratelimit import RateLimitExceeded
 from tradedesk.symbols import parse_symbols
+from tradedesk.template_filters import plain
 
 from . import history, selectors, services
 from .forms import OrderFilterForm, ReplaceOrderForm
@@ -170,8 +171,15 @@ def order_ticket(request):
     except BrokerUnavailable as error:
         down = {"field": None, "code": "broker_unavailable", "message": error.message}
         return ticket(503, errors=[down])
+    except BrokerError as error:  # the stored keys: unreadable, or refused by the broker
+        refused = {
+            "field": None,
+            "code": str(error.code or "broker_error"),
+            "message": error.message,
+        }
+        return ticket(503, errors=[refused])
     order = placement.order
-    amount = order.qty.normalize() if order.qty is not None else f"${order.notional}"
+    amount = plain(order.qty) if order.qty is not None else f"${order.notional}"
     messages.success(request, f"Order {order.side} {amount} {order.symbol}: {order.status}.")
     return redirect("order-detail", order_id=order.pk)
 
@@ -310,8 +318,6 @@ def cancel_order(request, order_id: int):
         messages.error(request, f"Could not cancel order {order.pk}: {limited.message}")
     except (BrokerError, services.OrderNotModifiable) as error:
         messages.error(request, f"Could not cancel order {order.pk}: {error}")
-    except services.NotTheirOrder as error:
-        raise Http404(str(error)) from error
     else:
         messages.success(request, f"Cancel requested for order {order.pk} ({order.symbol}).")
     return _back(request, order.pk)
@@ -360,8 +366,6 @@ def replace_order(request, order_id: int):
         return refused(400, verdict["errors"], warnings=verdict["warnings"])
     except services.OrderNotModifiable as error:
         return refused(422, [{"field": None, "code": error.code, "message": error.message}])
-    except services.NotTheirOrder as error:
-        raise Http404(str(error)) from error
     except RateLimitExceeded as limited:
         return refused(429, [_rate_limited(limited)])
     except RateLimited:

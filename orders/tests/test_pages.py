@@ -11,11 +11,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts.services import StreamToken
 from orders import history, services, validation
 from orders.models import Order, PositionSnapshot
 from orders.tests.pages_support import make_orders
+from tradedesk.broker.errors import AuthenticationFailed, CredentialsUnreadable
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +103,21 @@ def test_ticket_places_a_market_order_and_shows_its_detail(browser, trader):
     page = browser.get(response["Location"])
     assert "Order buy 2 AAPL: filled." in page.content.decode()  # the flash
     assert [e.event for e in page.context["events"]] == ["submitted", "fill"]
+
+
+@pytest.mark.parametrize("refusal", [CredentialsUnreadable(), AuthenticationFailed("refused")])
+def test_ticket_answers_unusable_broker_keys_with_a_page_and_places_nothing(
+    browser, trader, monkeypatch, refusal
+):
+    def broker_for(account):
+        raise refusal
+
+    monkeypatch.setattr(services, "broker_for", broker_for)
+    response = market_buy(browser)
+
+    assert response.status_code == 503
+    assert escape(refusal.message) in response.content.decode()
+    assert not Order.objects.exists()
 
 
 def test_ticket_shows_errors_beside_their_field_and_places_nothing(browser, trader):
