@@ -304,8 +304,9 @@ def _limit_login_attempt(username: str, address: str) -> None:
     one address isn't locked out by its own successful logins.
     """
     try:
-        ratelimit.hit(*_username_rule(username))
+        # The address first: a client over its own limit must not use up the username's.
         ratelimit.check(*_address_rule(address))
+        ratelimit.hit(*_username_rule(username))
     except ratelimit.RateLimitExceeded as limited:
         wait = limited.retry_after
         logger.warning("login refused (rate limited) for %r from %s", username, address)

@@ -90,7 +90,7 @@ def hit(scope: str, key: str, rate: str | Rate | None, *, store: BaseCache | Non
 
 def check(scope: str, key: str, rate: str | Rate | None) -> None:
     """Raise RateLimitExceeded if the rule is already used up, without counting a request
-    (a login checks before it tries the password and counts only the failures)."""
+    (a login's per-address rule: checked first, counted only when the login fails)."""
     rate = _as_rate(rate)
     if rate is None:
         return
@@ -100,7 +100,7 @@ def check(scope: str, key: str, rate: str | Rate | None) -> None:
 
 
 def reset(scope: str, key: str, rate: str | Rate | None) -> None:
-    """Forget the current window's count (a successful login clears its failures)."""
+    """Forget the current window's count (a successful login clears its username's)."""
     rate = _as_rate(rate)
     if rate is None:
         return

@@ -62,7 +62,7 @@ def parse_client_action(text: str | None) -> ClientAction:
         )
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         raise StreamRequestError("bad_message", "Not valid JSON.") from None
     if not isinstance(body, dict) or body.get("action") not in CLIENT_ACTIONS:
         raise StreamRequestError(

@@ -170,6 +170,7 @@ async def test_bad_query_parameters_give_errors_after_the_subscription(trader, s
         (json.dumps({"action": "subscribe"}), "bad_message"),
         (json.dumps({"action": "subscribe", "symbols": ["MSFT", "SPY"]}), "too_many_symbols"),
         (json.dumps({"action": "ping", "pad": "x" * 5000}), "frame_too_large"),
+        ("[" * 2000 + "]" * 2000, "bad_message"),  # under the size cap, deeper than json reads
     ],
 )
 async def test_bad_client_messages_get_an_error_and_the_connection_stays_open(
