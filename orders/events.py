@@ -37,6 +37,44 @@ def announce_executions_after_commit(broker_account_id: int, order_ids: list[int
     transaction.on_commit(send)
 
 
+# What a person should hear about (notifications listen; orders imports none of them). Sent
+# once the transaction that made it true has committed, with kwargs kind (one of NOTICE_KINDS),
+# user_id (the trader concerned; None when desk-wide, as a desk halt), order (or None),
+# actor_id (who acted, or None for the system) and details (a JSON-able dict).
+NOTICE_KINDS = (
+    "fill",
+    "partial_fill",
+    "rejected",
+    "lost",
+    "approval_needed",
+    "approval_decided",
+    "halt_on",
+    "halt_off",
+)
+notice = Signal()
+
+
+def announce_after_commit(
+    kind: str,
+    *,
+    user_id: int | None,
+    order: Order | None = None,
+    actor_id: int | None = None,
+    **details,
+) -> None:
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"unknown notice kind {kind!r}")
+
+    def send() -> None:
+        for _, error in notice.send_robust(
+            Order, kind=kind, user_id=user_id, order=order, actor_id=actor_id, details=details
+        ):
+            if error is not None:
+                logger.error("notice receiver failed: %r", error)
+
+    transaction.on_commit(send)
+
+
 def user_group(user_id: int) -> str:
     return f"orders.user.{user_id}"
 
