@@ -354,3 +354,35 @@ def test_approve_reject_cancel_expire_at_once_submit_once(attempt, trader, opera
         assert order.status == "filled" and names.count("fill") <= 1
     else:
         assert order.status in ("rejected", "canceled") and not order.broker_order_id
+
+
+# --- admin -------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_admin_approves_and_rejects_through_the_services(trader, make_user):
+    from django.test import Client
+
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
+    first, second = big_buy(trader), big_buy(trader)
+    url = "/admin/orders/order/"
+    assert client.get(url, {"status__exact": "pending_approval"}).status_code == 200
+
+    client.post(url, {"action": "approve_orders", "_selected_action": [first.pk]})
+    asked = client.post(url, {"action": "reject_orders", "_selected_action": [second.pk]})
+    assert b'name="reason"' in asked.content  # the intermediate page asks for a reason
+    second.refresh_from_db()
+    assert second.status == "pending_approval"
+    client.post(
+        url,
+        {
+            "action": "reject_orders",
+            "_selected_action": [second.pk],
+            "reason": "not today",
+            "apply": "Reject",
+        },
+    )
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "filled" and first.events.get(event="approved").source == "admin"
+    assert second.status == "rejected" and second.events.last().actor == admin
