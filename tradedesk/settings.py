@@ -339,7 +339,7 @@ SPECTACULAR_SETTINGS = {
         "OrderSourceEnum": "orders.models.SOURCES",
         "OrderSideEnum": "tradedesk.broker.types.ORDER_SIDES",
         "PositionSideEnum": ["long", "short"],
-        "OrderStatusEnum": "tradedesk.broker.types.ORDER_STATUSES",
+        "OrderStatusEnum": "orders.models.STATUSES",
         "SyncRunStatusEnum": "orders.models.SYNC_STATUSES",
     },
     # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
