@@ -15,6 +15,7 @@ class DeskUserAdmin(UserAdmin):
     fieldsets = [
         *UserAdmin.fieldsets,
         ("Access", {"fields": ["two_factor_required", "ip_allowlist"]}),
+        ("Approvals", {"fields": ["approval_notional"]}),
     ]
     list_display = [*UserAdmin.list_display, "two_factor_required"]
     list_filter = [*UserAdmin.list_filter, "two_factor_required"]
@@ -55,6 +56,7 @@ class BrokerAccountForm(forms.ModelForm):
             "secret",
             "is_default",
             "is_active",
+            "approval_notional",
         ]
 
     def __init__(self, *args, **kwargs):

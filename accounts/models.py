@@ -41,6 +41,15 @@ class User(AbstractUser):
     # Set by accounts.services.revoke_sessions: tokens issued before it are refused, and
     # sessions logged in before it end (it is part of the session auth hash).
     tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
+    approval_notional = models.DecimalField(
+        "approval threshold ($)",
+        max_digits=24,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Orders above this notional wait for another operator's approval "
+        "(empty: the desk's APPROVAL_NOTIONAL).",
+    )
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -77,6 +86,15 @@ class BrokerAccount(models.Model):
     is_default = models.BooleanField(default=False)
     # Unlinking keeps the row so the account's orders stay in history.
     is_active = models.BooleanField(default=True)
+    approval_notional = models.DecimalField(
+        "approval threshold ($)",
+        max_digits=24,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Orders above this notional wait for another operator's approval "
+        "(empty: the user's, else the desk's).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

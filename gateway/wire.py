@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from orders import validation
-from orders.models import Order
+from orders.models import PENDING_APPROVAL, Order
 from orders.validation import OrderInput
 from tradedesk.broker import types
 
@@ -80,7 +80,8 @@ def order_body(order: Order, *, legs: list[Order] | None = None) -> dict:
         "time_in_force": order.time_in_force,
         "limit_price": number(order.limit_price),
         "stop_price": number(order.stop_price),
-        "status": order.status,
+        # Alpaca has no "waiting for approval": `accepted` (received, not yet routed) is it.
+        "status": "accepted" if order.status == PENDING_APPROVAL else order.status,
         "extended_hours": order.extended_hours,
         "legs": None if legs is None else [order_body(leg) for leg in legs] or None,
         "trail_percent": number(order.trail_percent),

@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.template.response import TemplateResponse
 
 from accounts.admin import BrokerAccountAdmin
 from accounts.models import BrokerAccount
@@ -6,7 +8,7 @@ from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
 from tradedesk.ratelimit import RateLimitExceeded
 
-from . import selectors, services
+from . import approvals, selectors, services
 from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
 from .sync.runs import SyncQueueUnavailable, request_sync
 
@@ -27,6 +29,40 @@ def cancel_and_report(modeladmin, request, orders) -> None:
             request,
             f"{len(failures)} could not be canceled: {'; '.join(failures)}",
             messages.WARNING,
+        )
+
+
+_DECISION_REFUSALS = (
+    approvals.ApprovalForbidden,
+    approvals.NotAwaitingApproval,
+    services.OrderInvalid,
+    BrokerError,
+    RateLimitExceeded,
+)
+
+
+def _refusal_text(error: Exception) -> str:
+    if isinstance(error, services.OrderInvalid):
+        return "refused by the gate, rejected: " + "; ".join(
+            issue.message for issue in error.verdict.errors
+        )
+    return getattr(error, "message", str(error))
+
+
+def decide_and_report(modeladmin, request, orders, decide, verb: str) -> None:
+    """Decide each waiting order through the approval services; report the outcome."""
+    done, failures = 0, []
+    for order in orders:
+        try:
+            decide(order)
+        except _DECISION_REFUSALS as error:
+            failures.append(f"#{order.pk}: {_refusal_text(error)}")
+        else:
+            done += 1
+    modeladmin.message_user(request, f"{verb} {done} order(s).", messages.SUCCESS)
+    if failures:
+        modeladmin.message_user(
+            request, f"{len(failures)} not {verb.lower()}: {'; '.join(failures)}", messages.WARNING
         )
 
 
@@ -74,10 +110,48 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderEventInline]
     # The broker owns these fields: the desk mirrors them, operators don't edit them.
     readonly_fields = [f.name for f in Order._meta.fields]
-    actions = ["cancel_open_orders", "sync_accounts"]
+    actions = ["cancel_open_orders", "sync_accounts", "approve_orders", "reject_orders"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Approve waiting orders (four eyes: not your own)")
+    def approve_orders(self, request, queryset):
+        decide_and_report(
+            self,
+            request,
+            queryset,
+            lambda order: services.approve_order(
+                order=order, operator=request.user, source="admin"
+            ),
+            "Approved",
+        )
+
+    @admin.action(description="Reject waiting orders (asks for a reason)")
+    def reject_orders(self, request, queryset):
+        reason = request.POST.get("reason", "").strip()
+        if "apply" in request.POST and 0 < len(reason) <= approvals.REASON_MAX:
+            decide_and_report(
+                self,
+                request,
+                queryset,
+                lambda order: approvals.reject_order(order, request.user, reason, source="admin"),
+                "Rejected",
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/orders/order/reject_reason.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Reject orders waiting for approval",
+                "orders": queryset,
+                "reason_max": approvals.REASON_MAX,
+                "missing": "apply" in request.POST,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
 
     @admin.action(description="Cancel selected open orders", permissions=["change"])
     def cancel_open_orders(self, request, queryset):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
 )
 from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,11 +17,12 @@ from accounts.access import second_factor_verified
 from accounts.selectors import broker_account_for
 from tradedesk.broker.errors import OrderRejected
 
-from . import selectors, services
+from . import approvals, selectors, services
 from .filters import OrderFilter, PositionSnapshotFilter
 from .models import Order, PositionSnapshot
 from .serializers import (
     AccountSerializer,
+    ApprovalSerializer,
     BrokerAccountQuery,
     ErrorSerializer,
     OrderBodySerializer,
@@ -30,6 +33,7 @@ from .serializers import (
     PlacementSerializer,
     PositionSerializer,
     PositionSnapshotSerializer,
+    RejectOrderSerializer,
     ReplacementSerializer,
     ReplaceOrderSerializer,
     VerdictSerializer,
@@ -279,3 +283,102 @@ class PositionHistoryView(generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.position_snapshots_for(self.request.user)
+
+
+_DECISION_ERRORS = {
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description="`permission_denied` without the approve_order permission; `four_eyes` "
+        "for one's own order.",
+    ),
+    404: OpenApiResponse(ErrorSerializer, description="No such order."),
+    409: OpenApiResponse(
+        ErrorSerializer, description="`not_pending_approval`: decided, canceled or expired."
+    ),
+}
+
+
+def _may_decide(request) -> None:
+    """Only staff holding the permission learn even whether an order exists."""
+    user = request.user
+    if not (user.is_staff and user.has_perm(approvals.PERMISSION)):
+        raise PermissionDenied("Deciding approvals needs the approve_order permission.")
+
+
+def _decision_refused(error: approvals.ApprovalForbidden | approvals.NotAwaitingApproval):
+    if isinstance(error, approvals.ApprovalForbidden):
+        return _error(error.message, error.code, status.HTTP_403_FORBIDDEN)
+    return _error(
+        error.message,
+        "not_pending_approval",
+        status.HTTP_409_CONFLICT,
+        order_status=error.order.status,
+    )
+
+
+class ApproveOrderView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                OrderDetailSerializer, description="Approved and submitted to the broker."
+            ),
+            400: OpenApiResponse(
+                OrderErrorsSerializer,
+                description="The gate refused it now (a halt, buying power, …): the order "
+                "ended rejected, the refusal recorded.",
+            ),
+            **_DECISION_ERRORS,
+            **_errors(429, 503),
+        },
+        description="Approve an order waiting for approval (four eyes: not one's own).",
+    )
+    def post(self, request, order_id: int):
+        _may_decide(request)
+        order = get_object_or_404(Order, pk=order_id)
+        try:
+            placement = services.approve_order(order=order, operator=request.user, source="api")
+        except (approvals.ApprovalForbidden, approvals.NotAwaitingApproval) as error:
+            return _decision_refused(error)
+        except services.OrderInvalid as invalid:
+            return refusal(invalid)
+        return Response(OrderDetailSerializer(placement.order).data)
+
+
+class RejectOrderView(APIView):
+    @extend_schema(
+        request=RejectOrderSerializer,
+        responses={
+            200: OpenApiResponse(OrderDetailSerializer, description="Rejected."),
+            400: OpenApiResponse(OrderErrorsSerializer, description="No reason, or too long."),
+            **_DECISION_ERRORS,
+        },
+        description="Reject an order waiting for approval, with a reason.",
+    )
+    def post(self, request, order_id: int):
+        _may_decide(request)
+        order = get_object_or_404(Order, pk=order_id)
+        parsed = RejectOrderSerializer(data=request.data)
+        if not parsed.is_valid():
+            return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
+        try:
+            order = approvals.reject_order(
+                order, request.user, parsed.validated_data["reason"], source="api"
+            )
+        except (approvals.ApprovalForbidden, approvals.NotAwaitingApproval) as error:
+            return _decision_refused(error)
+        return Response(OrderDetailSerializer(order).data)
+
+
+class ApprovalListView(generics.ListAPIView):
+    """Orders waiting for approval, oldest first (staff with the approve_order permission)."""
+
+    queryset = Order.objects.none()
+    serializer_class = ApprovalSerializer
+    pagination_class = OrderCursorPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Order.objects.none()
+        _may_decide(self.request)
+        return selectors.awaiting_approval()

@@ -9,6 +9,11 @@ urlpatterns = [
     path("orders/validate/", api.OrderValidateView.as_view(), name="api-order-validate"),
     path("orders/sync/", include("orders.sync.urls")),
     path("orders/<int:order_id>/", api.OrderDetailView.as_view(), name="api-order"),
+    path(
+        "orders/<int:order_id>/approve/", api.ApproveOrderView.as_view(), name="api-order-approve"
+    ),
+    path("orders/<int:order_id>/reject/", api.RejectOrderView.as_view(), name="api-order-reject"),
+    path("approvals/", api.ApprovalListView.as_view(), name="api-approvals"),
     path("account/", api.AccountView.as_view(), name="api-account"),
     path("positions/", api.PositionsView.as_view(), name="api-positions"),
     path("positions/history/", api.PositionHistoryView.as_view(), name="api-position-history"),

@@ -12,7 +12,7 @@ from django_filters.fields import IsoDateTimeField
 
 from tradedesk.broker import types
 
-from .models import Order, PositionSnapshot
+from .models import STATUSES, Order, PositionSnapshot
 
 # "open" and "closed" group Alpaca's statuses the way Alpaca's own ?status= does; a status the
 # desk has not seen before is open (until the broker says otherwise).
@@ -46,7 +46,7 @@ def by_symbol(queryset: QuerySet, name: str, value: str) -> QuerySet:
 
 class OrderFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
-        choices=[(name, name) for name in ("open", "closed", "all", *types.ORDER_STATUSES)],
+        choices=[(name, name) for name in ("open", "closed", "all", *STATUSES)],
         method="filter_status",
         help_text="open, closed, all, or one of Alpaca's order statuses.",
     )

@@ -7,9 +7,10 @@ from django import forms
 from tradedesk.broker import types
 
 from .history import OrderFilters
+from .models import STATUSES
 
 STATUS_FILTERS = [("all", "All"), ("open", "Open"), ("closed", "Closed")] + [
-    (status, status.replace("_", " ")) for status in types.ORDER_STATUSES
+    (status, status.replace("_", " ")) for status in STATUSES
 ]
 
 

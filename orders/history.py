@@ -28,7 +28,7 @@ class BadCursor(ValueError):
 
 @dataclass(frozen=True)
 class OrderFilters:
-    status: str = "all"  # all | open | closed | one of types.ORDER_STATUSES
+    status: str = "all"  # all | open | closed | one of models.STATUSES
     symbol: str = ""
     side: str = ""
     after: date | None = None  # inclusive, UTC day

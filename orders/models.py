@@ -15,6 +15,10 @@ DECIMAL = {"max_digits": 24, "decimal_places": 9}
 # adds later, which are stored as they came.
 BROKER_NAME = 32
 SOURCES = ("api", "page", "admin", "sync", "stream", "system", "gateway")
+# Statuses only the desk gives (the broker never sees such an order): an order waiting for an
+# operator's approval is open (it counts against limits and buying power) but not at the broker.
+PENDING_APPROVAL = "pending_approval"
+STATUSES = (*types.ORDER_STATUSES, PENDING_APPROVAL)
 
 
 def _choices(values):
@@ -58,7 +62,7 @@ class Order(models.Model):
     trail_price = models.DecimalField(**DECIMAL, null=True, blank=True)
     trail_percent = models.DecimalField(**DECIMAL, null=True, blank=True)
     hwm = models.DecimalField(**DECIMAL, null=True, blank=True)
-    status = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_STATUSES))
+    status = models.CharField(max_length=BROKER_NAME, choices=_choices(STATUSES))
     extended_hours = models.BooleanField(default=False)
     position_intent = models.CharField(max_length=BROKER_NAME, blank=True, default="")
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -89,6 +93,7 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        permissions = [("approve_order", "Can approve or reject orders waiting for approval")]
         constraints = [
             models.UniqueConstraint(
                 fields=["broker_account", "broker_order_id"],
@@ -144,7 +149,7 @@ class OrderEvent(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     event = models.CharField(max_length=32)
-    status = models.CharField(max_length=BROKER_NAME, choices=_choices(types.ORDER_STATUSES))
+    status = models.CharField(max_length=BROKER_NAME, choices=_choices(STATUSES))
     filled_qty = models.DecimalField(**DECIMAL, default=0)
     price = models.DecimalField(**DECIMAL, null=True, blank=True)
     qty = models.DecimalField(**DECIMAL, null=True, blank=True)

@@ -12,7 +12,7 @@ from accounts.models import BrokerAccount, User
 from accounts.services import broker_for
 from tradedesk.broker import types
 
-from .models import Order, OrderEvent, PositionSnapshot, TradingHalt
+from .models import PENDING_APPROVAL, Order, OrderEvent, PositionSnapshot, TradingHalt
 
 
 def orders_for(user: User) -> QuerySet[Order]:
@@ -159,3 +159,12 @@ def desk_at_broker(
     broker = broker_for(broker_account)
     account, positions = broker.get_account_and_positions()
     return account, positions, broker.get_clock()
+
+
+def awaiting_approval() -> QuerySet[Order]:
+    """Orders waiting for an operator's approval, oldest first (the approval queue)."""
+    return (
+        Order.objects.filter(status=PENDING_APPROVAL)
+        .select_related("user", "broker_account")
+        .order_by("created_at", "id")
+    )

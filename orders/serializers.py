@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tradedesk.broker import types
 
+from . import approvals
+from .approvals import REASON_MAX
 from .models import Order, OrderEvent, PositionSnapshot
 from .record import MIRRORED_FIELDS
 from .services import REPLACEABLE_FIELDS
@@ -256,3 +260,30 @@ class AccountSerializer(serializers.Serializer):
     portfolio_value = _broker_amount("account.portfolio_value")
     long_market_value = _broker_amount("account.long_market_value")
     short_market_value = _broker_amount("account.short_market_value")
+
+
+class RejectOrderSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=REASON_MAX, allow_blank=False, trim_whitespace=True)
+
+
+class ApprovalSerializer(OrderSerializer):
+    """An order of the approval queue: who placed it, its value and when it expires."""
+
+    trader = serializers.CharField(source="user.username", read_only=True)
+    requested_notional = serializers.SerializerMethodField()
+    approval_expires_at = serializers.SerializerMethodField()
+
+    class Meta(OrderSerializer.Meta):
+        fields = [
+            *OrderSerializer.Meta.fields,
+            "trader",
+            "requested_notional",
+            "approval_expires_at",
+        ]
+        read_only_fields = fields
+
+    def get_requested_notional(self, order) -> str | None:
+        return approvals.requested(order).get("notional")
+
+    def get_approval_expires_at(self, order) -> datetime:
+        return approvals.expires_at(order)

@@ -30,8 +30,8 @@ from tradedesk.broker.errors import (
     RateLimited,
 )
 
-from . import selectors, throttles
-from .models import Order
+from . import approvals, selectors, throttles
+from .models import PENDING_APPROVAL, Order
 from .record import apply_broker_order, record_event
 from .validation import (
     Issue,
@@ -228,15 +228,16 @@ def _gate(
     record: Callable[[], Order],
     second_factor_verified: bool,
     replacing: Order | None = None,
+    counted: User | None = None,
 ) -> tuple[Verdict, Order]:
     """The one door of every command that creates or enlarges exposure (place, replace).
 
     In order: the second factor where 2FA is required for orders (SecondFactorRequired: the
     door says whether its session or token passed one), the kill switch (`halted`), the
-    per-user rate limit of `command`, then under the account lock the shape checks, desk
-    limits, buying power, wash-trade guard and warnings (validate_order), and `record` (the
-    pending row) before the lock is let go, so
-    the next command on the account is judged with this one counted. The broker is called
+    per-user rate limit of `command` (counted to `counted`, else `user`), then under the
+    account lock the shape checks, desk limits, buying power, wash-trade guard and warnings
+    (validate_order), and `record` (the pending row) before the lock is let go, so the next
+    command on the account is judged with this one counted. The broker is called
     after, outside the lock. Raises OrderInvalid, WarningsUnconfirmed (when there are
     warnings and not confirm_warnings) or ratelimit.RateLimitExceeded; a refusal writes
     nothing.
@@ -246,7 +247,7 @@ def _gate(
     refusal = halt_refusal(halts)
     if refusal is not None:
         raise OrderInvalid(Verdict(errors=[refusal]))
-    throttles.limit(user, command)
+    throttles.limit(counted or user, command)
     prefetch(broker, broker_account, order_input.symbol)
     with transaction.atomic():
         _lock_accounts(user, broker_account)
@@ -318,8 +319,12 @@ def place_order(
             order_input=request,
             confirm_warnings=confirm_warnings,
             second_factor_verified=second_factor_verified,
-            record=lambda: record_submission(
-                user=user, broker_account=broker_account, request=request, source=source
+            record=lambda: approvals.hold_if_needed(
+                record_submission(
+                    user=user, broker_account=broker_account, request=request, source=source
+                ),
+                request,
+                broker,
             ),
         )
     except (IntegrityError, OrderInvalid):
@@ -331,10 +336,24 @@ def place_order(
         if not existing:
             raise
         return _repeat(existing, order_input)
+    if order.status == PENDING_APPROVAL:  # nothing goes to the broker until it is approved
+        return Placement(order=order, created=True, verdict=verdict)
+    return _submit(order, request, broker, verdict, source=source, actor=user)
 
+
+def _submit(
+    order: Order,
+    request: OrderInput,
+    broker: Broker,
+    verdict: Verdict,
+    *,
+    source: str,
+    actor: User,
+) -> Placement:
+    """Send an order the gate passed (recorded pending) to the broker and record its answer."""
     try:
         snapshot = broker.submit_order(request)
-        forget_account_state(broker_account)
+        forget_account_state(order.broker_account)
     except RateLimited:
         order.delete()  # the broker refused before acting: nothing was placed
         raise
@@ -347,7 +366,7 @@ def place_order(
                 order,
                 "rejected",
                 source=source,
-                actor=user,
+                actor=actor,
                 code=str(exc.code or ""),
                 message=exc.message,
             )
@@ -360,8 +379,44 @@ def place_order(
         if order.broker_order_id:
             return Placement(order=order, created=True, verdict=verdict)
         raise SubmissionPending(order, exc) from exc
-    order = _apply_locked(order, snapshot, source=source, actor=user)
+    order = _apply_locked(order, snapshot, source=source, actor=actor)
     return Placement(order=order, created=True, verdict=verdict)
+
+
+def approve_order(*, order: Order, operator: User, source: str) -> Placement:
+    """An operator other than its submitter, holding the approval permission, approves a
+    waiting order: it passes the gate again as it is now (itself not counted: judged like a
+    replace of itself, so it neither doubles its exposure nor uses another of the day's
+    trades; the operator's approve rate is counted, not the trader's place rate), then goes
+    to the broker as place_order sends it.
+
+    Raises approvals.ApprovalForbidden, approvals.NotAwaitingApproval (decided, canceled or
+    expired: it is expired here if overdue), OrderInvalid when the gate refuses it now (the
+    order then ends rejected, the refusal recorded), ratelimit.RateLimitExceeded (it keeps
+    waiting), and as place_order's submission.
+    """
+    approvals.ensure_may_decide(operator, order)
+    order = approvals.waiting(order)
+    request = approvals.order_input_of(order)
+    broker = broker_for(order.broker_account)
+    try:
+        verdict, claimed = _gate(
+            command="approve",
+            user=order.user,
+            broker_account=order.broker_account,
+            broker=broker,
+            order_input=request,
+            confirm_warnings=True,
+            # The trader passed it when placing; the order was recorded only after.
+            second_factor_verified=True,
+            replacing=order,
+            record=lambda: approvals.claim(order, operator, source=source),
+            counted=operator,
+        )
+    except OrderInvalid as invalid:
+        approvals.refuse(order, operator, invalid.verdict, source=source)
+        raise
+    return _submit(claimed, request, broker, verdict, source=source, actor=operator)
 
 
 def record_submission(
@@ -451,6 +506,11 @@ def cancel_order(*, user: User, order: Order, source: str, actor: User | None) -
     """
     _ensure_owned(user, order)
     throttles.limit(actor or user, "cancel")
+    if order.status == PENDING_APPROVAL:
+        withdrawn = approvals.withdraw(order, source=source, actor=actor)
+        if withdrawn is not None:
+            return withdrawn
+        order.refresh_from_db()  # approved meanwhile: cancel it at the broker
     order = _confirmed_open(order, "canceled")
     broker = broker_for(order.broker_account)
     try:

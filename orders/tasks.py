@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over the sync and snapshot services."""
+"""Celery tasks: thin wrappers over the sync, snapshot and approval services."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from accounts.models import BrokerAccount
 from tradedesk import broker
 from tradedesk.broker.errors import BrokerUnavailable, RateLimited
 
+from . import approvals
 from .models import SyncRun
 from .sync import paging, runs, snapshots
 
@@ -73,3 +74,9 @@ def _result(run: SyncRun) -> dict:
 def reconcile_pending_orders() -> int:
     """Settle orders whose broker answer never came (found by client_order_id, or lost)."""
     return paging.reconcile_all_unconfirmed()
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=50)
+def expire_overdue_approvals() -> int:
+    """End orders whose approval timed out (`expired`, event approval_expired)."""
+    return approvals.expire_overdue()

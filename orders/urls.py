@@ -11,5 +11,8 @@ urlpatterns = [
     path("orders/<int:order_id>/", views.order_detail, name="order-detail"),
     path("orders/<int:order_id>/cancel/", views.cancel_order, name="order-cancel"),
     path("orders/<int:order_id>/replace/", views.replace_order, name="order-replace"),
+    path("approvals/", views.approval_queue, name="approvals"),
+    path("approvals/<int:order_id>/approve/", views.approve_order, name="approval-approve"),
+    path("approvals/<int:order_id>/reject/", views.reject_order, name="approval-reject"),
     path("positions/history/", views.positions_history, name="positions-history"),
 ]

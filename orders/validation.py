@@ -370,16 +370,16 @@ class _Check:
     def counts_as_exposure(self, other: Order) -> bool:
         """Whether an open order of the account is exposure this order is judged against.
 
-        Pending orders not yet at the broker count (the desk placed them); an unconfirmed
-        order older than ORDER_PENDING_TIMEOUT is the reconciler's to resolve and blocks
-        nothing; the order being replaced and its own legs and parent are not the would-be
-        order's rivals.
+        Pending orders not yet at the broker count (the desk placed them), orders waiting for
+        approval too (their expiry ends them); an unconfirmed order older than
+        ORDER_PENDING_TIMEOUT is the reconciler's to resolve and blocks nothing; the order
+        being replaced and its own legs and parent are not the would-be order's rivals.
         """
         if self.replacing is not None:
             family = self.replacing.parent_id or self.replacing.pk
             if family in (other.pk, other.parent_id):
                 return False
-        if not other.broker_order_id:
+        if other.is_unconfirmed:
             timeout = timedelta(seconds=settings.ORDER_PENDING_TIMEOUT)
             return other.created_at is None or other.created_at >= self.now - timeout
         return True
@@ -452,16 +452,11 @@ class _Check:
 
     @property
     def market_price(self) -> Decimal | None:
-        """Where a market order would trade now: the ask for a buy, the bid for a sell."""
-        if self.quote is None:
-            return None
-        price = self.quote.ask_price if self.order.side == "buy" else self.quote.bid_price
-        return price if price > 0 else None
+        return market_price(self.order, self.quote)
 
     @property
     def price(self) -> Decimal | None:
-        """The price the order is expected to trade at: its limit, its stop, else the market."""
-        return self.order.limit_price or self.order.stop_price or self.market_price
+        return expected_price(self.order, self.quote)
 
     @property
     def qty(self) -> Decimal | None:
@@ -470,6 +465,19 @@ class _Check:
             return self.order.qty
         price = self.market_price
         return self.order.notional / price if price else None
+
+
+def market_price(order: OrderInput, quote: types.Quote | None) -> Decimal | None:
+    """Where a market order would trade now: the ask for a buy, the bid for a sell."""
+    if quote is None:
+        return None
+    price = quote.ask_price if order.side == "buy" else quote.bid_price
+    return price if price > 0 else None
+
+
+def expected_price(order: OrderInput, quote: types.Quote | None) -> Decimal | None:
+    """The price the order is expected to trade at: its limit, its stop, else the market."""
+    return order.limit_price or order.stop_price or market_price(order, quote)
 
 
 def _check_number(check: _Check, value: Decimal | None, field_name: str, label: str) -> None:

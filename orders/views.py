@@ -7,8 +7,9 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,8 +23,9 @@ from tradedesk.ratelimit import RateLimitExceeded
 from tradedesk.symbols import parse_symbols
 from tradedesk.template_filters import plain
 
-from . import history, selectors, services
+from . import approvals, history, selectors, services
 from .forms import OrderFilterForm, ReplaceOrderForm
+from .models import Order
 from .serializers import OrderInputSerializer, input_errors
 from .sync.selectors import last_sync_for
 
@@ -431,4 +433,72 @@ def positions_history(request):
             ],
             "equity_period": EQUITY_PERIODS.get(days, "1M"),
         },
+    )
+
+
+def _approver(request) -> None:
+    if not (request.user.is_staff and request.user.has_perm(approvals.PERMISSION)):
+        raise PermissionDenied
+
+
+@login_required
+@require_GET
+def approval_queue(request):
+    """Orders waiting for a second operator: approve, or reject with a reason."""
+    _approver(request)
+    queue = [
+        {
+            "order": order,
+            "notional": approvals.requested(order).get("notional"),
+            "expires_at": approvals.expires_at(order),
+            "own": order.user_id == request.user.pk,
+        }
+        for order in selectors.awaiting_approval()
+    ]
+    return render(
+        request,
+        "orders/approvals.html",
+        {"queue": queue, "reason_max": approvals.REASON_MAX},
+    )
+
+
+def _decided(request, order_id: int, decide, verb: str) -> object:
+    _approver(request)
+    order = get_object_or_404(Order, pk=order_id)
+    try:
+        decide(order)
+    except (approvals.ApprovalForbidden, approvals.NotAwaitingApproval, ValueError) as error:
+        messages.error(request, f"Order {order.pk}: {getattr(error, 'message', error)}")
+    except services.OrderInvalid as invalid:
+        refusal = "; ".join(issue.message for issue in invalid.verdict.errors)
+        messages.error(request, f"Order {order.pk} was refused at approval and rejected: {refusal}")
+    except RateLimitExceeded as limited:
+        messages.error(request, f"Order {order.pk}: {limited.message}")
+    except BrokerError as error:
+        messages.error(request, f"Order {order.pk}: the broker failed ({error}).")
+    else:
+        messages.success(request, f"Order {order.pk} ({order.symbol}) {verb}.")
+    return redirect("approvals")
+
+
+@login_required
+@require_POST
+def approve_order(request, order_id: int):
+    return _decided(
+        request,
+        order_id,
+        lambda order: services.approve_order(order=order, operator=request.user, source="page"),
+        "approved",
+    )
+
+
+@login_required
+@require_POST
+def reject_order(request, order_id: int):
+    reason = request.POST.get("reason", "")
+    return _decided(
+        request,
+        order_id,
+        lambda order: approvals.reject_order(order, request.user, reason, source="page"),
+        "rejected",
     )

@@ -339,7 +339,7 @@ SPECTACULAR_SETTINGS = {
         "OrderSourceEnum": "orders.models.SOURCES",
         "OrderSideEnum": "tradedesk.broker.types.ORDER_SIDES",
         "PositionSideEnum": ["long", "short"],
-        "OrderStatusEnum": "tradedesk.broker.types.ORDER_STATUSES",
+        "OrderStatusEnum": "orders.models.STATUSES",
         "SyncRunStatusEnum": "orders.models.SYNC_STATUSES",
     },
     # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
@@ -415,6 +415,14 @@ VALIDATION_CACHE_SECONDS = env_int("VALIDATION_CACHE_SECONDS", 5)
 # An order the broker has not confirmed after this long is looked up by client_order_id and,
 # when the broker has no such order, ends rejected with a `lost` event.
 ORDER_PENDING_TIMEOUT = env_int("ORDER_PENDING_TIMEOUT", 60)
+# Four eyes (DESIGN.md "Operator workflow"): an order whose notional (dollars) is above this
+# waits as pending_approval until another operator approves it. Unset: no order needs approval.
+# A user or broker account may set its own (admin); the broker account's wins, then the user's.
+APPROVAL_NOTIONAL = (
+    env_decimal("APPROVAL_NOTIONAL", "0") if os.environ.get("APPROVAL_NOTIONAL") else None
+)
+# Seconds an order waits for approval before it ends `expired`.
+APPROVAL_TIMEOUT = env_int("APPROVAL_TIMEOUT", 900)
 # Per-user limits on order commands, one counter per command for every door (API, pages,
 # admin, gateway, tasks): "N/period" (s, min, hour, day, or e.g. 10s); empty means no limit.
 ORDER_COMMAND_RATES = {
@@ -423,6 +431,8 @@ ORDER_COMMAND_RATES = {
     "cancel": os.environ.get("ORDER_CANCEL_RATE_LIMIT", "240/min"),
     "validate": os.environ.get("ORDER_VALIDATE_RATE_LIMIT", "240/min"),
     "sync": os.environ.get("ORDER_SYNC_RATE_LIMIT", "10/min"),
+    # Counted to the operator who approves (the trader's place was counted when placing).
+    "approve": os.environ.get("ORDER_APPROVE_RATE_LIMIT", "120/min"),
 }
 # Requests per gateway API key (Alpaca allows 200/min per account); a key may set its own.
 GATEWAY_KEY_RATE_LIMIT = os.environ.get("GATEWAY_KEY_RATE_LIMIT", "200/min")
