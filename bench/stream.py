@@ -10,7 +10,9 @@ staleness p50/p99 (an upstream quote's time until the client holds that quote or
 the symbol), trades delivered, frames/s, sockets closed early, and the CPU (% of one core) of
 each server process, the hub, Redis, the client processes, the upstream observer and the rest of
 the machine ("others": work not ours) — they all share this machine's cores — and the
-server's CPU per frame delivered (µs); the last line is the desk's over the bare server's. The
+server's CPU per frame delivered (µs) and the hub's per upstream message (µs; the paper feed's
+own cost included: `bench/hub.py` separates them); the last line is the desk's over the bare
+server's. The
 staleness p99 is also given at the clients' sockets (the kernel's receive time): the gap to the
 p99 proper is the client processes' own wait for a core.
 `--sweep` then raises the upstream rate for the desk (trades at a tenth of the quote rate) and
@@ -390,12 +392,21 @@ def measure(name: str, urls: list[str], pids: list[int], others: dict, args, red
         "frames": frames / args.seconds,
         "upstream": sum(((q >= start) & (q <= end)).sum() for q in upstream_quotes.values())
         / args.seconds,
+        "upstream trades": sum(
+            start <= t <= end for times in upstream_trades.values() for t in times
+        )
+        / args.seconds,
         "closed": sum(r["closed"] for r in outcomes),
         "cpu": cpu,
         "load": load,
     }
     # The servers' CPU per frame delivered: what a frame costs each, whatever the rate.
     figures["us per frame"] = 1e6 * sum(each_server) / 100 / max(figures["frames"], 1)
+    # The hub process's CPU per message it published (quotes and trades; the paper feed that
+    # makes them runs in it too: bench/hub.py tells the two apart).
+    figures["hub us per message"] = (
+        1e6 * cpu["hub"] / 100 / max(figures["upstream"] + figures["upstream trades"], 1)
+    )
     figures["holds"] = (
         figures["p99"] < TARGET_P99_MS
         and figures["trades"] >= 100
@@ -412,7 +423,8 @@ def measure(name: str, urls: list[str], pids: list[int], others: dict, args, red
         f"(at the socket {figures['p99 at socket']:.0f} ms)  "
         f"trades {figures['trades']:6.2f}%  frames/s {figures['frames']:7.0f}  "
         f"closed {figures['closed']}  CPU (of a core): {cpu_text}  "
-        f"server CPU per frame {figures['us per frame']:.1f} µs  load {load:.1f}",
+        f"server CPU per frame {figures['us per frame']:.1f} µs  "
+        f"hub CPU per upstream message {figures['hub us per message']:.1f} µs  load {load:.1f}",
         flush=True,
     )
     return figures

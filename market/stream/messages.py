@@ -7,6 +7,7 @@ kind and symbol without parsing the JSON, and connections splice the JSON text i
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 
 from market.services import bar_json, quote_json
 from tradedesk.broker.types import Bar, Quote, Trade
@@ -44,6 +45,27 @@ dumps = json.JSONEncoder(separators=(",", ":")).encode
 def envelope(message: dict) -> str:
     """`kind|symbol|json`: what the hub publishes once per upstream message."""
     return f"{message['type']}|{message.get('symbol', '')}|{dumps(message)}"
+
+
+def market_envelope(item: Quote | Trade | Bar) -> str:
+    """envelope(market_message(item)), the same text: quotes and trades (the hub's work at the
+    feed's rate) are written straight out, without a dict and the encoder, at half the CPU.
+    Their prices, sizes and times are digits, signs, points and letters: nothing to escape."""
+    symbol = item.symbol
+    if isinstance(item, Quote):
+        return (
+            f'quote|{symbol}|{{"type":"quote","symbol":{encode_basestring_ascii(symbol)},'
+            f'"bid_price":"{item.bid_price}","bid_size":"{item.bid_size}",'
+            f'"ask_price":"{item.ask_price}","ask_size":"{item.ask_size}",'
+            f'"timestamp":"{item.timestamp.isoformat()}"}}'
+        )
+    if isinstance(item, Trade):
+        return (
+            f'trade|{symbol}|{{"type":"trade","symbol":{encode_basestring_ascii(symbol)},'
+            f'"price":"{item.price}","size":"{item.size}",'
+            f'"timestamp":"{item.timestamp.isoformat()}"}}'
+        )
+    return envelope(market_message(item))
 
 
 def frame(bodies: list[str]) -> str:

@@ -11,11 +11,11 @@ from decimal import Decimal
 
 from market.stream import hub as hub_module
 from market.stream.hub import Hub, upstream_factory
-from market.stream.messages import envelope, market_message
+from market.stream.messages import envelope, market_envelope, market_message
 from market.stream.relay import Connection, Relay
 from market.stream.transport import SUBSCRIBED, MemoryTransport, batch, open_batch
 from tradedesk.broker.base import MarketDataStream
-from tradedesk.broker.types import Quote, Trade
+from tradedesk.broker.types import Bar, Quote, Trade
 
 AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -31,6 +31,19 @@ def quote(symbol: str, bid: str) -> str:
 
 def trade(symbol: str, size: int) -> str:
     return envelope(market_message(Trade(symbol, Decimal("10.00"), Decimal(size), AT)))
+
+
+def test_the_hubs_direct_envelope_is_the_encoders_text_for_every_kind():
+    at = datetime(2026, 3, 2, 15, 0, 1, 250_000, tzinfo=UTC)
+    price, odd = Decimal("0.0042"), Decimal("1E+2")  # a sub-penny price; a size as Decimal keeps it
+    items = [
+        Quote("AAPL", price, odd, Decimal("190.55"), Decimal(300), at),
+        Trade("BRK.B", Decimal("410.10"), Decimal("12.5"), at),
+        Quote('A"\\\u00e9\n', price, odd, price, odd, at),  # escaped as the encoder would
+        Bar("SPY", at, price, price, price, price, odd),
+    ]
+    for item in items:
+        assert market_envelope(item) == envelope(market_message(item))
 
 
 class Client:
@@ -272,8 +285,10 @@ class BurstUpstream(MarketDataStream):
             for symbol in burst:
                 price = Decimal("10.00")
                 await self.on_data(Quote(symbol, price, Decimal(1), price, Decimal(1), AT))
-            await asyncio.sleep(0.01)  # between bursts, the publish goes out
+            await asyncio.sleep(self.pause_s)  # between bursts
         await self.stopped.wait()
+
+    pause_s = 2 * hub_module.PUBLISH_EVERY_S  # long enough for each burst's publish to go out
 
 
 class RecordingTransport(MemoryTransport):
@@ -301,6 +316,26 @@ async def test_the_hub_publishes_each_upstream_burst_once_as_a_batch_in_order():
     await until(lambda: len(transport.payloads) == 3)
     published = [[symbol for _, symbol, _ in open_batch(p)] for p in transport.payloads]
     assert published == bursts  # one payload per burst, nothing merged across bursts or lost
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_the_hub_publishes_bursts_closer_than_its_interval_together_in_order():
+    transport = RecordingTransport()
+    bursts = [["AAPL"], ["MSFT", "SPY"], ["AAPL"], ["QQQ"]]
+
+    class CloseBursts(BurstUpstream):
+        pause_s = 0.001  # a tenth of the publish interval
+
+    hub = Hub(transport, lambda on_data, on_status, _: CloseBursts(on_data, on_status, bursts))
+    running = asyncio.create_task(hub._run_upstream())
+
+    await until(lambda: sum(p.count("\n") + 1 for p in transport.payloads) == 5)
+    published = [symbol for p in transport.payloads for _, symbol, _ in open_batch(p)]
+    assert published == ["AAPL", "MSFT", "SPY", "AAPL", "QQQ"]  # all of it, in order
+    # The first burst goes at once; what follows within the interval waits for one publish.
+    assert [symbol for _, symbol, _ in open_batch(transport.payloads[0])] == ["AAPL"]
+    assert len(transport.payloads) < len(bursts)
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
 
