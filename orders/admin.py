@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
@@ -8,7 +9,7 @@ from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
 from tradedesk.ratelimit import RateLimitExceeded
 
-from . import approvals, selectors, services
+from . import approvals, halts, selectors, services
 from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
 from .sync.runs import SyncQueueUnavailable, request_sync
 
@@ -30,6 +31,39 @@ def cancel_and_report(modeladmin, request, orders) -> None:
             f"{len(failures)} could not be canceled: {'; '.join(failures)}",
             messages.WARNING,
         )
+
+
+def ask_reason(
+    modeladmin,
+    request,
+    *,
+    title: str,
+    intro: str,
+    items: list[tuple[int, str]],
+    action_name: str,
+    reason_label: str,
+    reason_max: int,
+    submit_label: str,
+) -> TemplateResponse:
+    """The intermediate page of an action that needs a reason (reject, lift): the selected
+    rows again, a reason field, and the action re-posted with `apply`."""
+    return TemplateResponse(
+        request,
+        "admin/reason_action.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "intro": intro,
+            "items": [{"pk": pk, "label": label} for pk, label in items],
+            "action_name": action_name,
+            "reason_label": reason_label,
+            "reason_max": reason_max,
+            "submit_label": submit_label,
+            "missing": "apply" in request.POST,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "opts": modeladmin.model._meta,
+        },
+    )
 
 
 _DECISION_REFUSALS = (
@@ -139,18 +173,16 @@ class OrderAdmin(admin.ModelAdmin):
                 "Rejected",
             )
             return None
-        return TemplateResponse(
+        return ask_reason(
+            self,
             request,
-            "admin/orders/order/reject_reason.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Reject orders waiting for approval",
-                "orders": queryset,
-                "reason_max": approvals.REASON_MAX,
-                "missing": "apply" in request.POST,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-                "opts": self.model._meta,
-            },
+            title="Reject orders waiting for approval",
+            intro="The trader sees the reason with the rejected order.",
+            items=[(order.pk, f"#{order.pk} {order} — {order.user}") for order in queryset],
+            action_name="reject_orders",
+            reason_label="Reason",
+            reason_max=approvals.REASON_MAX,
+            submit_label="Reject",
         )
 
     @admin.action(description="Cancel selected open orders", permissions=["change"])
@@ -198,10 +230,24 @@ class PositionSnapshotAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in PositionSnapshot._meta.fields]
 
 
+class TradingHaltForm(forms.ModelForm):
+    cancel_open_orders = forms.BooleanField(
+        required=False,
+        label="Cancel all open orders it covers",
+        help_text="Through the ordinary cancel path, audited as you.",
+    )
+
+    class Meta:
+        model = TradingHalt
+        fields = ["scope", "user", "broker_account", "mode", "reason"]
+
+
 @admin.register(TradingHalt)
 class TradingHaltAdmin(admin.ModelAdmin):
-    """The kill switch: add a halt to stop trading, untick `active` to lift it."""
+    """The kill switch: add a halt to stop trading; lift it with the action (asks why). A halt
+    is never edited: its record of who halted what, when and why, and who lifted it, stays."""
 
+    form = TradingHaltForm
     list_display = [
         "created_at",
         "scope",
@@ -211,13 +257,93 @@ class TradingHaltAdmin(admin.ModelAdmin):
         "active",
         "reason",
         "created_by",
+        "lifted_at",
+        "lifted_by",
+        "lift_reason",
     ]
     list_filter = ["active", "scope", "mode", "created_at"]
     search_fields = ["reason", "user__username", "broker_account__label"]
-    list_select_related = ["user", "broker_account", "created_by"]
+    list_select_related = ["user", "broker_account", "created_by", "lifted_by"]
     autocomplete_fields = ["user", "broker_account"]
-    readonly_fields = ["created_by", "created_at"]
-    actions = ["cancel_covered_orders"]
+    actions = ["lift_halts", "cancel_covered_orders"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [*TradingHaltForm.Meta.fields, "cancel_open_orders"]
+        return [f.name for f in TradingHalt._meta.fields if f.name != "id"]
+
+    def has_change_permission(self, request, obj=None):
+        # A halt that exists is only viewed (the lift action, on the list, changes it).
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # lifted, never deleted: the audit trail stays
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        target = {
+            TradingHalt.SCOPE_USER: data.get("user"),
+            TradingHalt.SCOPE_BROKER_ACCOUNT: data.get("broker_account"),
+        }.get(data["scope"])
+        result = halts.set_halt(
+            scope=data["scope"],
+            target=target,
+            mode=data["mode"],
+            reason=data["reason"],
+            operator=request.user,
+            cancel_open_orders=data["cancel_open_orders"],
+        )
+        obj.pk, obj.created_at = result.halt.pk, result.halt.created_at
+        if data["cancel_open_orders"]:
+            refused = [outcome for outcome in result.cancels if outcome.error is not None]
+            self.message_user(
+                request,
+                f"Canceled {len(result.cancels) - len(refused)} open order(s) it covers.",
+                messages.SUCCESS,
+            )
+            if refused:
+                self.message_user(
+                    request,
+                    f"{len(refused)} could not be canceled: "
+                    + "; ".join(
+                        f"#{o.order.pk}: {getattr(o.error, 'message', o.error)}" for o in refused
+                    ),
+                    messages.WARNING,
+                )
+
+    @admin.action(description="Lift the selected halts (asks why)", permissions=["change"])
+    def lift_halts(self, request, queryset):
+        reason = request.POST.get("reason", "").strip()
+        if "apply" in request.POST and 0 < len(reason) <= halts.REASON_MAX:
+            lifted, skipped = 0, 0
+            for halt in queryset:
+                try:
+                    halts.lift_halt(halt, operator=request.user, reason=reason)
+                except halts.HaltAlreadyLifted:
+                    skipped += 1
+                else:
+                    lifted += 1
+            self.message_user(request, f"Lifted {lifted} halt(s).", messages.SUCCESS)
+            if skipped:
+                self.message_user(
+                    request, f"{skipped} were lifted before; left as they were.", messages.INFO
+                )
+            return None
+        return ask_reason(
+            self,
+            request,
+            title="Lift trading halts",
+            intro="Trading resumes for what these halts cover; the lift is recorded with you "
+            "and your reason.",
+            items=[
+                (halt.pk, f"{halt} — set by {halt.created_by or '—'}: {halt.reason}")
+                for halt in queryset
+            ],
+            action_name="lift_halts",
+            reason_label="Why",
+            reason_max=halts.REASON_MAX,
+            submit_label="Lift",
+        )
 
     @admin.action(description="Cancel all open orders these halts cover", permissions=["change"])
     def cancel_covered_orders(self, request, queryset):
@@ -225,11 +351,6 @@ class TradingHaltAdmin(admin.ModelAdmin):
         for halt in queryset:
             covered.update((order.pk, order) for order in selectors.open_orders_under(halt))
         cancel_and_report(self, request, covered.values())
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
 
 
 @admin.register(SyncRun)

@@ -222,7 +222,8 @@ class TradingHalt(models.Model):
     """An operator's kill switch for the whole desk, one user or one broker account.
 
     `halted` refuses every new order; `reducing` accepts only orders that shrink a position.
-    Lifting a halt sets active=False, so the record of who halted what, and why, stays.
+    Set and lifted through orders.halts (audited, announced): lifting sets active=False with
+    who, when and why, so the record of who halted what, when and why stays.
     """
 
     SCOPE_DESK, SCOPE_USER, SCOPE_BROKER_ACCOUNT = HALT_SCOPES
@@ -256,6 +257,15 @@ class TradingHalt(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     active = models.BooleanField(default=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_reason = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         constraints = [

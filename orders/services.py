@@ -707,13 +707,24 @@ def cancel_all_orders(
 ) -> list[CancelOutcome]:
     """Cancel every open order of the user's account, one cancel_order each (the same rate
     limit and audit as one cancel). A refusal is reported for that order, never raised."""
+    return cancel_each(
+        selectors.open_orders().filter(
+            user=user, broker_account=broker_account, parent__isnull=True
+        ),
+        source=source,
+        actor=actor,
+    )
+
+
+def cancel_each(orders, *, source: str, actor: User | None) -> list[CancelOutcome]:
+    """cancel_order for each order, as its owner's; a refusal is that order's outcome."""
     outcomes = []
-    for order in selectors.open_orders().filter(
-        user=user, broker_account=broker_account, parent__isnull=True
-    ):
+    for order in orders:
         try:
             outcomes.append(
-                CancelOutcome(cancel_order(user=user, order=order, source=source, actor=actor))
+                CancelOutcome(
+                    cancel_order(user=order.user, order=order, source=source, actor=actor)
+                )
             )
         except COMMAND_REFUSALS as error:
             outcomes.append(CancelOutcome(order, error))
