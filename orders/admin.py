@@ -5,6 +5,7 @@ from django.template.response import TemplateResponse
 
 from accounts.admin import BrokerAccountAdmin
 from accounts.models import BrokerAccount
+from tradedesk.admin_display import AppendOnlyAdmin, DecimalsAsWritten
 from tradedesk.broker import types
 from tradedesk.broker.errors import BrokerError
 from tradedesk.ratelimit import RateLimitExceeded
@@ -100,7 +101,7 @@ def decide_and_report(modeladmin, request, orders, decide, verb: str) -> None:
         )
 
 
-class OrderEventInline(admin.TabularInline):
+class OrderEventInline(DecimalsAsWritten, admin.TabularInline):
     model = OrderEvent
     extra = 0
     can_delete = False
@@ -123,7 +124,7 @@ class OrderEventInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(DecimalsAsWritten, admin.ModelAdmin):
     list_display = [
         "id",
         "created_at",
@@ -135,9 +136,18 @@ class OrderAdmin(admin.ModelAdmin):
         "notional",
         "filled_qty",
         "status",
+        "placed_via",
         "broker_account",
     ]
-    list_filter = ["status", "side", "type", "time_in_force", "placed_via", "created_at"]
+    list_filter = [
+        "status",
+        "placed_via",
+        "side",
+        "type",
+        "time_in_force",
+        "broker_account",
+        "created_at",
+    ]
     search_fields = ["symbol", "client_order_id", "broker_order_id", "user__username"]
     date_hierarchy = "created_at"
     list_select_related = ["user", "broker_account"]
@@ -148,6 +158,9 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting an order would take its audit trail (its events) with it
 
     @admin.action(description="Approve waiting orders (four eyes: not your own)")
     def approve_orders(self, request, queryset):
@@ -201,16 +214,15 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(admin.ModelAdmin):
+class OrderEventAdmin(AppendOnlyAdmin, DecimalsAsWritten, admin.ModelAdmin):
     list_display = ["at", "order", "event", "status", "filled_qty", "price", "source", "actor"]
     list_filter = ["source", "event", "status", "at"]
     search_fields = ["order__symbol", "order__client_order_id", "order__broker_order_id"]
     list_select_related = ["order", "actor"]
-    readonly_fields = [f.name for f in OrderEvent._meta.fields]
 
 
 @admin.register(PositionSnapshot)
-class PositionSnapshotAdmin(admin.ModelAdmin):
+class PositionSnapshotAdmin(AppendOnlyAdmin, DecimalsAsWritten, admin.ModelAdmin):
     list_display = [
         "snapshot_at",
         "user",
@@ -227,7 +239,6 @@ class PositionSnapshotAdmin(admin.ModelAdmin):
     search_fields = ["symbol", "user__username"]
     date_hierarchy = "snapshot_at"
     list_select_related = ["user"]
-    readonly_fields = [f.name for f in PositionSnapshot._meta.fields]
 
 
 class TradingHaltForm(forms.ModelForm):

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from tradedesk.broker import types
+from tradedesk.template_filters import plain
 
 DECIMAL = {"max_digits": 24, "decimal_places": 9}
 # The broker's names (status, class, side, type, time in force, intent): room for the ones it
@@ -125,7 +126,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        amount = self.qty if self.qty is not None else f"${self.notional}"
+        amount = plain(self.qty) if self.qty is not None else f"${plain(self.notional)}"
         return f"{self.side} {amount} {self.symbol} {self.type} ({self.status})"
 
     @property
@@ -211,7 +212,7 @@ class PositionSnapshot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.qty} @ {self.snapshot_at:%Y-%m-%d %H:%M}"
+        return f"{self.symbol} {plain(self.qty)} @ {self.snapshot_at:%Y-%m-%d %H:%M}"
 
 
 HALT_SCOPES = ("desk", "user", "broker_account")

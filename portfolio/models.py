@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from tradedesk.template_filters import plain
+
 DECIMAL = {"max_digits": 24, "decimal_places": 9}
 FILL_SOURCES = ("stream", "activity", "backfill", "manual")
 SNAPSHOT_KINDS = ("tick", "close", "rollup")
@@ -53,7 +55,7 @@ class Fill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.qty} {self.symbol} @ {self.price}"
+        return f"{self.side} {plain(self.qty)} {self.symbol} @ {plain(self.price)}"
 
 
 class AccountSnapshot(models.Model):
@@ -85,7 +87,8 @@ class AccountSnapshot(models.Model):
         indexes = [models.Index(fields=["broker_account", "at"], name="snapshot_account_at")]
 
     def __str__(self) -> str:
-        return f"{self.broker_account_id} {self.equity} @ {self.at:%Y-%m-%d %H:%M} ({self.kind})"
+        at = f"{self.at:%Y-%m-%d %H:%M}"
+        return f"{self.broker_account_id} {plain(self.equity)} @ {at} ({self.kind})"
 
 
 class FeeCharge(models.Model):
@@ -116,4 +119,4 @@ class FeeCharge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.sub_type or self.activity_type} {self.amount} on {self.date}"
+        return f"{self.sub_type or self.activity_type} {plain(self.amount)} on {self.date}"

@@ -24,3 +24,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("portfolio/", include("portfolio.urls")),
 ]
+
+admin.site.site_header = "TradeDesk operations"
+admin.site.site_title = "TradeDesk admin"
+admin.site.index_title = "Operator's console"

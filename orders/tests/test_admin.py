@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -141,3 +142,47 @@ def test_admin_is_closed_to_traders(client, trader):
     response = client.get("/admin/orders/order/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+# --- the operator's console: the audit trail is append-only; numbers as written ----------
+@pytest.mark.parametrize("model", ["orderevent", "positionsnapshot"])
+def test_the_audit_trail_is_append_only_in_admin_even_for_superusers(
+    admin_client, desk_records, model
+):
+    record = {"orderevent": OrderEvent, "positionsnapshot": PositionSnapshot}[model].objects.get()
+    base = f"/admin/orders/{model}/"
+    assert admin_client.get(f"{base}add/").status_code == 403
+    page = admin_client.get(f"{base}{record.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    form = html.split('id="content-main"')[1]
+    assert 'name="_save"' not in form
+    assert not re.search(r'<(input(?! type="hidden")|select|textarea)', form)  # nothing to edit
+    assert admin_client.post(f"{base}{record.pk}/change/", {"symbol": "X"}).status_code == 403
+    assert admin_client.post(f"{base}{record.pk}/delete/", {"post": "yes"}).status_code == 403
+    listing = admin_client.get(base).content.decode()
+    assert "delete_selected" not in listing
+    assert type(record).objects.filter(pk=record.pk).exists()
+
+
+def test_quantities_and_prices_show_as_a_trader_writes_them(admin_client, desk_records):
+    order = desk_records["order"]
+    listing = admin_client.get("/admin/orders/order/").content.decode()
+    assert ">3<" in listing and "3.000000000" not in listing
+    detail = admin_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "200.000000000" not in detail and "3.000000000" not in detail
+    assert ">200<" in detail.replace("\n", "").replace(" ", "")
+    snapshots = admin_client.get("/admin/orders/positionsnapshot/").content.decode()
+    assert "0.05" in snapshots and "630.000000000" not in snapshots
+
+
+def test_orders_list_has_source_and_status_columns_and_filters_and_the_site_its_title(
+    admin_client, desk_records
+):
+    listing = admin_client.get("/admin/orders/order/?placed_via__exact=api&status__exact=new")
+    html = listing.content.decode()
+    assert listing.status_code == 200
+    assert "column-placed_via" in html and "column-status" in html
+    assert "By source" in html or "placed via" in html.lower()
+    index = admin_client.get("/admin/").content.decode()
+    assert "TradeDesk" in index
