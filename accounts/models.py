@@ -22,6 +22,19 @@ def validate_allowlist(text: str) -> None:
         raise ValidationError(str(error), code="invalid_network") from None
 
 
+def approval_threshold(when_empty: str) -> models.DecimalField:
+    """An override of APPROVAL_NOTIONAL (orders.approvals reads account, then user, then desk)."""
+    return models.DecimalField(
+        "approval threshold ($)",
+        max_digits=24,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Orders above this notional wait for another operator's approval "
+        f"(empty: {when_empty}).",
+    )
+
+
 class User(AbstractUser):
     """The desk's user (custom from the first migration, so it can grow)."""
 
@@ -41,15 +54,7 @@ class User(AbstractUser):
     # Set by accounts.services.revoke_sessions: tokens issued before it are refused, and
     # sessions logged in before it end (it is part of the session auth hash).
     tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
-    approval_notional = models.DecimalField(
-        "approval threshold ($)",
-        max_digits=24,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        help_text="Orders above this notional wait for another operator's approval "
-        "(empty: the desk's APPROVAL_NOTIONAL).",
-    )
+    approval_notional = approval_threshold("the desk's APPROVAL_NOTIONAL")
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -86,15 +91,7 @@ class BrokerAccount(models.Model):
     is_default = models.BooleanField(default=False)
     # Unlinking keeps the row so the account's orders stay in history.
     is_active = models.BooleanField(default=True)
-    approval_notional = models.DecimalField(
-        "approval threshold ($)",
-        max_digits=24,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        help_text="Orders above this notional wait for another operator's approval "
-        "(empty: the user's, else the desk's).",
-    )
+    approval_notional = approval_threshold("the user's, else the desk's")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,21 +17,17 @@ from .sync.runs import SyncQueueUnavailable, request_sync
 
 def cancel_and_report(modeladmin, request, orders) -> None:
     """Cancel each order through the desk service (audited as the operator); report the outcome."""
-    canceled, failures = 0, []
-    for order in orders:
-        try:
-            services.cancel_order(user=order.user, order=order, source="admin", actor=request.user)
-        except (services.OrderNotModifiable, BrokerError, RateLimitExceeded) as error:
-            failures.append(f"#{order.pk}: {getattr(error, 'message', error)}")
-        else:
-            canceled += 1
-    modeladmin.message_user(request, f"Canceled {canceled} order(s).", messages.SUCCESS)
-    if failures:
-        modeladmin.message_user(
-            request,
-            f"{len(failures)} could not be canceled: {'; '.join(failures)}",
-            messages.WARNING,
-        )
+    act_and_report(
+        modeladmin,
+        request,
+        orders,
+        lambda order: services.cancel_order(
+            user=order.user, order=order, source="admin", actor=request.user
+        ),
+        refusals=(services.OrderNotModifiable, BrokerError, RateLimitExceeded),
+        done="Canceled",
+        refused="could not be canceled",
+    )
 
 
 def ask_reason(
@@ -84,21 +80,25 @@ def _refusal_text(error: Exception) -> str:
     return getattr(error, "message", str(error))
 
 
-def decide_and_report(modeladmin, request, orders, decide, verb: str) -> None:
-    """Decide each waiting order through the approval services; report the outcome."""
-    done, failures = 0, []
+def act_and_report(modeladmin, request, orders, act, *, refusals, done: str, refused: str) -> None:
+    """Do `act` to each order; a refusal is that order's outcome, reported with the rest."""
+    succeeded, failures = 0, []
     for order in orders:
         try:
-            decide(order)
-        except _DECISION_REFUSALS as error:
-            failures.append(f"#{order.pk}: {_refusal_text(error)}")
+            act(order)
+        except refusals as error:
+            failures.append((order, error))
         else:
-            done += 1
-    modeladmin.message_user(request, f"{verb} {done} order(s).", messages.SUCCESS)
+            succeeded += 1
+    report(modeladmin, request, succeeded, failures, done=done, refused=refused)
+
+
+def report(modeladmin, request, succeeded: int, failures, *, done: str, refused: str) -> None:
+    """One action's outcome for the operator: how many succeeded, and why each other did not."""
+    modeladmin.message_user(request, f"{done} {succeeded} order(s).", messages.SUCCESS)
     if failures:
-        modeladmin.message_user(
-            request, f"{len(failures)} not {verb.lower()}: {'; '.join(failures)}", messages.WARNING
-        )
+        reasons = "; ".join(f"#{order.pk}: {_refusal_text(error)}" for order, error in failures)
+        modeladmin.message_user(request, f"{len(failures)} {refused}: {reasons}", messages.WARNING)
 
 
 class OrderEventInline(DecimalsAsWritten, admin.TabularInline):
@@ -164,26 +164,30 @@ class OrderAdmin(DecimalsAsWritten, admin.ModelAdmin):
 
     @admin.action(description="Approve waiting orders (four eyes: not your own)")
     def approve_orders(self, request, queryset):
-        decide_and_report(
+        act_and_report(
             self,
             request,
             queryset,
             lambda order: services.approve_order(
                 order=order, operator=request.user, source="admin"
             ),
-            "Approved",
+            refusals=_DECISION_REFUSALS,
+            done="Approved",
+            refused="not approved",
         )
 
     @admin.action(description="Reject waiting orders (asks for a reason)")
     def reject_orders(self, request, queryset):
         reason = request.POST.get("reason", "").strip()
         if "apply" in request.POST and 0 < len(reason) <= approvals.REASON_MAX:
-            decide_and_report(
+            act_and_report(
                 self,
                 request,
                 queryset,
                 lambda order: approvals.reject_order(order, request.user, reason, source="admin"),
-                "Rejected",
+                refusals=_DECISION_REFUSALS,
+                done="Rejected",
+                refused="not rejected",
             )
             return None
         return ask_reason(
@@ -306,21 +310,15 @@ class TradingHaltAdmin(admin.ModelAdmin):
         )
         obj.pk, obj.created_at = result.halt.pk, result.halt.created_at
         if data["cancel_open_orders"]:
-            refused = [outcome for outcome in result.cancels if outcome.error is not None]
-            self.message_user(
+            failures = [(o.order, o.error) for o in result.cancels if o.error is not None]
+            report(
+                self,
                 request,
-                f"Canceled {len(result.cancels) - len(refused)} open order(s) it covers.",
-                messages.SUCCESS,
+                len(result.cancels) - len(failures),
+                failures,
+                done="Canceled",
+                refused="could not be canceled",
             )
-            if refused:
-                self.message_user(
-                    request,
-                    f"{len(refused)} could not be canceled: "
-                    + "; ".join(
-                        f"#{o.order.pk}: {getattr(o.error, 'message', o.error)}" for o in refused
-                    ),
-                    messages.WARNING,
-                )
 
     @admin.action(description="Lift the selected halts (asks why)", permissions=["change"])
     def lift_halts(self, request, queryset):

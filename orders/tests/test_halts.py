@@ -167,7 +167,7 @@ def test_admin_adds_a_halt_through_the_service_with_cancel_all(
     assert halt.created_by == operator and halt.user == trader
     resting.refresh_from_db()
     assert resting.status == "canceled"
-    assert "Canceled 1 open order(s)" in response.content.decode()
+    assert "Canceled 1 order(s)." in response.content.decode()
 
 
 def test_admin_refuses_a_halt_whose_target_does_not_fit_and_stores_nothing(admin_client, trader):

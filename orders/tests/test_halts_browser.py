@@ -27,7 +27,7 @@ def test_operator_halts_with_cancel_all_then_lifts_with_a_reason(page, trader, m
     page.check("#id_cancel_open_orders")
     shot(page, "admin-halt-add")
     page.click("input[name=_save]")
-    page.wait_for_selector("text=Canceled 1 open order(s) it covers.")
+    page.wait_for_selector("text=Canceled 1 order(s).")
     resting.refresh_from_db()
     assert resting.status == "canceled"
     halt = TradingHalt.objects.get()
