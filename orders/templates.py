@@ -61,12 +61,19 @@ def _stored(template: OrderTemplate) -> OrderTemplate:
 
 
 def save_template(
-    *, owner: User, name: str, terms: OrderInput, broker_account: BrokerAccount | None = None
+    *,
+    owner: User,
+    name: str,
+    broker_account: BrokerAccount | None = None,
+    template: OrderTemplate | None = None,
+    **terms,
 ) -> OrderTemplate:
-    """Save `terms` as the owner's template `name` (unique per owner, ignoring case).
-    Raises TemplateInvalid."""
-    template = OrderTemplate(owner=owner, name=name, broker_account=broker_account)
-    template.set_terms(terms)
+    """Save the owner's template `name` (unique per owner, ignoring case): a new one, or
+    `template` rewritten whole. `terms` are OrderInput's fields (its defaults for those not
+    given). Raises TemplateInvalid."""
+    template = template or OrderTemplate(owner=owner)
+    template.name, template.broker_account = name, broker_account
+    template.set_terms(OrderInput(**terms))
     return _stored(template)
 
 
