@@ -149,12 +149,15 @@ def _template_values(template) -> dict:
     return values
 
 
-def _placed_or_ticket(request, values: dict, place: Callable[[bool], services.Placement]):
+def _placed_or_ticket(
+    request, values: dict, place: Callable[[bool], services.Placement], **context
+):
     """Place (`place(confirm_warnings)`): to the new order's page, or back to the ticket
-    filled with `values`, saying why not (its warnings asked to be confirmed there)."""
+    filled with `values` (and `context`), saying why not (its warnings asked to be
+    confirmed there)."""
 
     def ticket(status: int, **extra):
-        return _ticket_page(request, values, status=status, **extra)
+        return _ticket_page(request, values, status=status, **context, **extra)
 
     try:
         placement = place("confirm_warnings" in request.POST)
@@ -263,6 +266,7 @@ def place_template(request, template_id: int):
             confirm_warnings=confirm_warnings,
             second_factor_verified=second_factor_verified(request),
         ),
+        applied_template=template,
     )
 
 
