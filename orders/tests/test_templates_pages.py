@@ -128,3 +128,38 @@ def test_the_ticket_place_rate_counts_template_placements(logged_in, mine, setti
 
     assert first.status_code == 302 and ticket.status_code == 429
     assert Order.objects.count() == 1
+
+
+def test_admin_lists_templates_with_decimals_as_written(client, make_user, mine):
+    client.force_login(make_user("ops", is_staff=True, is_superuser=True))
+
+    listing = client.get("/admin/orders/ordertemplate/")
+    change = client.get(f"/admin/orders/ordertemplate/{mine.pk}/change/")
+
+    assert listing.status_code == change.status_code == 200
+    row = listing.content.decode()
+    assert "Mine" in row and "alice" in row and ">1<" in row
+    assert "1.000000000" not in row
+
+
+def test_admin_refuses_a_template_on_another_users_account(client, make_user, mine, other_trader):
+    from accounts.selectors import default_broker_account
+
+    client.force_login(make_user("ops", is_staff=True, is_superuser=True))
+    form = {
+        "owner": mine.owner_id,
+        "name": "Mine",
+        "broker_account": default_broker_account(other_trader).pk,
+        "symbol": "AAPL",
+        "side": "buy",
+        "type": "market",
+        "time_in_force": "day",
+        "order_class": "simple",
+    }
+
+    page = client.post(f"/admin/orders/ordertemplate/{mine.pk}/change/", form)
+
+    assert page.status_code == 200  # the form again, with the error
+    assert "No such broker account." in page.content.decode()
+    mine.refresh_from_db()
+    assert mine.broker_account is None
