@@ -222,3 +222,18 @@ def test_update_renames_and_changes_only_what_is_given(trader):
 def test_delete(trader):
     templates.delete_template(save(trader))
     assert not OrderTemplate.objects.exists()
+
+
+def test_a_name_taken_between_the_check_and_the_insert_is_the_same_error(trader, monkeypatch):
+    """Two saves of one name at once: the database's constraint decides, and the loser gets
+    the name's error, not a 500."""
+    save(trader, name="Race")
+    monkeypatch.setattr(OrderTemplate, "full_clean", lambda self: None)  # both passed the check
+
+    with pytest.raises(templates.TemplateInvalid) as invalid:
+        save(trader, name="race")
+
+    assert [(i["field"], i["code"]) for i in invalid.value.as_issues()] == [
+        ("name", "duplicate_name")
+    ]
+    assert trader.order_templates.count() == 1
