@@ -11,7 +11,7 @@ from tradedesk.broker.errors import BrokerError
 from tradedesk.ratelimit import RateLimitExceeded
 
 from . import approvals, halts, selectors, services
-from .models import Order, OrderEvent, PositionSnapshot, SyncRun, TradingHalt
+from .models import Order, OrderEvent, OrderTemplate, PositionSnapshot, SyncRun, TradingHalt
 from .sync.runs import SyncQueueUnavailable, request_sync
 
 
@@ -243,6 +243,16 @@ class PositionSnapshotAdmin(AppendOnlyAdmin, DecimalsAsWritten, admin.ModelAdmin
     search_fields = ["symbol", "user__username"]
     date_hierarchy = "snapshot_at"
     list_select_related = ["user"]
+
+
+@admin.register(OrderTemplate)
+class OrderTemplateAdmin(DecimalsAsWritten, admin.ModelAdmin):
+    list_display = ["owner", "name", "symbol", "side", "type", "qty", "notional", "updated_at"]
+    list_filter = ["side", "type"]
+    search_fields = ["name", "symbol", "owner__username"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner", "broker_account"]
+    readonly_fields = ["created_at", "updated_at"]
 
 
 class TradingHaltForm(forms.ModelForm):

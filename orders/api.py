@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -17,9 +19,9 @@ from accounts.access import second_factor_verified
 from accounts.selectors import broker_account_for
 from tradedesk.broker.errors import OrderRejected
 
-from . import approvals, selectors, services
+from . import approvals, selectors, services, templates
 from .filters import OrderFilter, PositionSnapshotFilter
-from .models import Order, PositionSnapshot
+from .models import Order, OrderTemplate, PositionSnapshot
 from .serializers import (
     AccountSerializer,
     ApprovalSerializer,
@@ -29,6 +31,8 @@ from .serializers import (
     OrderDetailSerializer,
     OrderErrorsSerializer,
     OrderSerializer,
+    OrderTemplateBodySerializer,
+    OrderTemplateSerializer,
     PendingSubmissionSerializer,
     PlacementSerializer,
     PositionSerializer,
@@ -36,6 +40,7 @@ from .serializers import (
     RejectOrderSerializer,
     ReplacementSerializer,
     ReplaceOrderSerializer,
+    TemplatePlacementSerializer,
     VerdictSerializer,
     input_errors,
 )
@@ -69,6 +74,58 @@ def _errors(*codes: int) -> dict:
     return {code: _ERRORS[code] for code in codes}
 
 
+_PLACEMENT_RESPONSES = {
+    201: OpenApiResponse(PlacementSerializer, description="Placed."),
+    200: OpenApiResponse(
+        PlacementSerializer, description="Same client_order_id and body: the first order."
+    ),
+    409: OpenApiResponse(
+        ErrorSerializer, description="client_order_id already used by a different order."
+    ),
+    503: OpenApiResponse(
+        PendingSubmissionSerializer,
+        description="The broker did not answer; the order is kept pending and is "
+        "resolved by its client_order_id (repeat the POST, never a new id).",
+    ),
+    **_errors(400, 404, 429),
+}
+
+
+def placement_answer(place: Callable[[], services.Placement]) -> Response:
+    """Placing's answer, from whichever endpoint: 201 {order, warnings, recommendations}
+    (200 for a repeat), or the gate's refusal, the client_order_id conflict, the pending
+    submission."""
+    try:
+        placement = place()
+    except services.OrderInvalid as invalid:
+        return refusal(invalid)
+    except services.IdempotencyConflict:
+        return _error(
+            "client_order_id is already used by a different order.",
+            "client_order_id_conflict",
+            status.HTTP_409_CONFLICT,
+        )
+    except services.SubmissionPending as pending:
+        response = _error(
+            f"The broker did not confirm the order ({pending.message}); it is kept pending. "
+            "Repeat the request with the same client_order_id to learn its outcome.",
+            "broker_unavailable",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            order=OrderSerializer(pending.order).data,
+        )
+        response["Retry-After"] = "5"
+        return response
+    verdict = placement.verdict.as_dict()
+    return Response(
+        {
+            "order": OrderDetailSerializer(placement.order).data,
+            "warnings": verdict["warnings"],
+            "recommendations": verdict["recommendations"],
+        },
+        status=status.HTTP_201_CREATED if placement.created else status.HTTP_200_OK,
+    )
+
+
 class OrderCursorPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
@@ -88,62 +145,19 @@ class OrderListCreateView(generics.ListAPIView):
             return Order.objects.none()
         return selectors.orders_for(self.request.user)
 
-    @extend_schema(
-        request=OrderBodySerializer,
-        responses={
-            201: OpenApiResponse(PlacementSerializer, description="Placed."),
-            200: OpenApiResponse(
-                PlacementSerializer, description="Same client_order_id and body: the first order."
-            ),
-            409: OpenApiResponse(
-                ErrorSerializer, description="client_order_id already used by a different order."
-            ),
-            503: OpenApiResponse(
-                PendingSubmissionSerializer,
-                description="The broker did not answer; the order is kept pending and is "
-                "resolved by its client_order_id (repeat the POST, never a new id).",
-            ),
-            **_errors(400, 404, 429),
-        },
-    )
+    @extend_schema(request=OrderBodySerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
         parsed = OrderBodySerializer(data=request.data)
         if not parsed.is_valid():
             return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
         account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
-        try:
-            placement = services.place_order(
+        return placement_answer(
+            lambda: services.place_order(
                 user=request.user,
                 broker_account=account,
                 order_input=parsed.to_order_input(),
                 second_factor_verified=second_factor_verified(request),
             )
-        except services.OrderInvalid as invalid:
-            return refusal(invalid)
-        except services.IdempotencyConflict:
-            return _error(
-                "client_order_id is already used by a different order.",
-                "client_order_id_conflict",
-                status.HTTP_409_CONFLICT,
-            )
-        except services.SubmissionPending as pending:
-            response = _error(
-                f"The broker did not confirm the order ({pending.message}); it is kept pending. "
-                "Repeat the request with the same client_order_id to learn its outcome.",
-                "broker_unavailable",
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                order=OrderSerializer(pending.order).data,
-            )
-            response["Retry-After"] = "5"
-            return response
-        verdict = placement.verdict.as_dict()
-        return Response(
-            {
-                "order": OrderDetailSerializer(placement.order).data,
-                "warnings": verdict["warnings"],
-                "recommendations": verdict["recommendations"],
-            },
-            status=status.HTTP_201_CREATED if placement.created else status.HTTP_200_OK,
         )
 
 
@@ -382,3 +396,125 @@ class ApprovalListView(generics.ListAPIView):
             return Order.objects.none()
         _may_decide(self.request)
         return selectors.awaiting_approval()
+
+
+class TemplateCursorPagination(OrderCursorPagination):
+    ordering = ("name", "id")
+
+
+_TEMPLATE_ERRORS = {
+    400: OpenApiResponse(
+        OrderErrorsSerializer,
+        description="Not well formed (a type, a name, a negative number, an unknown field, "
+        "another's broker account, a name already used). Whether an order from it may be "
+        "placed is judged when placing.",
+    ),
+    404: OpenApiResponse(ErrorSerializer, description="Not one of the caller's templates."),
+}
+
+
+def _template_refused(invalid: templates.TemplateInvalid) -> Response:
+    return Response(
+        {"errors": invalid.as_issues(), "warnings": []}, status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+def _parsed_template(request, *, partial: bool) -> OrderTemplateBodySerializer:
+    return OrderTemplateBodySerializer(
+        data=request.data, partial=partial, context={"user": request.user}
+    )
+
+
+class OrderTemplateListCreateView(generics.ListAPIView):
+    """The caller's order templates, by name."""
+
+    queryset = OrderTemplate.objects.none()  # the schema's model; requests use their own
+    serializer_class = OrderTemplateSerializer
+    pagination_class = TemplateCursorPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return OrderTemplate.objects.none()
+        return selectors.templates_for(self.request.user)
+
+    @extend_schema(
+        request=OrderTemplateBodySerializer,
+        responses={201: OrderTemplateSerializer, 400: _TEMPLATE_ERRORS[400]},
+        description="Save an order body as a named template (checked only for being well "
+        "formed: limits and buying power are judged when placing from it).",
+    )
+    def post(self, request):
+        parsed = _parsed_template(request, partial=False)
+        if not parsed.is_valid():
+            return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
+        try:
+            template = templates.save_template(owner=request.user, **parsed.order_fields())
+        except templates.TemplateInvalid as invalid:
+            return _template_refused(invalid)
+        return Response(OrderTemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+
+class OrderTemplateDetailView(APIView):
+    @extend_schema(responses={200: OrderTemplateSerializer, 404: _TEMPLATE_ERRORS[404]})
+    def get(self, request, template_id: int):
+        template = selectors.template_for(request.user, template_id)
+        return Response(OrderTemplateSerializer(template).data)
+
+    @extend_schema(
+        request=OrderTemplateBodySerializer,
+        responses={200: OrderTemplateSerializer, **_TEMPLATE_ERRORS},
+        description="Rewrite the template whole (fields not given take their defaults).",
+    )
+    def put(self, request, template_id: int):
+        return self._update(request, template_id, partial=False)
+
+    @extend_schema(
+        request=OrderTemplateBodySerializer,
+        responses={200: OrderTemplateSerializer, **_TEMPLATE_ERRORS},
+        description="Change the fields given (rename, another account, other order fields).",
+    )
+    def patch(self, request, template_id: int):
+        return self._update(request, template_id, partial=True)
+
+    def _update(self, request, template_id: int, *, partial: bool) -> Response:
+        template = selectors.template_for(request.user, template_id)
+        parsed = _parsed_template(request, partial=partial)
+        if not parsed.is_valid():
+            return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
+        try:
+            if partial:
+                template = templates.update_template(template, **parsed.order_fields())
+            else:
+                template = templates.save_template(
+                    owner=request.user, template=template, **parsed.order_fields()
+                )
+        except templates.TemplateInvalid as invalid:
+            return _template_refused(invalid)
+        return Response(OrderTemplateSerializer(template).data)
+
+    @extend_schema(request=None, responses={204: None, 404: _TEMPLATE_ERRORS[404]})
+    def delete(self, request, template_id: int):
+        templates.delete_template(selectors.template_for(request.user, template_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OrderTemplatePlaceView(APIView):
+    @extend_schema(
+        request=TemplatePlacementSerializer,
+        responses=_PLACEMENT_RESPONSES,
+        description="Place the template's order (optionally another qty or notional, a "
+        "client_order_id): judged by the same gate and answered as POST /api/v1/orders/.",
+    )
+    def post(self, request, template_id: int):
+        template = selectors.template_for(request.user, template_id)
+        parsed = TemplatePlacementSerializer(data=request.data)
+        if not parsed.is_valid():
+            return Response(input_errors(parsed.errors), status=status.HTTP_400_BAD_REQUEST)
+        return placement_answer(
+            lambda: templates.place_from_template(
+                template,
+                **parsed.validated_data,
+                source="api",
+                second_factor_verified=second_factor_verified(request),
+            )
+        )

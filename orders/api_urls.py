@@ -13,6 +13,17 @@ urlpatterns = [
         "orders/<int:order_id>/approve/", api.ApproveOrderView.as_view(), name="api-order-approve"
     ),
     path("orders/<int:order_id>/reject/", api.RejectOrderView.as_view(), name="api-order-reject"),
+    path("order-templates/", api.OrderTemplateListCreateView.as_view(), name="api-templates"),
+    path(
+        "order-templates/<int:template_id>/",
+        api.OrderTemplateDetailView.as_view(),
+        name="api-template",
+    ),
+    path(
+        "order-templates/<int:template_id>/place/",
+        api.OrderTemplatePlaceView.as_view(),
+        name="api-template-place",
+    ),
     path("approvals/", api.ApprovalListView.as_view(), name="api-approvals"),
     path("account/", api.AccountView.as_view(), name="api-account"),
     path("positions/", api.PositionsView.as_view(), name="api-positions"),

@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from tradedesk.broker import types
+from tradedesk.symbols import SYMBOL_RE
 from tradedesk.template_filters import plain
 
 DECIMAL = {"max_digits": 24, "decimal_places": 9}
@@ -20,6 +24,21 @@ SOURCES = ("api", "page", "admin", "sync", "stream", "system", "gateway")
 # operator's approval is open (it counts against limits and buying power) but not at the broker.
 PENDING_APPROVAL = "pending_approval"
 STATUSES = (*types.ORDER_STATUSES, PENDING_APPROVAL)
+# An order body's own fields (bracket legs aside), as an order and a template store them.
+ORDER_TERMS = (
+    "symbol",
+    "side",
+    "type",
+    "time_in_force",
+    "qty",
+    "notional",
+    "limit_price",
+    "stop_price",
+    "trail_price",
+    "trail_percent",
+    "extended_hours",
+    "order_class",
+)
 
 
 def _choices(values):
@@ -359,3 +378,126 @@ class OrderSyncLease(models.Model):
 
     def __str__(self) -> str:
         return f"sync lease of account {self.broker_account_id}"
+
+
+TEMPLATE_NAME_MAX = 80
+# The bracket legs' prices as a template keeps them: column -> (leg, price) of the order body.
+TEMPLATE_LEG_COLUMNS = {
+    "take_profit_limit_price": ("take_profit", "limit_price"),
+    "stop_loss_stop_price": ("stop_loss", "stop_price"),
+    "stop_loss_limit_price": ("stop_loss", "limit_price"),
+}
+
+
+def validate_positive(value) -> None:
+    if value is not None and value <= 0:
+        raise ValidationError("Must be greater than zero.", code="not_positive")
+
+
+_TEMPLATE_DECIMAL = {**DECIMAL, "null": True, "blank": True, "validators": [validate_positive]}
+
+
+class OrderTemplate(models.Model):
+    """A ticket saved under a name. Saving checks only that its fields are well formed (known
+    names, positive numbers); the gate judges it each time an order is placed from it."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="order_templates"
+    )
+    name = models.CharField(max_length=TEMPLATE_NAME_MAX)
+    # None: the owner's default account when placing. Deleted with its account (never moved
+    # to another one silently).
+    broker_account = models.ForeignKey(
+        "accounts.BrokerAccount",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="order_templates",
+    )
+    symbol = models.CharField(
+        max_length=16,
+        validators=[
+            RegexValidator(
+                rf"\A{SYMBOL_RE.pattern}\Z", "Not a valid symbol.", code="invalid_symbol"
+            )
+        ],
+    )
+    side = models.CharField(max_length=8, choices=_choices(types.ORDER_SIDES))
+    type = models.CharField(max_length=16, choices=_choices(types.ORDER_TYPES))
+    time_in_force = models.CharField(
+        max_length=8, choices=_choices(types.TIME_IN_FORCE), default="day"
+    )
+    order_class = models.CharField(
+        max_length=8, choices=_choices(types.ORDER_CLASSES), default="simple"
+    )
+    # Neither is allowed: the quantity is then given when placing.
+    qty = models.DecimalField(**_TEMPLATE_DECIMAL)
+    notional = models.DecimalField(**_TEMPLATE_DECIMAL)
+    limit_price = models.DecimalField(**_TEMPLATE_DECIMAL)
+    stop_price = models.DecimalField(**_TEMPLATE_DECIMAL)
+    trail_price = models.DecimalField(**_TEMPLATE_DECIMAL)
+    trail_percent = models.DecimalField(**_TEMPLATE_DECIMAL)
+    extended_hours = models.BooleanField(default=False)
+    take_profit_limit_price = models.DecimalField(**_TEMPLATE_DECIMAL)
+    stop_loss_stop_price = models.DecimalField(**_TEMPLATE_DECIMAL)
+    stop_loss_limit_price = models.DecimalField(**_TEMPLATE_DECIMAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "owner",
+                Lower("name"),
+                name="ordertemplate_name_unique",
+                violation_error_code="duplicate_name",
+                violation_error_message="You already have a template with this name.",
+            ),
+            _one_of("side", types.ORDER_SIDES),
+            _one_of("type", types.ORDER_TYPES),
+            _one_of("time_in_force", types.TIME_IN_FORCE),
+            _one_of("order_class", types.ORDER_CLASSES),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        account = self.broker_account
+        if account is not None and (account.user_id != self.owner_id or not account.is_active):
+            raise ValidationError(
+                {"broker_account": ValidationError("No such broker account.", code="not_owner")}
+            )
+
+    def validate_constraints(self, exclude=None) -> None:
+        # A name already used is the name's error (forms show it by the field).
+        try:
+            super().validate_constraints(exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict({})
+            general = errors.pop(NON_FIELD_ERRORS, [])
+            errors[NON_FIELD_ERRORS] = [e for e in general if e.code != "duplicate_name"]
+            if len(errors[NON_FIELD_ERRORS]) < len(general):
+                errors.setdefault("name", []).append(
+                    next(e for e in general if e.code == "duplicate_name")
+                )
+            raise ValidationError({key: value for key, value in errors.items() if value}) from None
+
+    def order_input(self, **overrides) -> types.OrderRequest:
+        """The order this template describes (`overrides` replace its fields)."""
+        legs = {leg: {} for leg, _ in TEMPLATE_LEG_COLUMNS.values()}
+        for column, (leg, price) in TEMPLATE_LEG_COLUMNS.items():
+            if getattr(self, column) is not None:
+                legs[leg][price] = getattr(self, column)
+        terms = {name: getattr(self, name) for name in ORDER_TERMS} | {
+            leg: types.LegRequest(**prices) if prices else None for leg, prices in legs.items()
+        }
+        return types.OrderRequest(**(terms | overrides))
+
+    def set_terms(self, terms: types.OrderRequest) -> None:
+        """Take the order's fields (its client_order_id is never kept: each placement has its
+        own)."""
+        for name in ORDER_TERMS:
+            setattr(self, name, getattr(terms, name))
+        for column, (leg, price) in TEMPLATE_LEG_COLUMNS.items():
+            setattr(self, column, getattr(getattr(terms, leg), price, None))

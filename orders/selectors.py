@@ -12,7 +12,14 @@ from accounts.models import BrokerAccount, User
 from accounts.services import broker_for
 from tradedesk.broker import types
 
-from .models import PENDING_APPROVAL, Order, OrderEvent, PositionSnapshot, TradingHalt
+from .models import (
+    PENDING_APPROVAL,
+    Order,
+    OrderEvent,
+    OrderTemplate,
+    PositionSnapshot,
+    TradingHalt,
+)
 
 
 def orders_for(user: User) -> QuerySet[Order]:
@@ -168,3 +175,18 @@ def awaiting_approval() -> QuerySet[Order]:
         .select_related("user", "broker_account")
         .order_by("created_at", "id")
     )
+
+
+def templates_for(user: User) -> QuerySet[OrderTemplate]:
+    """The user's order templates by name."""
+    return OrderTemplate.objects.filter(owner=user).order_by("name", "id")
+
+
+def template_for(user: User, template_id: object) -> OrderTemplate:
+    """One of the caller's own templates (404 for anyone else's, never 403)."""
+    try:
+        return OrderTemplate.objects.select_related("owner").get(
+            owner=user, pk=int(str(template_id))
+        )
+    except (OrderTemplate.DoesNotExist, ValueError, OverflowError):
+        raise Http404("No such order template.") from None

@@ -7,11 +7,20 @@ from datetime import datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import BrokerAccount
+from accounts.selectors import active_broker_accounts
 from tradedesk.broker import types
 
 from . import approvals
 from .approvals import REASON_MAX
-from .models import Order, OrderEvent, PositionSnapshot
+from .models import (
+    ORDER_TERMS,
+    TEMPLATE_NAME_MAX,
+    Order,
+    OrderEvent,
+    OrderTemplate,
+    PositionSnapshot,
+)
 from .record import MIRRORED_FIELDS
 from .services import REPLACEABLE_FIELDS
 from .validation import OrderInput
@@ -30,6 +39,10 @@ class RejectUnknownFields:
                 {name: ["Unknown field."] for name in unknown}, code="unknown_field"
             )
         return value
+
+
+def _client_order_id() -> serializers.CharField:
+    return serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
 
 
 class LegSerializer(serializers.Serializer):
@@ -55,9 +68,7 @@ class OrderInputSerializer(serializers.Serializer):
     trail_price = serializers.DecimalField(**_DECIMAL)
     trail_percent = serializers.DecimalField(**_DECIMAL)
     extended_hours = serializers.BooleanField(default=False)
-    client_order_id = serializers.CharField(
-        max_length=128, required=False, allow_blank=True, default=""
-    )
+    client_order_id = _client_order_id()
     order_class = serializers.CharField(max_length=8, default="simple")
     take_profit = LegSerializer(required=False, allow_null=True)
     stop_loss = LegSerializer(required=False, allow_null=True)
@@ -65,13 +76,20 @@ class OrderInputSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=1, max_value=2**62
     )
 
-    def to_order_input(self) -> OrderInput:
+    def order_fields(self) -> dict:
+        """The fields given, the order's as OrderInput takes them (symbol upper-cased, legs
+        as LegRequest)."""
         data = dict(self.validated_data)
-        data.pop("broker_account", None)
-        data["symbol"] = data["symbol"].strip().upper()
+        if "symbol" in data:
+            data["symbol"] = data["symbol"].strip().upper()
         for leg in ("take_profit", "stop_loss"):
             if data.get(leg):
                 data[leg] = types.LegRequest(**data[leg])
+        return data
+
+    def to_order_input(self) -> OrderInput:
+        data = self.order_fields()
+        data.pop("broker_account", None)
         return OrderInput(**data)
 
 
@@ -81,6 +99,63 @@ class OrderBodySerializer(RejectUnknownFields, OrderInputSerializer):
 
     take_profit = StrictLegSerializer(required=False, allow_null=True)
     stop_loss = StrictLegSerializer(required=False, allow_null=True)
+
+
+class OrderTemplateBodySerializer(OrderBodySerializer):
+    """A template's body: an order's (unknown keys refused) with a name and without a
+    client_order_id (each placement has its own). Parsing only: whether it is well formed is
+    OrderTemplate's to say, whether it may be placed the gate's, when it is."""
+
+    name = serializers.CharField(max_length=TEMPLATE_NAME_MAX)
+    client_order_id = None
+
+    def validate_broker_account(self, value: int | None) -> BrokerAccount | None:
+        if value is None:
+            return None
+        account = active_broker_accounts(self.context["user"]).filter(pk=value).first()
+        if account is None:
+            raise serializers.ValidationError("No such broker account.", code="not_owner")
+        return account
+
+
+class OrderTemplateSerializer(serializers.ModelSerializer):
+    take_profit = serializers.SerializerMethodField()
+    stop_loss = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OrderTemplate
+        fields = [
+            "id",
+            "name",
+            "broker_account",
+            *ORDER_TERMS,
+            "take_profit",
+            "stop_loss",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(LegSerializer(allow_null=True))
+    def get_take_profit(self, template) -> dict | None:
+        return _leg(template.order_input().take_profit)
+
+    @extend_schema_field(LegSerializer(allow_null=True))
+    def get_stop_loss(self, template) -> dict | None:
+        return _leg(template.order_input().stop_loss)
+
+
+def _leg(leg: types.LegRequest | None) -> dict | None:
+    return None if leg is None else LegSerializer(leg).data
+
+
+class TemplatePlacementSerializer(RejectUnknownFields, serializers.Serializer):
+    """What placing from a template may change: the quantity (qty or notional) and the
+    client_order_id."""
+
+    qty = serializers.DecimalField(**_DECIMAL)
+    notional = serializers.DecimalField(**_DECIMAL)
+    client_order_id = _client_order_id()
 
 
 class ReplaceOrderSerializer(RejectUnknownFields, serializers.Serializer):

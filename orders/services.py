@@ -31,7 +31,7 @@ from tradedesk.broker.errors import (
 )
 
 from . import approvals, selectors, throttles
-from .models import PENDING_APPROVAL, Order
+from .models import ORDER_TERMS, PENDING_APPROVAL, Order
 from .record import apply_broker_order, record_event
 from .validation import (
     Issue,
@@ -44,20 +44,7 @@ from .validation import (
 )
 
 # Input fields that make two submissions with one client_order_id "the same order".
-_IDENTITY_FIELDS = (
-    "symbol",
-    "side",
-    "type",
-    "time_in_force",
-    "qty",
-    "notional",
-    "limit_price",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "extended_hours",
-    "order_class",
-)
+_IDENTITY_FIELDS = ORDER_TERMS
 
 
 class OrderInvalid(Exception):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,15 +25,17 @@ from tradedesk.ratelimit import RateLimitExceeded
 from tradedesk.symbols import parse_symbols
 from tradedesk.template_filters import plain
 
-from . import approvals, history, selectors, services
+from . import approvals, history, selectors, services, templates
 from .forms import OrderFilterForm, ReplaceOrderForm
-from .models import Order
-from .serializers import OrderInputSerializer, input_errors
+from .models import ORDER_TERMS, TEMPLATE_LEG_COLUMNS, TEMPLATE_NAME_MAX, Order
+from .serializers import OrderInputSerializer, OrderTemplateBodySerializer, input_errors
 from .sync.selectors import last_sync_for
 
 TICKET_DEFAULTS = {"side": "buy", "type": "market", "time_in_force": "day", "order_class": "simple"}
 # Form keys that are the page's, not the order's.
-_TICKET_CONTROL_FIELDS = {"csrfmiddlewaretoken", "confirm_warnings"}
+_TICKET_CONTROL_FIELDS = {"csrfmiddlewaretoken", "confirm_warnings", "template_name"}
+# The templates listed beside the ticket (by name; the API lists them all).
+TEMPLATES_SHOWN = 100
 CSV_COLUMNS = (
     "id",
     "created_at",
@@ -104,49 +108,59 @@ def _field_errors(errors: list[dict]) -> dict[str, list[str]]:
     return by_field
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def order_ticket(request):
-    # Leg fields are named like the API's nested body ("take_profit.limit_price"); templates
-    # can't look up dotted keys, hence "__".
-    values = TICKET_DEFAULTS | {
-        key.replace(".", "__"): value
-        for key, value in (request.POST or request.GET).items()
-        if value
-    }
+def _ticket_page(request, values: dict, *, status: int = 200, **extra):
+    """The ticket filled with `values`, the user's templates beside it; `extra`: errors,
+    warnings, recommendations, needs_confirmation."""
     context = {
         "accounts": active_broker_accounts(request.user),
         "sides": types.ORDER_SIDES,
         "order_types": types.ORDER_TYPES,
         "time_in_force": types.TIME_IN_FORCE,
         "order_classes": types.ORDER_CLASSES,
-        "values": values,
+        "values": TICKET_DEFAULTS | values,
         "errors": [],
         "warnings": [],
         "recommendations": [],
+        "templates": selectors.templates_for(request.user)[:TEMPLATES_SHOWN],
+        "template_name_max": TEMPLATE_NAME_MAX,
+    } | extra
+    context["field_errors"] = _field_errors(context["errors"])
+    return render(request, "orders/ticket.html", context, status=status)
+
+
+def _form_values(data) -> dict:
+    # Leg fields are named like the API's nested body ("take_profit.limit_price"); templates
+    # can't look up dotted keys, hence "__".
+    return {key.replace(".", "__"): value for key, value in data.items() if value}
+
+
+def _template_values(template) -> dict:
+    """A template as the ticket's form values (decimals as a trader writes them)."""
+    values = {
+        name: plain(value) if isinstance(value, Decimal) else value
+        for name in ORDER_TERMS
+        if (value := getattr(template, name)) not in (None, "", False)
     }
+    for column, (leg, price) in TEMPLATE_LEG_COLUMNS.items():
+        if getattr(template, column) is not None:
+            values[f"{leg}__{price}"] = plain(getattr(template, column))
+    if template.broker_account_id:
+        values["broker_account"] = str(template.broker_account_id)
+    return values
 
-    def ticket(status: int = 200, **extra):
-        context.update(extra)
-        context["field_errors"] = _field_errors(context["errors"])
-        return render(request, "orders/ticket.html", context, status=status)
 
-    if request.method == "GET":
-        return ticket()
-    parsed = OrderInputSerializer(data=_order_body(request.POST))
-    if not parsed.is_valid():
-        return ticket(400, errors=input_errors(parsed.errors)["errors"])
-    account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
-    order_input = parsed.to_order_input()
+def _placed_or_ticket(
+    request, values: dict, place: Callable[[bool], services.Placement], **context
+):
+    """Place (`place(confirm_warnings)`): to the new order's page, or back to the ticket
+    filled with `values` (and `context`), saying why not (its warnings asked to be
+    confirmed there)."""
+
+    def ticket(status: int, **extra):
+        return _ticket_page(request, values, status=status, **context, **extra)
+
     try:
-        placement = services.place_order(
-            user=request.user,
-            broker_account=account,
-            order_input=order_input,
-            source="page",
-            confirm_warnings="confirm_warnings" in request.POST,
-            second_factor_verified=second_factor_verified(request),
-        )
+        placement = place("confirm_warnings" in request.POST)
     except services.WarningsUnconfirmed as unconfirmed:
         verdict = unconfirmed.verdict.as_dict()
         return ticket(
@@ -184,6 +198,85 @@ def order_ticket(request):
     amount = plain(order.qty) if order.qty is not None else f"${order.notional}"
     messages.success(request, f"Order {order.side} {amount} {order.symbol}: {order.status}.")
     return redirect("order-detail", order_id=order.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def order_ticket(request):
+    if request.method == "GET":
+        values = _form_values(request.GET)
+        if "template" in request.GET:  # Apply: the ticket filled with one of the templates
+            template = selectors.template_for(request.user, request.GET["template"])
+            return _ticket_page(request, _template_values(template), applied_template=template)
+        return _ticket_page(request, values)
+    values = _form_values(request.POST)
+    parsed = OrderInputSerializer(data=_order_body(request.POST))
+    if not parsed.is_valid():
+        return _ticket_page(
+            request, values, status=400, errors=input_errors(parsed.errors)["errors"]
+        )
+    account = broker_account_for(request.user, parsed.validated_data.get("broker_account"))
+    return _placed_or_ticket(
+        request,
+        values,
+        lambda confirm_warnings: services.place_order(
+            user=request.user,
+            broker_account=account,
+            order_input=parsed.to_order_input(),
+            source="page",
+            confirm_warnings=confirm_warnings,
+            second_factor_verified=second_factor_verified(request),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def save_template(request):
+    """ "Save as template": the ticket as it is, under the name given beside it."""
+    values = _form_values(request.POST)
+    body = _order_body(request.POST)
+    body.pop("client_order_id", None)  # each placement has its own
+    body["name"] = request.POST.get("template_name", "")
+    parsed = OrderTemplateBodySerializer(data=body, context={"user": request.user})
+    if not parsed.is_valid():
+        return _ticket_page(
+            request, values, status=400, errors=input_errors(parsed.errors)["errors"]
+        )
+    try:
+        template = templates.save_template(owner=request.user, **parsed.order_fields())
+    except templates.TemplateInvalid as invalid:
+        return _ticket_page(request, values, status=400, errors=invalid.as_issues())
+    messages.success(request, f"Template “{template.name}” saved.")
+    return redirect(f"{reverse('order-ticket')}?template={template.pk}")
+
+
+@login_required
+@require_POST
+def place_template(request, template_id: int):
+    """Place: the template's order in a click; its warnings are confirmed on the ticket
+    (filled with it), as the ticket's own are."""
+    template = selectors.template_for(request.user, template_id)
+    return _placed_or_ticket(
+        request,
+        _template_values(template),
+        lambda confirm_warnings: templates.place_from_template(
+            template,
+            source="page",
+            confirm_warnings=confirm_warnings,
+            second_factor_verified=second_factor_verified(request),
+        ),
+        applied_template=template,
+    )
+
+
+@login_required
+@require_POST
+def delete_template(request, template_id: int):
+    template = selectors.template_for(request.user, template_id)
+    templates.delete_template(template)
+    messages.success(request, f"Template “{template.name}” deleted.")
+    return redirect("order-ticket")
 
 
 def _detail_page(request, order, *, status: int = 200, replace_form=None, **replace):

@@ -29,10 +29,13 @@ function arrange() {
   showOnly("[data-for-classes]", "data-for-classes", classSelect.value);
 }
 
+// The form's own controls, not the order's (the template's name is for "Save as template").
+const PAGE_FIELDS = new Set(["csrfmiddlewaretoken", "confirm_warnings", "template_name"]);
+
 function body() {
   const data = {};
   for (const [key, value] of new FormData(form)) {
-    if (key === "csrfmiddlewaretoken" || key === "confirm_warnings" || value.trim() === "") continue;
+    if (PAGE_FIELDS.has(key) || value.trim() === "") continue;
     const [head, leg] = key.split(".");
     if (leg) (data[head] ??= {})[leg] = value.trim();
     else data[key] = value.trim();
