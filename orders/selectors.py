@@ -168,3 +168,33 @@ def awaiting_approval() -> QuerySet[Order]:
         .select_related("user", "broker_account")
         .order_by("created_at", "id")
     )
+
+
+class ApprovalQueue(NamedTuple):
+    waiting: int
+    oldest: Order | None
+
+
+def approval_queue_summary() -> ApprovalQueue:
+    """How many orders wait for approval, and the one waiting longest."""
+    queue = awaiting_approval()
+    return ApprovalQueue(queue.count(), queue.first())
+
+
+def active_halts() -> QuerySet[TradingHalt]:
+    """Every kill switch in force, newest first, with what it covers and who set it."""
+    return (
+        TradingHalt.objects.filter(active=True)
+        .select_related("user", "broker_account", "created_by")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def lost_orders(since: datetime) -> QuerySet[Order]:
+    """Orders that never reached the broker (their `lost` event at or after `since`), latest
+    first."""
+    return (
+        Order.objects.filter(events__event="lost", events__at__gte=since)
+        .select_related("user", "broker_account")
+        .order_by("-failed_at", "-pk")
+    )
