@@ -13,12 +13,12 @@ from django.core.cache import cache
 from accounts.selectors import default_broker_account
 from conftest import require_service
 from market.stream.hub import FEED_STATUS_KEY
+from ops import selectors
+from ops.tests.conftest import families, sample
 from orders import halts, services
 from orders.models import SyncRun
 from orders.sync import runs
 from orders.validation import OrderInput
-from ops import selectors
-from ops.tests.conftest import families, sample
 
 pytestmark = pytest.mark.django_db
 
