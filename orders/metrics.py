@@ -105,7 +105,7 @@ def counted_refusals(gate: Callable) -> Callable:
 def record_sync_run(run: SyncRun) -> None:
     """A run that just finished: its outcome, its rows, and how long it took."""
     metrics.SYNC_RUNS.labels(outcome=run.status).inc()
-    for kind in ("created", "updated", "unchanged"):
+    for kind in metrics.SYNC_ROW_KINDS:
         metrics.SYNC_ROWS.labels(kind=kind).inc(getattr(run, kind))
     if run.started_at is not None and run.finished_at is not None:
         metrics.SYNC_DURATION_SECONDS.labels(outcome=run.status).observe(

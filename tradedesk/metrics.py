@@ -62,3 +62,13 @@ STREAM_SLOW_CLOSES = Counter(
     f"{PREFIX}_stream_slow_closes",
     "Stream connections closed with 1013 (try again later) for staying over their queue limit.",
 )
+
+# Known label values start at 0, so a rate over them exists before the first event (and in
+# multiprocess mode, where a series appears only once a process records it).
+for _outcome in ("done", "skipped", "failed"):
+    SYNC_RUNS.labels(outcome=_outcome)
+SYNC_ROW_KINDS = ("created", "updated", "unchanged")  # a SyncRun's counts
+for _kind in SYNC_ROW_KINDS:
+    SYNC_ROWS.labels(kind=_kind)
+for _reason in ("slow_client", "server_behind"):
+    STREAM_LAGGING.labels(reason=_reason)

@@ -40,7 +40,7 @@ FAMILIES = {
 }
 
 
-def market_buy(user, qty: str = "1") -> OrderInput:
+def market_buy(qty: str) -> OrderInput:
     return OrderInput(
         symbol="AAPL", side="buy", type="market", time_in_force="day", qty=Decimal(qty)
     )
@@ -48,7 +48,7 @@ def market_buy(user, qty: str = "1") -> OrderInput:
 
 def place(user, qty: str = "1"):
     return services.place_order(
-        user=user, broker_account=default_broker_account(user), order_input=market_buy(user, qty)
+        user=user, broker_account=default_broker_account(user), order_input=market_buy(qty)
     )
 
 
