@@ -10,12 +10,18 @@ def families(text: str) -> dict:
     return {family.name: family for family in text_string_to_metric_families(text)}
 
 
-def sample(found: dict, family: str, name: str | None = None, **labels) -> float:
-    """A sample's value (0 when the series does not exist yet: a counter not yet counted)."""
-    for item in found[family].samples:
-        if item.name == (name or family) and item.labels == labels:
-            return item.value
+def sample(found: dict, name: str, **labels) -> float:
+    """A sample's value by its name (`..._total`, `..._count`), 0 when the series does not
+    exist yet (a counter not yet counted)."""
+    for family in found.values():
+        for item in family.samples:
+            if item.name == name and item.labels == labels:
+                return item.value
     return 0.0
+
+
+def moved(before: dict, after: dict, name: str, **labels) -> float:
+    return sample(after, name, **labels) - sample(before, name, **labels)
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from accounts.selectors import default_broker_account
 from conftest import require_service
 from market.stream.hub import FEED_STATUS_KEY
 from ops import selectors
-from ops.tests.conftest import families, sample
+from ops.tests.conftest import families, moved, sample
 from orders import halts, services
 from orders.models import SyncRun
 from orders.sync import runs
 from orders.validation import OrderInput
+from tradedesk.broker.errors import BrokerUnavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -52,14 +53,7 @@ def place(user, qty: str = "1"):
     )
 
 
-def placements(found, outcome: str) -> float:
-    return sample(
-        found,
-        "tradedesk_order_placement_seconds",
-        "tradedesk_order_placement_seconds_count",
-        broker="sim",
-        outcome=outcome,
-    )
+PLACED = "tradedesk_order_placement_seconds_count"
 
 
 def test_every_family_is_there_in_the_text_format(scrape):
@@ -91,60 +85,26 @@ def test_a_placement_a_refusal_and_a_sync_move_their_metrics(scrape, trader, mak
     )
     after = scrape()
 
-    assert placements(after, "filled") - placements(before, "filled") == 2
-    assert placements(after, "refused") - placements(before, "refused") == 2
-    assert sample(
-        after,
-        "tradedesk_order_placement_seconds",
-        "tradedesk_order_placement_seconds_sum",
-        broker="sim",
-        outcome="filled",
-    ) > sample(
-        before,
-        "tradedesk_order_placement_seconds",
-        "tradedesk_order_placement_seconds_sum",
-        broker="sim",
-        outcome="filled",
-    )
+    assert moved(before, after, PLACED, broker="sim", outcome="filled") == 2
+    assert moved(before, after, PLACED, broker="sim", outcome="refused") == 2
+    took = "tradedesk_order_placement_seconds_sum"
+    assert moved(before, after, took, broker="sim", outcome="filled") > 0
 
-    def refusals(found, code):
-        return sample(
-            found,
-            "tradedesk_gate_refusals",
-            "tradedesk_gate_refusals_total",
-            command="place",
-            code=code,
-        )
+    refusals = "tradedesk_gate_refusals_total"
+    assert moved(before, after, refusals, command="place", code="trading_halted") == 1
+    assert moved(before, after, refusals, command="place", code="rate_limited") == 1
 
-    assert refusals(after, "trading_halted") - refusals(before, "trading_halted") == 1
-    assert refusals(after, "rate_limited") - refusals(before, "rate_limited") == 1
-
-    def synced(found, family, **labels):
-        return sample(found, family, f"{family}_total", **labels)
-
-    assert (
-        synced(after, "tradedesk_sync_runs", outcome="done")
-        - synced(before, "tradedesk_sync_runs", outcome="done")
-        == 1
-    )
+    assert moved(before, after, "tradedesk_sync_runs_total", outcome="done") == 1
     rows = {
-        kind: synced(after, "tradedesk_sync_rows", kind=kind)
-        - synced(before, "tradedesk_sync_rows", kind=kind)
+        kind: moved(before, after, "tradedesk_sync_rows_total", kind=kind)
         for kind in ("created", "updated", "unchanged")
     }
     assert rows == {"created": run.created, "updated": run.updated, "unchanged": run.unchanged}
     assert sum(rows.values()) >= 1  # the sync went through the desk's orders
-    duration = "tradedesk_sync_duration_seconds_count"
-    assert (
-        sample(after, "tradedesk_sync_duration_seconds", duration, outcome="done")
-        - sample(before, "tradedesk_sync_duration_seconds", duration, outcome="done")
-        == 1
-    )
+    assert moved(before, after, "tradedesk_sync_duration_seconds_count", outcome="done") == 1
 
 
 def test_a_failed_sync_is_counted_as_failed(scrape, trader, monkeypatch):
-    from tradedesk.broker.errors import BrokerUnavailable
-
     def down(*args, **kwargs):
         raise BrokerUnavailable("the broker is down")
 
@@ -152,13 +112,7 @@ def test_a_failed_sync_is_counted_as_failed(scrape, trader, monkeypatch):
     before = scrape()
     with pytest.raises(BrokerUnavailable):
         runs.execute_sync_run(SyncRun.objects.create(user=trader))
-    after = scrape()
-    name = "tradedesk_sync_runs_total"
-    assert (
-        sample(after, "tradedesk_sync_runs", name, outcome="failed")
-        - sample(before, "tradedesk_sync_runs", name, outcome="failed")
-        == 1
-    )
+    assert moved(before, scrape(), "tradedesk_sync_runs_total", outcome="failed") == 1
 
 
 def test_approvals_waiting_are_counted_at_scrape(scrape, trader, settings):
@@ -170,7 +124,7 @@ def test_approvals_waiting_are_counted_at_scrape(scrape, trader, settings):
     found = scrape()
     assert sample(found, "tradedesk_approvals_waiting") == 2
     assert sample(found, "tradedesk_approvals_oldest_wait_seconds") >= 0
-    assert placements(found, "pending_approval") - placements(before, "pending_approval") == 2
+    assert moved(before, found, PLACED, broker="sim", outcome="pending_approval") == 2
 
 
 def test_the_hubs_record_gives_the_upstream_state_and_its_reconnects(scrape):
@@ -183,8 +137,7 @@ def test_the_hubs_record_gives_the_upstream_state_and_its_reconnects(scrape):
     found = scrape()
     assert sample(found, "tradedesk_stream_upstream_state", state="down") == 1
     assert sample(found, "tradedesk_stream_upstream_state", state="absent") == 0
-    reconnects = "tradedesk_stream_upstream_reconnects_total"
-    assert sample(found, "tradedesk_stream_upstream_reconnects", reconnects) == 3
+    assert sample(found, "tradedesk_stream_upstream_reconnects_total") == 3
 
 
 def test_a_source_that_fails_is_reported_and_the_rest_still_answers(scrape, monkeypatch):
