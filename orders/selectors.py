@@ -191,10 +191,10 @@ def active_halts() -> QuerySet[TradingHalt]:
 
 
 def lost_orders(since: datetime) -> QuerySet[Order]:
-    """Orders that never reached the broker (their `lost` event at or after `since`), latest
-    first."""
+    """Orders that never reached the broker (ended `rejected` with a `lost` event at or after
+    `since`), latest first. Narrowed by status and time before the events are joined."""
     return (
-        Order.objects.filter(events__event="lost", events__at__gte=since)
+        Order.objects.filter(status="rejected", failed_at__gte=since, events__event="lost")
         .select_related("user", "broker_account")
         .order_by("-failed_at", "-pk")
     )
