@@ -190,3 +190,33 @@ def template_for(user: User, template_id: object) -> OrderTemplate:
         )
     except (OrderTemplate.DoesNotExist, ValueError, OverflowError):
         raise Http404("No such order template.") from None
+
+
+class ApprovalQueue(NamedTuple):
+    waiting: int
+    oldest: Order | None
+
+
+def approval_queue_summary() -> ApprovalQueue:
+    """How many orders wait for approval, and the one waiting longest."""
+    queue = awaiting_approval()
+    return ApprovalQueue(queue.count(), queue.first())
+
+
+def active_halts() -> QuerySet[TradingHalt]:
+    """Every kill switch in force, newest first, with what it covers and who set it."""
+    return (
+        TradingHalt.objects.filter(active=True)
+        .select_related("user", "broker_account", "created_by")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def lost_orders(since: datetime) -> QuerySet[Order]:
+    """Orders that never reached the broker (ended `rejected` with a `lost` event at or after
+    `since`), latest first. Narrowed by status and time before the events are joined."""
+    return (
+        Order.objects.filter(status="rejected", failed_at__gte=since, events__event="lost")
+        .select_related("user", "broker_account")
+        .order_by("-failed_at", "-pk")
+    )

@@ -31,6 +31,7 @@ from tradedesk.broker.errors import (
 )
 
 from . import approvals, selectors, throttles
+from .metrics import counted_refusals, timed_placement
 from .models import ORDER_TERMS, PENDING_APPROVAL, Order
 from .record import apply_broker_order, record_event
 from .validation import (
@@ -204,6 +205,7 @@ def _lock_accounts(user: User, broker_account: BrokerAccount) -> None:
     )
 
 
+@counted_refusals
 def _gate(
     *,
     command: str,
@@ -272,6 +274,7 @@ def check_order(
     )
 
 
+@timed_placement
 def place_order(
     *,
     user: User,

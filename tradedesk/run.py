@@ -1,5 +1,6 @@
 """The embedded run: daphne (pages, admin, API, the stream and its market-data hub), the
-stream process following live order updates, a Celery worker and Celery beat.
+stream process following live order updates, a Celery worker and Celery beat, all writing
+their metrics to one directory (var/prometheus) that /metrics sums.
 
 `make run` execs this after migrating; Ctrl-C (or SIGTERM) stops all of them.
 """
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 
@@ -36,11 +38,24 @@ def commands(host: str, port: int) -> dict[str, list[str]]:
     }
 
 
+def fresh_metrics_dir() -> Path:
+    """The directory every child writes its metrics to (prometheus_client's multiprocess
+    mode: /metrics in the web process sums the worker's sync runs with its own), emptied of
+    the previous run's files: those processes are gone, and their counts with them."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.DATA_DIR / "prometheus")
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradedesk.settings")
     import django
 
     django.setup()
+    # Inherited by every child, which reads it when it first imports prometheus_client.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir())
     host, port = settings.HOST, settings.PORT
     # Handlers first: a stop signal during start-up still stops every child that started.
     stopping = False

@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "market",
     "portfolio",
     "gateway",
+    "ops",
 ]
 
 # WhiteNoise last, not second as its docs suggest: it is the one sync-only middleware, and under
@@ -469,6 +470,11 @@ STREAM_MAX_CONNECTIONS_PER_USER = env_int("STREAM_MAX_CONNECTIONS_PER_USER", 10)
 # Messages a connection may send (client messages and WebSocket pings); over it: an `error`
 # frame, then 1008. 0: no limit.
 STREAM_CLIENT_MESSAGES_PER_SECOND = env_int("STREAM_CLIENT_MESSAGES_PER_SECOND", 20)
+
+# --- Metrics ----------------------------------------------------------------
+# /metrics (DESIGN.md "Operator workflow"): with a token, scrapers send it as
+# `Authorization: Bearer <token>`; unset, only loopback clients are served.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Demo users for the embedded run ----------------------------------------
 DEMO_TRADER_USERNAME = os.environ.get("DEMO_TRADER_USERNAME", "trader")

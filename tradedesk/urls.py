@@ -8,6 +8,7 @@ handler404 = "tradedesk.api.not_found"
 handler500 = "tradedesk.api.server_error"
 
 urlpatterns = [
+    path("", include("ops.urls")),  # first: /admin/overview/ is not the admin site's
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -62,7 +62,8 @@ def upstream_factory(
 
 
 def feed_status() -> dict | None:
-    """The running hub's last feed status ({state, detail, at}), None if no hub reports."""
+    """The running hub's last feed status ({state, detail, at, reconnects}), None if no hub
+    reports."""
     return cache.get(FEED_STATUS_KEY)
 
 
@@ -73,6 +74,7 @@ class Hub:
         self.symbols: set[str] = set()
         self._state = ""
         self._detail = ""
+        self.reconnects = 0  # upstream failures retried, in the status record for /metrics
         self._unpublished: list[str] = []
         self._publishing: asyncio.Task | None = None
         self._publish_failing = False
@@ -113,6 +115,7 @@ class Hub:
                 raise
             except Exception as error:  # any upstream failure: report, back off, reconnect
                 logger.warning("upstream market data failed: %s; retry in %.1fs", error, backoff)
+                self.reconnects += 1
                 await self._on_status("down", f"upstream failed: {error}; reconnecting")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -141,6 +144,7 @@ class Hub:
             "state": self._state or IDLE,
             "detail": self._detail,
             "at": datetime.now(UTC).isoformat(),
+            "reconnects": self.reconnects,
         }
         try:
             await cache.aset(FEED_STATUS_KEY, record, FEED_STATUS_TTL_S)

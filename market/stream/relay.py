@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from tradedesk import metrics
+
 from .daphne_socket import SendBuffer
 from .messages import ERROR_KIND, STATUS_KIND, dumps, frame, status_message
 from .transport import HEARTBEAT_S, SUBSCRIBED, Transport, open_batch, transport_for
@@ -164,6 +166,7 @@ class Connection:
             self._over_limit_since = now
         elif now - self._over_limit_since >= self.slow_close_s:
             logger.info("closing a stream client that stayed over its queue limit")
+            metrics.STREAM_SLOW_CLOSES.inc()
             self.closed = True
             asyncio.get_running_loop().create_task(self._close(CLOSE_TRY_AGAIN_LATER))
 
@@ -181,6 +184,7 @@ class Connection:
                 dropped=self._dropped,
             )
             bodies.append(dumps(lagging))
+            metrics.STREAM_LAGGING.labels(reason="slow_client").inc()
             self._dropped = 0
         if self._queue:
             bodies.extend(body for _, body in self._queue)
@@ -376,6 +380,7 @@ class Relay:
         self._subscribed_before = True
 
     def tell_lagging(self, flush_ms: int) -> None:
+        metrics.STREAM_LAGGING.labels(reason="server_behind").inc()
         self._tell_everyone(
             status_message(
                 "lagging",
@@ -427,6 +432,7 @@ class Relay:
     def attach(self, connection: Connection) -> None:
         connection.relay = self
         self.connections.add(connection)
+        metrics.STREAM_CONNECTIONS.inc()
         if self.feed_status is not None and self.feed_status["state"] != "up":
             connection.push(self.feed_status)
 
@@ -461,7 +467,9 @@ class Relay:
 
     def detach(self, connection: Connection) -> None:
         self.unsubscribe(connection, set(connection.symbols))
-        self.connections.discard(connection)
+        if connection in self.connections:  # never attached when its set-up failed
+            self.connections.remove(connection)
+            metrics.STREAM_CONNECTIONS.dec()
 
     async def _keep_leases(self) -> None:
         """Renew this process's connections in the per-user count, so a crashed process's

@@ -14,6 +14,7 @@ from accounts.selectors import active_broker_accounts
 from tradedesk.broker.errors import BrokerError
 
 from .. import throttles
+from ..metrics import record_sync_run
 from ..models import SyncRun
 from .lock import SyncInProgress
 from .paging import sync_orders
@@ -63,11 +64,14 @@ _FINISHED = frozenset({"done", "skipped", "failed"})
 
 
 def _save_run(run: SyncRun, **values) -> None:
-    if values.get("status") in _FINISHED:
+    finished = values.get("status") in _FINISHED
+    if finished:
         values["coalesce_key"] = None  # the next request queues a new run
     for name, value in values.items():
         setattr(run, name, value)
     SyncRun.objects.filter(pk=run.pk).update(**values)
+    if finished:
+        record_sync_run(run)
 
 
 class SyncQueueUnavailable(Exception):

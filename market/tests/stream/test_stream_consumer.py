@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from prometheus_client import REGISTRY
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from conftest import client_for
@@ -260,3 +261,16 @@ async def test_the_connection_closes_with_1008_when_the_token_expires(trader):
     while (output := await communicator.receive_output(timeout=3))["type"] == "websocket.send":
         pass
     assert output == {"type": "websocket.close", "code": 1008} or output["code"] == 1008
+
+
+async def test_an_open_connection_counts_in_the_metrics_until_it_closes(trader):
+    def open_connections() -> float:
+        return REGISTRY.get_sample_value("tradedesk_stream_connections")
+
+    before = open_connections()
+    communicator = stream(f"token={access_token(trader)}&symbols=AAPL")
+    assert (await communicator.connect())[0]
+    await frame(communicator)  # the subscription: attached to the relay
+    assert open_connections() == before + 1
+    await communicator.disconnect()
+    assert open_connections() == before
