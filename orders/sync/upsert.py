@@ -510,7 +510,10 @@ def _write_values(
 def _publish(
     batch: _Batch, snapshots: Sequence[types.BrokerOrder], outcomes: list[_Outcome]
 ) -> None:
-    """The stream's `order` frames for the recorded events, sent in one go after the commit."""
+    """The stream's `order` frames for the recorded events, sent in one go after the commit,
+    and the fills and rejections among them announced (one notice each: a delivery that
+    changes nothing records no event). An order first seen here is no news (a history import
+    would announce every past fill)."""
     by_id = {snapshot.id: snapshot for snapshot in snapshots}
     timestamp = batch.now.isoformat()  # the rows' updated_at
     messages = [
@@ -525,3 +528,25 @@ def _publish(
         if outcome.event is not None
     ]
     events.publish_after_commit(batch.user_id, messages)
+    events.announce_all_after_commit(
+        [
+            events.Notice(
+                outcome.event,
+                batch.user_id,
+                _as_written(batch, by_id[outcome.broker_order_id], outcome.pk),
+            )
+            for outcome in outcomes
+            if outcome.event in events.ORDER_EVENT_NOTICES and not outcome.created
+        ]
+    )
+
+
+def _as_written(batch: _Batch, snapshot: types.BrokerOrder, pk: int) -> Order:
+    """The order row as the upsert just wrote it, without reading it back."""
+    return Order(
+        pk=pk,
+        user_id=batch.user_id,
+        broker_account_id=batch.broker_account_id,
+        broker_order_id=snapshot.id,
+        **dict(zip(MIRRORED_FIELDS, _mirrored_values(snapshot), strict=True)),
+    )
