@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("gateway.api_urls")),
     path("alpaca/", include("gateway.urls")),
     path("accounts/api-keys/", include("gateway.page_urls")),
+    path("accounts/notifications/", include("notifications.urls")),
     path("accounts/", include("accounts.urls")),
     path("", include("market.urls")),
     path("", include("orders.urls")),
