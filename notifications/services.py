@@ -66,12 +66,12 @@ class _Addressed:
     as_approver: bool = False  # an approval_needed told to an operator who may decide it
 
 
-def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> list[Notification]:
+def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> None:
     """orders.events.notice: store each recipient's notification for the channels they chose,
     publish the page ones live and queue e-mails and webhooks. Runs after the commit."""
     addressed = _addressed(notices)
     if not addressed:
-        return []
+        return
     users = _recipients({a.user_id for a in addressed})
     made = []
     for item in addressed:
@@ -86,7 +86,6 @@ def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> list[Not
     queued = [n.pk for n in made if n.by_email or n.by_webhook]
     if queued:
         transaction.on_commit(lambda: tasks.dispatch_notifications.delay(queued))
-    return made
 
 
 def _addressed(notices: list[Notice]) -> list[_Addressed]:
@@ -179,7 +178,13 @@ def _order_state(order: Order) -> dict:
     frame = events.order_frame(
         order, "", pk=order.pk, broker_order_id=order.broker_order_id, timestamp=None
     )
-    return {key: value for key, value in frame.items() if key not in ("type", "event", "timestamp")}
+    state = {
+        key: value for key, value in frame.items() if key not in ("type", "event", "timestamp")
+    }
+    for key in ("qty", "filled_qty", "filled_avg_price"):
+        if state[key] is not None:
+            state[key] = _number(state[key])
+    return state
 
 
 def _number(value: Decimal | str | None) -> str:
