@@ -10,7 +10,7 @@ from django.core import mail
 
 from accounts.selectors import default_broker_account
 from notifications import services
-from notifications.models import NOTICE_KINDS, Notification, NotificationPreferences
+from notifications.models import NOTICE_KINDS, Notification
 from orders import services as order_services
 from orders.validation import OrderInput
 
