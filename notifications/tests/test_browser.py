@@ -1,0 +1,113 @@
+"""The live toast in headless Chromium: the desk served by a real daphne on loopback (the
+stream needs ASGI; pytest's live_server is WSGI), an order filled while the page is open."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+import requests
+
+from conftest import PASSWORD, log_in
+from market.tests.stream.processes import (
+    MANAGE,
+    PYTHON,
+    ROOT,
+    daphne,
+    free_port,
+    stop,
+    wait_for_port,
+)
+
+from .receiver import Receiver
+
+pytestmark = pytest.mark.browser
+
+SETUP = f"""
+from django.core.management import call_command
+from rest_framework_simplejwt.tokens import AccessToken
+from accounts.services import register_user
+call_command("migrate", verbosity=0)
+print(AccessToken.for_user(register_user(username="alice", password={PASSWORD!r})))
+"""
+
+
+@pytest.fixture
+def desk(tmp_path):
+    """The desk in daphne (in-memory channel layer, Celery in-line) and its trader's JWT."""
+    env = os.environ | {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'desk.sqlite3'}",
+        "REDIS_URL": "",
+        "TRADEDESK_SIM_ALWAYS_OPEN": "1",
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "1",
+        "WEBHOOK_MAX_ATTEMPTS": "2",
+        # WhiteNoise serves the source static files (no collectstatic in a test).
+        "DEBUG": "1",
+    }
+    setup = subprocess.run(
+        [PYTHON, MANAGE, "shell", "-c", SETUP], env=env, cwd=ROOT, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    port = free_port()
+    log = open(tmp_path / "daphne.log", "w")  # noqa: SIM115 - closed after the server
+    server = daphne(env, port, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port)
+    yield f"http://127.0.0.1:{port}", setup.stdout.split()[-1]
+    stop([server])
+    log.close()
+
+
+@pytest.fixture
+def desk_page(chromium, desk):
+    url, _ = desk
+    context = chromium.new_context(base_url=url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def test_a_fill_while_the_page_is_open_shows_a_toast_and_the_log(desk, desk_page):
+    url, token = desk
+    page = desk_page
+    log_in(page, "alice")
+    with Receiver(answers=(500, 200)) as receiver:
+        page.goto("/accounts/notifications/")
+        page.get_by_label("Endpoint URL").fill(receiver.url)
+        page.get_by_role("button", name="Add endpoint").click()
+        receiver.secret = page.locator("#new-webhook-secret").inner_text()
+        page.wait_for_function("document.getElementById('live-state').textContent === '● Live'")
+        assert page.locator("#unread-count").is_hidden()
+
+        placed = requests.post(
+            f"{url}/api/v1/orders/",
+            json={"symbol": "AAPL", "qty": "3", "side": "buy", "type": "market"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert placed.status_code == 201, placed.text
+        order = placed.json()["order"]
+        assert order["status"] == "filled"
+
+        toast = page.locator(".toast.fill")
+        toast.wait_for()
+        assert re.fullmatch(r"Filled: buy 3 AAPL @ [\d.]+", toast.locator("a").inner_text())
+        assert toast.locator("a").get_attribute("href") == f"/orders/{order['id']}/"
+        assert page.locator("#unread-count").inner_text().startswith("1")
+        page.screenshot(path="/tmp/hnot-toast.png")
+    assert receiver.refused == [] and len(receiver.received) == 2
+
+    page.reload()
+    assert page.locator("tr.notification.unread").count() == 1
+    log = page.locator("table.deliveries tbody tr")
+    assert log.count() == 2
+    assert "HTTP 200" in log.nth(0).inner_text() and "delivered" in log.nth(0).inner_text()
+    assert "HTTP 500" in log.nth(1).inner_text()
+    page.screenshot(path="/tmp/hnot-notifications.png", full_page=True)
