@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import Http404
 
 from accounts.models import User
 
@@ -20,9 +21,12 @@ def unread_count(user: User) -> int:
     return page_notifications(user).filter(read_at__isnull=True).count()
 
 
-def notification_for(user: User, pk: int) -> Notification:
-    """One of the user's own (Notification.DoesNotExist for anyone else's)."""
-    return page_notifications(user).get(pk=pk)
+def notification_for(user: User, pk: object) -> Notification:
+    """One of the user's own (404 for anyone else's, or a junk id)."""
+    try:
+        return page_notifications(user).get(pk=int(str(pk)))
+    except (Notification.DoesNotExist, ValueError, OverflowError):
+        raise Http404("No such notification.") from None
 
 
 def endpoints_for(user: User) -> list[WebhookEndpoint]:
@@ -33,8 +37,12 @@ def endpoints_for(user: User) -> list[WebhookEndpoint]:
     return endpoints
 
 
-def endpoint_for(user: User, pk: int) -> WebhookEndpoint:
-    return WebhookEndpoint.objects.get(user=user, pk=pk)
+def endpoint_for(user: User, pk: object) -> WebhookEndpoint:
+    """One of the user's own endpoints (404 for anyone else's)."""
+    try:
+        return WebhookEndpoint.objects.get(user=user, pk=int(str(pk)))
+    except (WebhookEndpoint.DoesNotExist, ValueError, OverflowError):
+        raise Http404("No such webhook endpoint.") from None
 
 
 def deliveries_for(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from . import selectors, services
 from .forms import EndpointForm, PreferencesForm
-from .models import CHANNELS, Notification, WebhookEndpoint
+from .models import CHANNELS
 
 PAGE_SIZE = 25
 NEW_SECRET_SESSION_KEY = "notifications.new_webhook_secret"
@@ -65,7 +65,7 @@ def mark_read(request):
     """Mark one notification (`id`) or all of them read."""
     ids = None
     if "id" in request.POST:
-        ids = [_own_notification(request, request.POST["id"]).pk]
+        ids = [selectors.notification_for(request.user, request.POST["id"]).pk]
     services.mark_read(request.user, ids)
     return redirect("notifications-page")
 
@@ -91,7 +91,7 @@ def add_endpoint(request):
 @login_required
 @require_POST
 def endpoint_action(request, endpoint_pk: int, action: str):
-    endpoint = _own_endpoint(request, endpoint_pk)
+    endpoint = selectors.endpoint_for(request.user, endpoint_pk)
     if action == "delete":
         endpoint.delete()
         messages.success(request, f"Deleted the webhook endpoint {endpoint.url}.")
@@ -107,17 +107,3 @@ def endpoint_action(request, endpoint_pk: int, action: str):
     else:
         raise Http404("No such action.")
     return redirect("notifications-page")
-
-
-def _own_notification(request, pk: str) -> Notification:
-    try:
-        return selectors.notification_for(request.user, int(pk))
-    except (ValueError, OverflowError, Notification.DoesNotExist) as error:
-        raise Http404("No such notification.") from error
-
-
-def _own_endpoint(request, pk: int) -> WebhookEndpoint:
-    try:
-        return selectors.endpoint_for(request.user, pk)
-    except WebhookEndpoint.DoesNotExist as error:
-        raise Http404("No such webhook endpoint.") from error

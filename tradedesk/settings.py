@@ -343,6 +343,7 @@ SPECTACULAR_SETTINGS = {
         "PositionSideEnum": ["long", "short"],
         "OrderStatusEnum": "orders.models.STATUSES",
         "SyncRunStatusEnum": "orders.models.SYNC_STATUSES",
+        "NoticeKindEnum": "orders.events.NOTICE_KINDS",
     },
     # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("market.api_urls")),
     path("api/v1/", include("portfolio.api_urls")),
     path("api/v1/", include("gateway.api_urls")),
+    path("api/v1/", include("notifications.api_urls")),
     path("alpaca/", include("gateway.urls")),
     path("accounts/api-keys/", include("gateway.page_urls")),
     path("accounts/notifications/", include("notifications.urls")),
