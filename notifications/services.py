@@ -51,6 +51,8 @@ from .signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 
 logger = logging.getLogger(__name__)
 
+# Notices delivered in the announcing thread; more (a sync batch) go to a task.
+INLINE_NOTICES = 20
 # Live frames per user per batch: a sync that fills hundreds of orders sends the newest few
 # and a count of the rest, not a frame each (a stream connection's queue is bounded).
 LIVE_FRAMES_PER_BATCH = 5
@@ -67,8 +69,34 @@ class _Addressed:
 
 
 def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> None:
-    """orders.events.notice: store each recipient's notification for the channels they chose,
-    publish the page ones live and queue e-mails and webhooks. Runs after the commit."""
+    """orders.events.notice, after the commit: a few notices (an order placed, a live update)
+    are delivered at once; a sync batch's many go to a Celery task, so the sync waits for none
+    of it (at most one enqueue per batch)."""
+    if len(notices) <= INLINE_NOTICES:
+        deliver(notices)
+        return
+    plain = [
+        {
+            "kind": n.kind,
+            "user_id": n.user_id,
+            "order_id": n.order_id,
+            "actor_id": n.actor_id,
+            "details": n.details,
+        }
+        for n in notices
+    ]
+    tasks.deliver_notices_later.delay(plain)
+
+
+def deliver_later(plain: list[dict]) -> None:
+    """The task's half of deliver_notices: the orders read back, in one query."""
+    orders = Order.objects.in_bulk({n["order_id"] for n in plain if n["order_id"]})
+    deliver([Notice(**n, order=orders.get(n["order_id"])) for n in plain])
+
+
+def deliver(notices: list[Notice]) -> None:
+    """Store each recipient's notification for the channels they chose, publish the page ones
+    live and queue e-mails and webhooks."""
     addressed = _addressed(notices)
     if not addressed:
         return
@@ -162,21 +190,22 @@ def _notification(item: _Addressed, user: User, *, page: bool, email: bool, webh
     return Notification(
         user=user,
         kind=notice.kind,
-        order=notice.order,
+        order_id=notice.order_id,
         title=title[:200],
         body=body,
         detail=notice.details,
-        order_state=_order_state(notice.order) if notice.order else None,
+        order_state=_order_state(notice) if notice.order is not None else None,
         on_page=page,
         by_email=email,
         by_webhook=webhook,
-        created_at=timezone.now(),
     )
 
 
-def _order_state(order: Order) -> dict:
+def _order_state(notice: Notice) -> dict:
+    order = notice.order
+    broker_order_id = order.broker_order_id if isinstance(order, Order) else order.id
     frame = events.order_frame(
-        order, "", pk=order.pk, broker_order_id=order.broker_order_id, timestamp=None
+        order, "", pk=notice.order_id, broker_order_id=broker_order_id, timestamp=None
     )
     state = {
         key: value for key, value in frame.items() if key not in ("type", "event", "timestamp")

@@ -12,6 +12,12 @@ from .models import Notification, WebhookDelivery, WebhookEndpoint
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def deliver_notices_later(notices: list[dict]) -> None:
+    """A sync batch's notices, delivered off the sync's thread."""
+    services.deliver_later(notices)
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def dispatch_notifications(notification_ids: list[int]) -> None:
     """Fan out a batch's notifications: one task per e-mail and per webhook delivery."""
     services.dispatch(notification_ids)

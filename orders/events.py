@@ -60,7 +60,10 @@ notice = Signal()
 class Notice:
     kind: str  # one of NOTICE_KINDS
     user_id: int | None  # the trader concerned; None when desk-wide (a desk halt)
-    order: Order | None = None
+    # The order as it stands: its row, or (from the sync) the broker's snapshot just written
+    # to row order_id, so a batch reads nothing back.
+    order: Order | types.BrokerOrder | None = None
+    order_id: int | None = None
     actor_id: int | None = None  # who acted; None for the system
     details: dict = field(default_factory=dict)  # JSON-able
 
@@ -77,7 +80,10 @@ def announce_after_commit(
     actor_id: int | None = None,
     **details,
 ) -> None:
-    announce_all_after_commit([Notice(kind, user_id, order, actor_id, details)])
+    order_id = order.pk if order is not None else None
+    announce_all_after_commit(
+        [Notice(kind, user_id, order=order, order_id=order_id, actor_id=actor_id, details=details)]
+    )
 
 
 def announce_all_after_commit(notices: list[Notice]) -> None:

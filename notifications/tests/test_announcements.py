@@ -198,3 +198,45 @@ def test_halts_reach_whom_they_cover(trader, other_trader, operator, committed):
 def test_nothing_is_stored_before_the_commit(trader):
     market_buy(trader)  # the test's transaction never commits
     assert not Notification.objects.exists()
+
+
+def test_a_big_sync_batch_is_delivered_by_a_task_not_the_sync(
+    trader, account, committed, monkeypatch
+):
+    from notifications import services as notification_services
+    from notifications import tasks as notification_tasks
+
+    known = [broker_order(n, status="new") for n in range(1, 31)]
+    with committed():
+        upsert.upsert_broker_orders(account, known, source="sync")
+    filled = [
+        _later(o, 5, status="filled", filled_qty=o.qty, filled_avg_price=D("190.5")) for o in known
+    ]
+    queued = []
+    deliver_later = notification_tasks.deliver_notices_later.delay
+    monkeypatch.setattr(
+        notification_tasks.deliver_notices_later,
+        "delay",
+        lambda notices: queued.append(len(notices)) or deliver_later(notices),
+    )
+    inline = []
+    monkeypatch.setattr(
+        notification_services, "deliver", _spy(notification_services.deliver, inline)
+    )
+
+    with committed():
+        upsert.upsert_broker_orders(account, filled, source="sync")
+
+    assert queued == [30] and inline == [30]  # one task for the batch, run by the worker
+    notes = Notification.objects.filter(user=trader, kind="fill")
+    assert notes.count() == 30
+    first = notes.get(order__broker_order_id=known[0].id)
+    assert (first.title, first.order_state["status"]) == ("Filled: buy 10 AAPL @ 190.5", "filled")
+
+
+def _spy(function, calls):
+    def spied(notices):
+        calls.append(len(notices))
+        return function(notices)
+
+    return spied

@@ -114,8 +114,8 @@ def test_a_batch_of_many_sends_the_newest_few_live_and_counts_the_rest(trader, f
     from orders.events import Notice
 
     order = market_buy(trader)
-    notices = [Notice("fill", trader.pk, order) for _ in range(12)]
-    services.deliver_notices(notices=notices)
+    notices = [Notice("fill", trader.pk, order=order, order_id=order.pk) for _ in range(12)]
+    services.deliver(notices)
 
     [payload] = [m for _, m in frames if m["type"] == "notification.message"]
     sent = payload["messages"]

@@ -533,20 +533,10 @@ def _publish(
             events.Notice(
                 outcome.event,
                 batch.user_id,
-                _as_written(batch, by_id[outcome.broker_order_id], outcome.pk),
+                order=by_id[outcome.broker_order_id],
+                order_id=outcome.pk,
             )
             for outcome in outcomes
             if outcome.event in events.ORDER_EVENT_NOTICES and not outcome.created
         ]
-    )
-
-
-def _as_written(batch: _Batch, snapshot: types.BrokerOrder, pk: int) -> Order:
-    """The order row as the upsert just wrote it, without reading it back."""
-    return Order(
-        pk=pk,
-        user_id=batch.user_id,
-        broker_account_id=batch.broker_account_id,
-        broker_order_id=snapshot.id,
-        **dict(zip(MIRRORED_FIELDS, _mirrored_values(snapshot), strict=True)),
     )
