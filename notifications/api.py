@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.api import OrderCursorPagination
 from orders.serializers import RejectUnknownFields
 
 from . import selectors, services
-from .models import CHANNELS, NOTICE_KINDS, Notification, WebhookDelivery, WebhookEndpoint
+from .models import NOTICE_KINDS, Notification, WebhookDelivery, WebhookEndpoint
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -61,17 +61,10 @@ class EndpointChangeSerializer(RejectUnknownFields, serializers.Serializer):
     active = serializers.BooleanField()
 
 
-class NewestFirst(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "page_size"
-
-
 class NotificationListView(generics.ListAPIView):
     queryset = Notification.objects.none()  # the schema's model; get_queryset needs a user
     serializer_class = NotificationSerializer
-    pagination_class = NewestFirst
+    pagination_class = OrderCursorPagination  # newest first, as the order history
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -91,15 +84,14 @@ class NotificationReadView(APIView):
 class PreferencesView(APIView):
     @extend_schema(responses=PreferencesSerializer)
     def get(self, request):
-        prefs = services.preferences_of(request.user)
-        return Response({channel: getattr(prefs, channel) for channel in CHANNELS})
+        return Response(services.preferences_of(request.user).chosen())
 
     @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
     def put(self, request):
         parsed = PreferencesSerializer(data=request.data)
         parsed.is_valid(raise_exception=True)
         prefs = services.save_preferences(request.user, parsed.validated_data)
-        return Response({channel: getattr(prefs, channel) for channel in CHANNELS})
+        return Response(prefs.chosen())
 
 
 def _refused(error: ValidationError) -> Response:

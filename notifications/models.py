@@ -63,6 +63,10 @@ class NotificationPreferences(models.Model):
     def __str__(self) -> str:
         return f"{self.user}'s notification preferences"
 
+    def chosen(self) -> dict[str, list[str]]:
+        """The kinds per channel."""
+        return {channel: getattr(self, channel) for channel in CHANNELS}
+
 
 class Notification(models.Model):
     user = models.ForeignKey(

@@ -33,9 +33,7 @@ def notifications_page(request):
 
 
 def _preferences_form(request, data=None) -> PreferencesForm:
-    prefs = services.preferences_of(request.user)
-    initial = {channel: getattr(prefs, channel) for channel in CHANNELS}
-    return PreferencesForm(data, initial_kinds=initial)
+    return PreferencesForm(data, initial_kinds=services.preferences_of(request.user).chosen())
 
 
 def _render(request, *, preferences_form=None, endpoint_form=None, status=200):

@@ -20,6 +20,8 @@ from orders.tests.fake_broker import FakeBroker, broker_order
 from orders.validation import OrderInput
 from tradedesk.broker.types import OrderUpdate
 
+from .conftest import market_buy
+
 pytestmark = pytest.mark.django_db
 D = Decimal
 
@@ -28,16 +30,6 @@ def kinds(user) -> list[str]:
     return list(
         Notification.objects.filter(user=user).order_by("pk").values_list("kind", flat=True)
     )
-
-
-def market_buy(user, qty="2") -> Order:
-    return services.place_order(
-        user=user,
-        broker_account=default_broker_account(user),
-        order_input=OrderInput(
-            symbol="AAPL", side="buy", type="market", time_in_force="day", qty=D(qty)
-        ),
-    ).order
 
 
 def test_a_paper_fill_is_announced_once_to_its_trader(trader, other_trader, committed):

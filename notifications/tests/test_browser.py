@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import PASSWORD, log_in
+from conftest import PASSWORD, browser_page, log_in
 from market.tests.stream.processes import (
     MANAGE,
     PYTHON,
@@ -63,15 +63,8 @@ def desk(tmp_path):
 
 @pytest.fixture
 def desk_page(chromium, desk):
-    url, _ = desk
-    context = chromium.new_context(base_url=url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    with browser_page(chromium, desk[0]) as page:
+        yield page
 
 
 def test_a_fill_while_the_page_is_open_shows_a_toast_and_the_log(desk, desk_page):

@@ -3,28 +3,15 @@ and its live frame; a channel turned off sends nothing."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.core import mail
 
-from accounts.selectors import default_broker_account
 from notifications import services
 from notifications.models import NOTICE_KINDS, Notification
-from orders import services as order_services
-from orders.validation import OrderInput
+
+from .conftest import market_buy
 
 pytestmark = pytest.mark.django_db
-
-
-def market_buy(user):
-    return order_services.place_order(
-        user=user,
-        broker_account=default_broker_account(user),
-        order_input=OrderInput(
-            symbol="AAPL", side="buy", type="market", time_in_force="day", qty=Decimal("2")
-        ),
-    ).order
 
 
 @pytest.fixture

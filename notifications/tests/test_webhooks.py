@@ -4,33 +4,20 @@ failure, every attempt logged and shown to the user; URLs into the desk's networ
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 
 import pytest
 import requests
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from accounts.selectors import default_broker_account
 from notifications import services
 from notifications.models import Notification, WebhookDelivery, WebhookEndpoint
 from notifications.signing import sign, verify_signature
-from orders import services as order_services
-from orders.validation import OrderInput
 
+from .conftest import market_buy
 from .receiver import Receiver
 
 pytestmark = pytest.mark.django_db
-
-
-def market_buy(user):
-    return order_services.place_order(
-        user=user,
-        broker_account=default_broker_account(user),
-        order_input=OrderInput(
-            symbol="AAPL", side="buy", type="market", time_in_force="day", qty=Decimal("2")
-        ),
-    ).order
 
 
 @pytest.fixture
