@@ -41,11 +41,11 @@ def send_notification_email(notification_id: int) -> bool:
 def deliver_webhook(notification_id: int, endpoint_id: int, attempt: int = 1) -> str:
     """One attempt; a failed one schedules the next after its backoff (WebhookDelivery
     records each, with next_attempt_at)."""
-    delivery = services.attempt_webhook(
-        Notification.objects.get(pk=notification_id),
-        WebhookEndpoint.objects.get(pk=endpoint_id),
-        attempt,
-    )
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if endpoint is None or notification is None:
+        return "gone"  # deleted by its owner meanwhile: nothing to deliver, nowhere to log
+    delivery = services.attempt_webhook(notification, endpoint, attempt)
     if delivery.outcome == WebhookDelivery.RETRYING:
         countdown = max(0.0, (delivery.next_attempt_at - timezone.now()).total_seconds())
         deliver_webhook.apply_async(

@@ -163,3 +163,13 @@ def test_a_name_that_now_resolves_inside_is_not_called(trader, settings, monkeyp
     delivery = services.attempt_webhook(note, endpoint, 1)
     assert called == []
     assert "loopback, private or reserved" in delivery.error
+
+
+def test_an_endpoint_deleted_before_its_retry_ends_the_retries(trader):
+    from notifications import tasks
+
+    endpoint = services.add_endpoint(trader, "https://hooks.example.com/x").endpoint
+    note = services.send_test(endpoint)
+    endpoint.delete()
+    assert tasks.deliver_webhook(note.pk, endpoint.pk, attempt=3) == "gone"
+    assert not WebhookDelivery.objects.exists()
