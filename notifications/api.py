@@ -16,10 +16,15 @@ from .models import NOTICE_KINDS, Notification, WebhookDelivery, WebhookEndpoint
 
 
 class NotificationSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="The page to see it on.")
+
     class Meta:
         model = Notification
-        fields = ["id", "kind", "order", "title", "body", "detail", "created_at", "read_at"]
+        fields = ["id", "kind", "order", "title", "body", "detail", "url", "created_at", "read_at"]
         read_only_fields = fields
+
+    def get_url(self, notification: Notification) -> str:
+        return services.link_of(notification)
 
 
 class PreferencesSerializer(RejectUnknownFields, serializers.Serializer):

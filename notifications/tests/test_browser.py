@@ -104,3 +104,23 @@ def test_a_fill_while_the_page_is_open_shows_a_toast_and_the_log(desk, desk_page
     assert "HTTP 200" in log.nth(0).inner_text() and "delivered" in log.nth(0).inner_text()
     assert "HTTP 500" in log.nth(1).inner_text()
     page.screenshot(path="/tmp/hnot-notifications.png", full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_the_stream_a_new_notification_still_toasts(page, trader):
+    """pytest's live_server has no stream: the page polls, notifications included."""
+    from notifications.models import Notification
+
+    Notification.objects.create(user=trader, kind="fill", title="Filled before the page opened")
+    log_in(page, "alice")
+    # The first poll marks what is there already.
+    with page.expect_response(lambda response: "/api/v1/notifications/" in response.url):
+        page.goto("/accounts/notifications/")
+    assert page.locator("#live-state").inner_text() == "● Updating every few seconds"
+    Notification.objects.create(user=trader, kind="rejected", title="Rejected: buy 1 MSFT")
+
+    toast = page.locator(".toast.rejected")
+    toast.wait_for()
+    assert toast.locator("a").inner_text() == "Rejected: buy 1 MSFT"
+    assert page.locator(".toast").count() == 1  # the older one is not news
+    assert page.locator("#unread-count").inner_text().startswith("2")

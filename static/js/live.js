@@ -8,7 +8,7 @@
 // Every page's notifications ride the same connection (the `orders` stream's group): a
 // `notification` frame becomes a toast (notices.js), whatever the page listens for.
 import { getJSON, postJSON } from "./http.js";
-import { showNotice } from "./notices.js";
+import { pollNotices, showNotice } from "./notices.js";
 
 const POLL_MS = 3000;
 const MAX_RETRY_MS = 60000;
@@ -45,6 +45,7 @@ export function startLive({ symbols = [], streams = ["quotes", "trades", "orders
         const data = await getJSON(`/orders/status/?ids=${ids.join(",")}`);
         for (const order of data.orders) onMessage({ type: "order", ...order });
       }
+      if (streams.includes("orders")) await pollNotices();
     } catch (error) {
       console.debug("live: poll failed", error);
     }

@@ -1,5 +1,19 @@
-// The live `notification` frames: a toast each, and the nav's unread count goes up.
+// The live `notification` frames: a toast each, and the nav's unread count goes up. While the
+// page polls (no stream), the newest notifications are polled too and shown the same way.
+import { getJSON } from "./http.js";
+
 const SHOWN_MS = 8000;
+let newestSeen = null; // while polling: the newest notification id known (null: not looked yet)
+
+export async function pollNotices() {
+  const { results } = await getJSON("/api/v1/notifications/?page_size=5");
+  const known = newestSeen;
+  newestSeen = Math.max(newestSeen ?? 0, ...results.map((n) => n.id));
+  if (known === null) return; // the first look only sets the mark: those are on the page already
+  for (const n of results.filter((n) => n.id > known).reverse()) {
+    showNotice({ type: "notification", count: 1, ...n });
+  }
+}
 
 export function showNotice(message) {
   const count = document.getElementById("unread-count");
