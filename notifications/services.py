@@ -36,6 +36,7 @@ from orders import events
 from orders.approvals import PERMISSION as APPROVE_PERMISSION
 from orders.events import Notice
 from orders.models import Order
+from tradedesk.broker.types import BrokerOrder
 
 from . import tasks
 from .models import (
@@ -89,9 +90,16 @@ def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> None:
 
 
 def deliver_later(plain: list[dict]) -> None:
-    """The task's half of deliver_notices: the orders read back, in one query."""
+    """The task's half of deliver_notices: the orders read back, in one query (one deleted
+    meanwhile is no longer news)."""
     orders = Order.objects.in_bulk({n["order_id"] for n in plain if n["order_id"]})
-    deliver([Notice(**n, order=orders.get(n["order_id"])) for n in plain])
+    deliver(
+        [
+            Notice(**n, order=orders.get(n["order_id"]))
+            for n in plain
+            if n["order_id"] is None or n["order_id"] in orders
+        ]
+    )
 
 
 def deliver(notices: list[Notice]) -> None:
@@ -223,7 +231,7 @@ def _number(value: Decimal | str | None) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
-def _what(order: Order) -> str:
+def _what(order: Order | BrokerOrder) -> str:
     amount = _number(order.qty) if order.qty is not None else f"${_number(order.notional)}"
     return f"{order.side} {amount} {order.symbol}"
 
