@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -172,11 +173,10 @@ def chromium():
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
-@pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}
-    )
+@contextlib.contextmanager
+def browser_page(chromium, base_url: str):
+    """A page in a fresh browser context at base_url; no JavaScript error may happen on it."""
+    context = chromium.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
@@ -184,6 +184,26 @@ def page(chromium, live_server):
     yield page
     context.close()
     assert errors == [], f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    with browser_page(chromium, live_server.url) as page:
+        yield page
+
+
+@pytest.fixture
+def eager(settings):
+    """Celery runs tasks in-line, their errors raised."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+    from tradedesk.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
 
 
 def shot(page, name: str) -> None:

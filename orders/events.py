@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
@@ -38,9 +39,8 @@ def announce_executions_after_commit(broker_account_id: int, order_ids: list[int
 
 
 # What a person should hear about (notifications listen; orders imports none of them). Sent
-# once the transaction that made it true has committed, with kwargs kind (one of NOTICE_KINDS),
-# user_id (the trader concerned; None when desk-wide, as a desk halt), order (or None),
-# actor_id (who acted, or None for the system) and details (a JSON-able dict).
+# once the transaction that made it true has committed, with kwarg notices: the Notices that
+# one announce call made (a sync batch announces its fills at once, so listeners write in bulk).
 NOTICE_KINDS = (
     "fill",
     "partial_fill",
@@ -51,7 +51,25 @@ NOTICE_KINDS = (
     "halt_on",
     "halt_off",
 )
+# OrderEvents whose name is also the notice they make (record.record_event, the sync's upsert).
+ORDER_EVENT_NOTICES = frozenset({"fill", "partial_fill", "rejected", "lost"})
 notice = Signal()
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str  # one of NOTICE_KINDS
+    user_id: int | None  # the trader concerned; None when desk-wide (a desk halt)
+    # The order as it stands: its row, or (from the sync) the broker's snapshot just written
+    # to row order_id, so a batch reads nothing back.
+    order: Order | types.BrokerOrder | None = None
+    order_id: int | None = None
+    actor_id: int | None = None  # who acted; None for the system
+    details: dict = field(default_factory=dict)  # JSON-able
+
+    def __post_init__(self) -> None:
+        if self.kind not in NOTICE_KINDS:
+            raise ValueError(f"unknown notice kind {self.kind!r}")
 
 
 def announce_after_commit(
@@ -62,13 +80,18 @@ def announce_after_commit(
     actor_id: int | None = None,
     **details,
 ) -> None:
-    if kind not in NOTICE_KINDS:
-        raise ValueError(f"unknown notice kind {kind!r}")
+    order_id = order.pk if order is not None else None
+    announce_all_after_commit(
+        [Notice(kind, user_id, order=order, order_id=order_id, actor_id=actor_id, details=details)]
+    )
+
+
+def announce_all_after_commit(notices: list[Notice]) -> None:
+    if not notices:
+        return
 
     def send() -> None:
-        for _, error in notice.send_robust(
-            Order, kind=kind, user_id=user_id, order=order, actor_id=actor_id, details=details
-        ):
+        for _, error in notice.send_robust(Order, notices=notices):
             if error is not None:
                 logger.error("notice receiver failed: %r", error)
 

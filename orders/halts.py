@@ -29,9 +29,11 @@ class HaltSet:
 
 
 def _announce(kind: str, halt: TradingHalt, operator: User, reason: str) -> None:
+    # The trader concerned: the user halted, or the halted account's owner (desk: everyone).
+    owner = halt.broker_account.user_id if halt.broker_account_id else halt.user_id
     announce_after_commit(
         kind,
-        user_id=halt.user_id,
+        user_id=owner,
         actor_id=operator.pk,
         halt_id=halt.pk,
         scope=halt.scope,

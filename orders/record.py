@@ -164,4 +164,9 @@ def record_event(
         at=at or timezone.now(),
     )
     events.publish_order_after_commit(order, event)
+    if event in events.ORDER_EVENT_NOTICES:
+        actor_id = actor.pk if actor else None
+        events.announce_after_commit(
+            event, user_id=order.user_id, order=order, actor_id=actor_id, **detail
+        )
     return recorded

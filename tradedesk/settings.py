@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "market",
     "portfolio",
     "gateway",
+    "notifications",
     "ops",
 ]
 
@@ -178,6 +179,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "notifications.context_processors.unread_notifications",
             ],
             "builtins": ["tradedesk.template_filters"],
         },
@@ -342,6 +344,7 @@ SPECTACULAR_SETTINGS = {
         "PositionSideEnum": ["long", "short"],
         "OrderStatusEnum": "orders.models.STATUSES",
         "SyncRunStatusEnum": "orders.models.SYNC_STATUSES",
+        "NoticeKindEnum": "orders.events.NOTICE_KINDS",
     },
     # /api/docs/ serves Swagger UI from the installed sidecar package: it works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -443,6 +446,27 @@ ORDER_SYNC_INTERVAL = env_int("ORDER_SYNC_INTERVAL", 60)
 POSITION_SNAPSHOT_INTERVAL = env_int("POSITION_SNAPSHOT_INTERVAL", 300)
 # Orders per sync transaction (whole pages of up to 500): fewer commits, fewer round trips.
 ORDER_SYNC_BATCH_SIZE = env_int("ORDER_SYNC_BATCH_SIZE", 1000)
+
+# --- Notifications (DESIGN.md "Operator workflow") ---------------------------
+# Django's e-mail backend: the console (the embedded run prints mails) unless set, e.g.
+# django.core.mail.backends.smtp.EmailBackend with EMAIL_HOST/EMAIL_PORT/EMAIL_HOST_USER/
+# EMAIL_HOST_PASSWORD/EMAIL_USE_TLS.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TradeDesk <tradedesk@localhost>")
+# The desk's address as its users reach it: links in e-mails.
+DESK_URL = os.environ.get("DESK_URL", f"http://{HOST}:{PORT}").rstrip("/")
+# Attempts per webhook delivery (the n-th retry waits about 2**n seconds) and each one's timeout.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+# Webhook URLs resolving to loopback, private, link-local or reserved addresses are refused
+# (the desk must not be a way into its own network) unless this is on.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
 
 # --- Portfolio analytics ----------------------------------------------------
 # How closing executions pick the lots they close: fifo | lifo | highest_cost.

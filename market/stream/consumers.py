@@ -209,6 +209,10 @@ class MarketStreamConsumer(AsyncWebsocketConsumer):
             for message in event["messages"]:
                 self.connection.push(message)
 
+    # The user's notifications (an app above market publishes them to the user's group, this
+    # app imports none): frames forwarded as they come, like a batch of order changes.
+    notification_message = order_updates
+
     async def _apply(self, symbols: frozenset[str], streams: frozenset[str]) -> None:
         connection = self.connection
         group = user_group(self.user.pk)

@@ -510,7 +510,10 @@ def _write_values(
 def _publish(
     batch: _Batch, snapshots: Sequence[types.BrokerOrder], outcomes: list[_Outcome]
 ) -> None:
-    """The stream's `order` frames for the recorded events, sent in one go after the commit."""
+    """The stream's `order` frames for the recorded events, sent in one go after the commit,
+    and the fills and rejections among them announced (one notice each: a delivery that
+    changes nothing records no event). An order first seen here is no news (a history import
+    would announce every past fill)."""
     by_id = {snapshot.id: snapshot for snapshot in snapshots}
     timestamp = batch.now.isoformat()  # the rows' updated_at
     messages = [
@@ -525,3 +528,15 @@ def _publish(
         if outcome.event is not None
     ]
     events.publish_after_commit(batch.user_id, messages)
+    events.announce_all_after_commit(
+        [
+            events.Notice(
+                outcome.event,
+                batch.user_id,
+                order=by_id[outcome.broker_order_id],
+                order_id=outcome.pk,
+            )
+            for outcome in outcomes
+            if outcome.event in events.ORDER_EVENT_NOTICES and not outcome.created
+        ]
+    )

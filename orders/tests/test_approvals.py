@@ -39,8 +39,8 @@ def operator(make_user):
 def notices():
     heard = []
 
-    def listen(sender, kind, **kwargs):
-        heard.append((kind, kwargs["details"].get("decision")))
+    def listen(sender, notices, **kwargs):
+        heard.extend((n.kind, n.details.get("decision")) for n in notices)
 
     events.notice.connect(listen)
     yield heard
@@ -86,7 +86,7 @@ def test_waits_then_a_second_operator_approves_and_it_fills(trader, operator, no
     assert placed.status == "filled" and placed.broker_order_id
     approved = placed.events.get(event="approved")
     assert approved.actor == operator
-    assert notices[-1] == ("approval_decided", "approved")
+    assert notices[1:] == [("approval_decided", "approved"), ("fill", None)]
 
 
 @pytest.mark.django_db

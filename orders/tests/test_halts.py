@@ -3,6 +3,8 @@ commit; setting one can cancel the open orders it covers; admin goes through the
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -23,8 +25,8 @@ def operator(make_user):
 def notices():
     heard = []
 
-    def listen(sender, **kwargs):
-        heard.append(kwargs)
+    def listen(sender, notices, **kwargs):
+        heard.extend(dataclasses.asdict(n) for n in notices)
 
     events.notice.connect(listen)
     yield heard

@@ -4,12 +4,23 @@
 // short-lived one on every (re)connect. When the socket can't be opened (no stream server, e.g.
 // a WSGI-only deployment) or drops, quotes are polled from /api/v1/market/quotes/latest/ and
 // order statuses from /orders/status/ every few seconds, and the socket is retried with backoff.
+//
+// Every page's notifications ride the same connection (the `orders` stream's group): a
+// `notification` frame becomes a toast (notices.js), whatever the page listens for.
 import { getJSON, postJSON } from "./http.js";
+import { pollNotices, showNotice } from "./notices.js";
 
 const POLL_MS = 3000;
 const MAX_RETRY_MS = 60000;
+let started = false;
+
+// Whether this page opened the stream already (desk.js opens one for pages that don't).
+export function liveStarted() {
+  return started;
+}
 
 export function startLive({ symbols = [], streams = ["quotes", "trades", "orders"], orderIds = () => [], onMessage }) {
+  started = true;
   let wanted = new Set(symbols);
   let socket = null;
   let pollTimer = null;
@@ -34,6 +45,7 @@ export function startLive({ symbols = [], streams = ["quotes", "trades", "orders
         const data = await getJSON(`/orders/status/?ids=${ids.join(",")}`);
         for (const order of data.orders) onMessage({ type: "order", ...order });
       }
+      if (streams.includes("orders")) await pollNotices();
     } catch (error) {
       console.debug("live: poll failed", error);
     }
@@ -79,7 +91,10 @@ export function startLive({ symbols = [], streams = ["quotes", "trades", "orders
       } catch {
         return;
       }
-      for (const message of Array.isArray(frame) ? frame : [frame]) onMessage(message);
+      for (const message of Array.isArray(frame) ? frame : [frame]) {
+        if (message.type === "notification") showNotice(message);
+        else onMessage(message);
+      }
     });
     socket.addEventListener("close", () => {
       socket = null;

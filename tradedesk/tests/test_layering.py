@@ -3,7 +3,7 @@
     tradedesk (the broker package, the shared modules)   imports no app
     accounts                                              imports no other app
     orders                                                accounts
-    market, portfolio, gateway                            accounts, orders (not each other)
+    market, portfolio, gateway, notifications             accounts, orders (not each other)
     ops                                                   accounts, orders, market
 
 The project's wiring (urls, asgi, the health check, the embedded runner) stands above them all.
@@ -23,6 +23,7 @@ FLOORS = {
     "market": 3,
     "portfolio": 3,
     "gateway": 3,
+    "notifications": 3,
     "ops": 4,
 }
 # tradedesk's modules that put the apps together: they may import any of them.
