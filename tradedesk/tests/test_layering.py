@@ -12,6 +12,8 @@ Each offence is reported as file:line. A new app needs its floor here.
 
 from __future__ import annotations
 
+import configparser
+
 import pytest
 
 from .source_scan import ROOT, imported_modules, module_of, source_files
@@ -55,6 +57,17 @@ def apps() -> list[str]:
 def test_every_app_has_a_floor():
     assert "orders" in apps()  # the scan sees the apps (a wrong ROOT would pass vacuously)
     assert set(apps()) <= set(FLOORS), "give the new app its floor in FLOORS"
+
+
+def test_every_apps_tests_are_collected():
+    """`make test` runs pytest over pytest.ini's testpaths: an app left out of them would have
+    its tests never run, in CI too."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "pytest.ini")
+    testpaths = set(config["pytest"]["testpaths"].split())
+    with_tests = {app for app in apps() if (ROOT / app / "tests").is_dir()}
+    assert "orders" in with_tests
+    assert with_tests <= testpaths, f"add to pytest.ini testpaths: {sorted(with_tests - testpaths)}"
 
 
 def test_every_import_runs_down_the_floors():
