@@ -224,16 +224,51 @@ def cached_account_state(broker: Broker, broker_account: BrokerAccount) -> Accou
         return state
     as_of = time.time()
     account, positions = broker.get_account_and_positions()
-    state = AccountState(
-        account=account,
-        positions={
-            position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
-            for position in positions
-        },
-        as_of=as_of,
-    )
+    state = AccountState(account=account, positions=_signed_positions(positions), as_of=as_of)
     cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
     return state
+
+
+def remember_account_state(
+    broker_account: BrokerAccount,
+    account: types.Account,
+    positions: list[types.Position],
+    as_of: float,
+) -> None:
+    """A command's broker told the account as the command left it, at `as_of` (epoch s):
+    keep that as the look (the next order needs no broker call) and, like
+    forget_account_state, make looks that started before it stale.
+
+    The cache has no compare-and-set, so two commands finishing at once could store out of
+    order: a later command's mark already there wins (nothing stored), and a mark that moved
+    while storing drops the state (the next check asks the broker)."""
+    changed = cache.get(_changed_key(broker_account))
+    if changed is not None and changed >= as_of:
+        return
+    # The state is newer than the mark it sets (a look counts only if it began after one).
+    state = AccountState(
+        account=account, positions=_signed_positions(positions), as_of=as_of + 1e-6
+    )
+    cache.set(_changed_key(broker_account), as_of, settings.VALIDATION_CACHE_SECONDS + 60)
+    cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
+    if cache.get(_changed_key(broker_account)) != as_of:
+        cache.delete(_account_key(broker_account))
+
+
+def _signed_positions(positions: list[types.Position]) -> dict[str, Decimal]:
+    return {
+        position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
+        for position in positions
+    }
+
+
+def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
+    """A command went through `broker`: keep what it told of the account, else forget."""
+    known = broker.account_after_submit()
+    if known is None:
+        forget_account_state(broker_account)
+    else:
+        remember_account_state(broker_account, *known)
 
 
 def forget_account_state(broker_account: BrokerAccount) -> None:
@@ -385,13 +420,18 @@ class _Check:
         return True
 
     @cached_property
+    def book(self) -> tuple[list[Order], int]:
+        """The account's open orders in the symbol or unconfirmed, and the orders the user
+        placed today (one read)."""
+        today = self.now.astimezone(calendar.market_zone()).date()
+        return selectors.exposure_and_placed_today(
+            self.broker_account, self.order.symbol, self.user, day_trades.day_start(today)
+        )
+
+    @cached_property
     def exposure_orders(self) -> list[Order]:
         """The account's open orders that count as exposure: in the symbol, or unconfirmed."""
-        return [
-            other
-            for other in selectors.exposure_orders(self.broker_account, self.order.symbol)
-            if self.counts_as_exposure(other)
-        ]
+        return [other for other in self.book[0] if self.counts_as_exposure(other)]
 
     @property
     def open_orders(self) -> list[Order]:
@@ -961,8 +1001,7 @@ def _desk_limits(check: _Check) -> None:
             )
     if check.replacing is not None:
         return  # a replace changes an order already counted today
-    today = check.now.astimezone(calendar.market_zone()).date()
-    placed = selectors.orders_placed_since(check.user, day_trades.day_start(today))
+    _, placed = check.book
     if placed >= settings.MAX_DAILY_TRADES:
         check.error(
             "max_daily_trades",

@@ -1,0 +1,208 @@
+"""The order path's SQL: one market order placed through the API, as a client places it (a
+JWT, the paper exchange), costs at most MAX_STATEMENTS statements (BEGIN/COMMIT/SAVEPOINT/
+RELEASE counted apart), and the same number whatever the book and the day hold: an empty
+book, resting limit orders on the account, a thousand fills on the account that day."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from conftest import client_for
+from orders import services
+from orders.models import Order, OrderEvent
+from orders.validation import OrderInput
+from tradedesk.broker.sim import market
+from tradedesk.broker.sim.models import SimAccount, SimOrder, SimOrderEvent, SimPosition
+
+pytestmark = pytest.mark.django_db
+
+MAX_STATEMENTS = 15
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+FILLS_THAT_DAY = 1000
+
+
+def split_statements(captured: list[dict]) -> tuple[list[str], list[str]]:
+    """(statements, transaction control) of a CaptureQueriesContext's queries."""
+    statements, control = [], []
+    for query in captured:
+        sql = query["sql"].lstrip()
+        (control if sql.upper().startswith(TRANSACTION_CONTROL) else statements).append(sql)
+    return statements, control
+
+
+def _fills_today(user, count: int) -> None:
+    """`count` filled market orders of 1 AAPL on the account today, as placing them leaves
+    them: the desk's orders and events, the exchange's orders and trade updates (alternating
+    buy and sell, so the held position is unchanged)."""
+    account = user.broker_accounts.get()
+    sim_account = SimAccount.objects.get(account_id=account.key_id)
+    now = timezone.now()
+    price = Decimal("100")
+    sim_orders, orders = [], []
+    for index in range(count):
+        side = "buy" if index % 2 == 0 else "sell"
+        client_order_id = str(uuid.uuid4())
+        sim_order = SimOrder(
+            account=sim_account,
+            client_order_id=client_order_id,
+            symbol="AAPL",
+            side=side,
+            type="market",
+            time_in_force="day",
+            status="filled",
+            qty=Decimal("1"),
+            filled_qty=Decimal("1"),
+            filled_avg_price=price,
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+            filled_at=now,
+            active_at=now,
+        )
+        sim_orders.append(sim_order)
+        orders.append(
+            Order(
+                user=user,
+                broker_account=account,
+                broker_order_id=str(sim_order.id),
+                client_order_id=client_order_id,
+                symbol="AAPL",
+                side=side,
+                type="market",
+                time_in_force="day",
+                status="filled",
+                qty=Decimal("1"),
+                filled_qty=Decimal("1"),
+                filled_avg_price=price,
+                submitted_at=now,
+                filled_at=now,
+                broker_updated_at=now,
+                placed_via="api",
+            )
+        )
+    SimOrder.objects.bulk_create(sim_orders)
+    SimOrderEvent.objects.bulk_create(
+        SimOrderEvent(
+            account=sim_account,
+            order=sim_order,
+            event="fill",
+            at=now,
+            price=price,
+            qty=Decimal("1"),
+            order_status="filled",
+            order_qty=Decimal("1"),
+            order_filled_qty=Decimal("1"),
+            order_filled_avg_price=price,
+        )
+        for sim_order in sim_orders
+    )
+    Order.objects.bulk_create(orders)
+    OrderEvent.objects.bulk_create(
+        OrderEvent(
+            order=order,
+            event=event,
+            status=status,
+            filled_qty=filled,
+            price=price if filled else None,
+            source="api",
+            at=now,
+        )
+        for order in orders
+        for event, status, filled in (
+            ("submitted", "pending_new", Decimal("0")),
+            ("fill", "filled", Decimal("1")),
+        )
+    )
+
+
+def _holding_aapl(user) -> None:
+    """A position of 10 AAPL held since before today (a sell then closes part of it)."""
+    account = user.broker_accounts.get()
+    sim_account = SimAccount.objects.get(account_id=account.key_id)
+    SimPosition.objects.create(
+        account=sim_account, symbol="AAPL", qty=Decimal("10"), avg_entry_price=Decimal("100")
+    )
+
+
+def _resting(user, side: str) -> None:
+    """Limit orders far from the market on the measured order's side (the other side would
+    be a wash trade), in its symbol and in others."""
+    for symbol in ("AAPL", "AAPL", "MSFT"):
+        mid = market.quote(symbol, timezone.now()).mid
+        services.place_order(
+            user=user,
+            broker_account=user.broker_accounts.get(),
+            order_input=OrderInput(
+                symbol=symbol,
+                side=side,
+                type="limit",
+                time_in_force="gtc",
+                qty=Decimal("1"),
+                limit_price=(mid / 2 if side == "buy" else mid * 2).quantize(Decimal("0.01")),
+            ),
+        )
+    assert Order.objects.filter(user=user, status="new").count() == 3
+
+
+BOOKS = {
+    "empty book": lambda user, side: None,
+    "resting limit orders": _resting,
+    f"{FILLS_THAT_DAY} fills that day": lambda user, side: _fills_today(user, FILLS_THAT_DAY),
+}
+
+
+def statements_of_one_market_order(make_user, book: str, side: str) -> list[str]:
+    user = make_user()
+    _holding_aapl(user)
+    BOOKS[book](user, side)
+    client = client_for(user)
+    body = {"symbol": "AAPL", "qty": "1", "side": side, "type": "market"}
+    # The order before the measured one warms what any earlier order warms (the process's
+    # caches, the connection), as every order but a process's first finds them.
+    warm = client.post("/api/v1/orders/", {**body, "symbol": "KO"}, format="json")
+    assert warm.status_code == 201, warm.content
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/v1/orders/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["order"]["status"] == "filled"
+    statements, _ = split_statements(captured.captured_queries)
+    return statements
+
+
+@pytest.fixture
+def desk_limits(settings):
+    settings.MAX_DAILY_TRADES = 100_000
+    settings.ORDER_COMMAND_RATES = {**settings.ORDER_COMMAND_RATES, "place": "100000/min"}
+
+
+@pytest.mark.usefixtures("desk_limits")
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_a_market_order_costs_the_same_few_statements_whatever_the_book_and_the_day(
+    make_user, side
+):
+    counts = {}
+    for book in BOOKS:
+        statements = statements_of_one_market_order(make_user, book, side)
+        counts[book] = len(statements)
+        listing = "\n".join(statements)
+        assert len(statements) <= MAX_STATEMENTS, f"{book}: {len(statements)}\n{listing}"
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_the_split_counts_transaction_control_apart():
+    captured = [
+        {"sql": "BEGIN"},
+        {"sql": 'SAVEPOINT "s1"'},
+        {"sql": 'SELECT 1 FROM "orders_order"'},
+        {"sql": 'RELEASE SAVEPOINT "s1"'},
+        {"sql": "COMMIT"},
+    ]
+    statements, control = split_statements(captured)
+    assert statements == ['SELECT 1 FROM "orders_order"']
+    assert len(control) == 4
