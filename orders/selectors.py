@@ -33,7 +33,8 @@ def order_for(user: User, order_id: object) -> Order:
 
 _HALTS_KEY = "orders:active-halts"
 _HALTS_GENERATION_KEY = "orders:active-halts:generation"
-_HALTS_CACHE_SECONDS = 300
+# A backstop only: every write of a halt through the ORM moves the generation.
+_HALTS_CACHE_SECONDS = 60
 
 
 def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[TradingHalt]:

@@ -38,8 +38,10 @@ verdict to give, and the caller answers 503/429.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -218,8 +220,11 @@ def _changed_key(broker_account: BrokerAccount) -> str:
 def cached_account_state(broker: Broker, broker_account: BrokerAccount) -> AccountState:
     """The account and its positions: one look, cached, but never older than the desk's last
     command on the account (a look that started before it is stale, even if stored after)."""
-    state = cache.get(_account_key(broker_account))
-    changed = cache.get(_changed_key(broker_account))
+    found = cache.get_many([_account_key(broker_account), _changed_key(broker_account)])
+    state, changed = (
+        found.get(_account_key(broker_account)),
+        found.get(_changed_key(broker_account)),
+    )
     if state is not None and (changed is None or state.as_of > changed):
         return state
     as_of = time.time()
@@ -229,37 +234,58 @@ def cached_account_state(broker: Broker, broker_account: BrokerAccount) -> Accou
     return state
 
 
+def _signed_positions(positions: list[types.Position]) -> dict[str, Decimal]:
+    return {
+        position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
+        for position in positions
+    }
+
+
+# The mark (`changed`) only moves forward: its writers take turns on the account (a lock
+# in the cache, as the cache has no compare-and-set).
+_MARK_LOCK_SECONDS = 2
+_MARK_LOCK_WAIT = 0.5
+
+
+@contextlib.contextmanager
+def _marking(broker_account: BrokerAccount) -> Iterator[float | None]:
+    """Hold the account's mark lock (given up on after _MARK_LOCK_WAIT: then the writer
+    goes ahead as before there was one); yields the mark as it stands."""
+    key, token = f"validation:account-marking:{broker_account.pk}", uuid.uuid4().hex
+    deadline = time.monotonic() + _MARK_LOCK_WAIT
+    while not cache.add(key, token, _MARK_LOCK_SECONDS) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        yield cache.get(_changed_key(broker_account))
+    finally:
+        if cache.get(key) == token:
+            cache.delete(key)
+
+
+def _set_mark(broker_account: BrokerAccount, mark: float) -> None:
+    # Kept well past the cache's lifetime: a look in flight now is stored after this mark.
+    cache.set(_changed_key(broker_account), mark, settings.VALIDATION_CACHE_SECONDS + 60)
+
+
 def remember_account_state(
     broker_account: BrokerAccount,
     account: types.Account,
     positions: list[types.Position],
     as_of: float,
 ) -> None:
-    """A command's broker told the account as the command left it, at `as_of` (epoch s):
-    keep that as the look (the next order needs no broker call) and, like
-    forget_account_state, make looks that started before it stale.
-
-    The cache has no compare-and-set, so two commands finishing at once could store out of
-    order: a later command's mark already there wins (nothing stored), and a mark that moved
-    while storing drops the state (the next check asks the broker)."""
-    changed = cache.get(_changed_key(broker_account))
-    if changed is not None and changed >= as_of:
-        return
-    # The state is newer than the mark it sets (a look counts only if it began after one).
-    state = AccountState(
-        account=account, positions=_signed_positions(positions), as_of=as_of + 1e-6
-    )
-    cache.set(_changed_key(broker_account), as_of, settings.VALIDATION_CACHE_SECONDS + 60)
-    cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
-    if cache.get(_changed_key(broker_account)) != as_of:
-        cache.delete(_account_key(broker_account))
-
-
-def _signed_positions(positions: list[types.Position]) -> dict[str, Decimal]:
-    return {
-        position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
-        for position in positions
-    }
+    """A command's broker told the account as the command left it, final at `as_of` (epoch
+    s, once committed): keep that as the look (the next check needs no broker call), and,
+    like forget_account_state, make looks that started before it stale. A mark already past
+    `as_of` (another command, or a forget, came after) keeps its place: nothing is stored."""
+    with _marking(broker_account) as changed:
+        if changed is not None and changed >= as_of:
+            return
+        _set_mark(broker_account, as_of)
+        # Newer than the mark it sets: a look counts only if it began after one.
+        state = AccountState(
+            account=account, positions=_signed_positions(positions), as_of=as_of + 1e-6
+        )
+        cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
 
 
 def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
@@ -273,9 +299,9 @@ def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
 
 def forget_account_state(broker_account: BrokerAccount) -> None:
     """An order changed the account at the broker: looks that started before now are stale."""
-    # Kept well past the cache's lifetime: a look in flight now is stored after this mark.
-    cache.set(_changed_key(broker_account), time.time(), settings.VALIDATION_CACHE_SECONDS + 60)
-    cache.delete(_account_key(broker_account))
+    with _marking(broker_account) as changed:
+        _set_mark(broker_account, max(time.time(), changed or 0))
+        cache.delete(_account_key(broker_account))
 
 
 def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> None:
@@ -390,6 +416,10 @@ class _Check:
 
     @cached_property
     def account_state(self) -> AccountState:
+        # The desk's orders first: an order confirmed after that read is then in the
+        # account read after it (a command's account change is kept or forgotten before its
+        # answer is recorded), so no order escapes both and none is missed.
+        _ = self.book
         return cached_account_state(self.broker, self.broker_account)
 
     @property

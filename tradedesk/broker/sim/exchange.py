@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Prefetch
 from django.utils import timezone
 
@@ -142,12 +142,18 @@ class SimBroker(Broker):
             raise AuthenticationFailed("unknown paper-exchange account") from None
 
     def _locked_account(self) -> SimAccount:
-        """The account row locked, and its position rows with it: one read (a LEFT JOIN),
-        where every change would read both."""
+        """The account row locked, and its position rows with it in one read (a LEFT JOIN),
+        where every change would read both. Where rows are locked, the lock is taken first:
+        a locking read that waited would see the positions as they were when it began
+        (PostgreSQL re-reads only the locked row). SQLite's IMMEDIATE transactions hold the
+        whole database already."""
+        accounts = SimAccount.objects.filter(account_id=self.account_id)
+        if connection.features.has_select_for_update:
+            list(accounts.select_for_update().values_list("pk", flat=True))
         rows = list(
-            SimAccount.objects.select_for_update(of=("self",))
-            .filter(account_id=self.account_id)
-            .values_list(*_ACCOUNT_FIELDS, *(f"positions__{name}" for name in _POSITION_FIELDS))
+            accounts.values_list(
+                *_ACCOUNT_FIELDS, *(f"positions__{name}" for name in _POSITION_FIELDS)
+            )
         )
         if not rows:
             raise AuthenticationFailed("unknown paper-exchange account")
