@@ -17,7 +17,7 @@ class _WithBrokerAccounts:
 
     DoesNotExist = User.DoesNotExist
 
-    class objects:  # noqa: N801 - the manager's name, as simplejwt calls it
+    class objects:  # the manager's name, as simplejwt calls it
         @staticmethod
         def get(**lookup):
             (user_id,) = lookup.values()

@@ -4,7 +4,6 @@ from django.http import Http404
 
 from .models import BrokerAccount, User
 
-
 _ACCOUNT_ORDER = ("-is_default", "id")
 
 

@@ -16,7 +16,7 @@ from accounts.models import BrokerAccount, User
 from accounts.services import broker_for
 from tradedesk.broker import types
 
-from .models import PENDING_APPROVAL, Order, OrderEvent, PositionSnapshot, TradingHalt
+from .models import PENDING_APPROVAL, Order, PositionSnapshot, TradingHalt
 
 
 def orders_for(user: User) -> QuerySet[Order]:
@@ -123,11 +123,13 @@ def exposure_and_placed_today(
         .order_by("exposure__created_at", "exposure__id")
         .values_list("placed_today", *(f"exposure__{name}" for name in _ORDER_FIELDS))
     )
-    orders, placed_today = [], 0
-    for placed_today, *values in rows:
-        if values[0] is not None:  # an account without exposure joins one row of NULLs
-            orders.append(Order.from_db(Order.objects.db, _ORDER_ATTNAMES, values))
-    return orders, placed_today
+    rows = list(rows)
+    orders = [
+        Order.from_db(Order.objects.db, _ORDER_ATTNAMES, values)
+        for _, *values in rows
+        if values[0] is not None  # an account without exposure joins one row of NULLs
+    ]
+    return orders, rows[0][0] if rows else 0
 
 
 def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:

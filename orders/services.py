@@ -30,7 +30,7 @@ from tradedesk.broker.errors import (
     RateLimited,
 )
 
-from . import approvals, selectors, throttles
+from . import approvals, events, selectors, throttles
 from .models import PENDING_APPROVAL, Order
 from .record import apply_broker_order, apply_first_answer, record_event, track_events
 from .validation import (
@@ -286,6 +286,7 @@ def check_order(
     )
 
 
+@events.batched_publishing()
 def place_order(
     *,
     user: User,

@@ -206,3 +206,37 @@ def test_the_split_counts_transaction_control_apart():
     statements, control = split_statements(captured)
     assert statements == ['SELECT 1 FROM "orders_order"']
     assert len(control) == 4
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the frames follow them
+def test_a_placements_frames_go_out_in_one_send_in_order_and_the_request_does_not_wait(
+    api, monkeypatch
+):
+    import threading
+
+    from orders import events
+
+    release = threading.Event()
+    sent = []
+
+    class SlowLayer:
+        async def group_send(self, group, message):
+            release.wait(5)  # a channel layer slower than the request
+            sent.append(message)
+
+    monkeypatch.setattr(events, "get_channel_layer", SlowLayer)
+    response = api.post(
+        "/api/v1/orders/",
+        {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market"},
+        format="json",
+    )
+    assert response.status_code == 201  # answered while the layer still holds the send
+    assert sent == []
+    release.set()
+    events.wait_for_sends()
+
+    (payload,) = sent
+    assert payload["type"] == "order.updates"
+    frames = payload["messages"]
+    assert [frame["event"] for frame in frames] == ["submitted", "fill"]
+    assert {frame["id"] for frame in frames} == {response.json()["order"]["id"]}
