@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -8,8 +9,8 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, FilteredRelation, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import FilteredRelation, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import BrokerAccount, User
@@ -85,51 +86,55 @@ def open_orders() -> QuerySet[Order]:
     return Order.objects.exclude(status__in=types.TERMINAL_STATUSES)
 
 
-_ORDER_FIELDS = [field.name for field in Order._meta.concrete_fields]
-_ORDER_ATTNAMES = [field.attname for field in Order._meta.concrete_fields]
+@functools.cache
+def _book_sql() -> str:
+    """exposure_and_placed_today's read, written once: the ORM took 3.5 ms to build it (a
+    filtered join of every order column) for a query that runs in 0.02 ms."""
+    order, quote = Order._meta, connection.ops.quote_name
+
+    def column(name: str, alias: str = "o") -> str:
+        return f"{alias}.{quote(order.get_field(name).column)}"
+
+    columns = ", ".join(f"o.{quote(field.column)}" for field in order.concrete_fields)
+    terminal = ", ".join(["%s"] * len(types.TERMINAL_STATUSES))
+    table, accounts = quote(order.db_table), quote(BrokerAccount._meta.db_table)
+    return (
+        f"SELECT {columns}, (SELECT COUNT(*) FROM {table} p"  # noqa: S608 (our identifiers)
+        f" WHERE {column('user', 'p')} = %s AND {column('created_at', 'p')} >= %s"
+        f" AND {column('parent', 'p')} IS NULL AND {column('placed_via', 'p')} <> %s)"
+        f" AS placed_today"
+        f" FROM {accounts} b LEFT JOIN {table} o ON {column('broker_account')} = b.id"
+        f" AND {column('status')} NOT IN ({terminal})"
+        f" AND ({column('symbol')} = %s OR {column('broker_order_id')} = %s)"
+        f" WHERE b.id = %s ORDER BY {column('created_at')}, {column('id')}"
+    )
 
 
 def exposure_and_placed_today(
     broker_account: BrokerAccount, symbol: str, user: User, since: datetime
 ) -> tuple[list[Order], int]:
     """The account's orders that can still trade in `symbol` and its unconfirmed open orders
-    in any symbol, oldest first, as the desk last saw them; and how many orders (legs not
-    counted) the user placed through the desk at or after `since` (orders brought in by the
-    sync or the stream, `placed_via="sync"`, were placed elsewhere or long ago: a newly
-    linked account's history doesn't use up the day's MAX_DAILY_TRADES).
+    in any symbol (a status the desk doesn't know counts as open), oldest first, as the desk
+    last saw them; and how many orders (legs not counted) the user placed through the desk
+    at or after `since` (orders brought in by the sync or the stream, `placed_via="sync"`,
+    were placed elsewhere or long ago: a newly linked account's history doesn't use up the
+    day's MAX_DAILY_TRADES).
 
     One read: the account's row with those orders joined (none: one row of NULLs) and the
-    count beside.
-    Both are served by partial indexes (order_open_account_symbol, order_user_placed), so
-    neither grows with the day's filled orders."""
-    # Orders that can still trade in `symbol`, and open ones in any symbol the broker has not
-    # confirmed yet (a status the desk doesn't know counts as open).
-    condition = ~Q(orders__status__in=types.TERMINAL_STATUSES) & (
-        Q(orders__symbol=symbol) | Q(orders__broker_order_id="")
-    )
-    placed = (
-        _placed_since(user, since)
-        .order_by()
-        .values("user")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    rows = (
-        BrokerAccount.objects.filter(pk=broker_account.pk)
-        .annotate(
-            exposure=FilteredRelation("orders", condition=condition),
-            placed_today=Coalesce(Subquery(placed), 0),
-        )
-        .order_by("exposure__created_at", "exposure__id")
-        .values_list("placed_today", *(f"exposure__{name}" for name in _ORDER_FIELDS))
-    )
-    rows = list(rows)
-    orders = [
-        Order.from_db(Order.objects.db, _ORDER_ATTNAMES, values)
-        for _, *values in rows
-        if values[0] is not None  # an account without exposure joins one row of NULLs
+    count beside, each served by a partial index (order_open_account_symbol,
+    order_user_placed) that holds no filled order."""
+    params = [
+        user.pk,
+        connection.ops.adapt_datetimefield_value(since),
+        "sync",
+        *sorted(types.TERMINAL_STATUSES),  # as the partial index lists them
+        symbol,
+        "",
+        broker_account.pk,
     ]
-    return orders, rows[0][0] if rows else 0
+    rows = list(Order.objects.raw(_book_sql(), params))
+    orders = [order for order in rows if order.pk is not None]  # the NULL row of no orders
+    return orders, rows[0].placed_today if rows else 0
 
 
 def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:
