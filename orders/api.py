@@ -38,6 +38,7 @@ from .serializers import (
     ReplaceOrderSerializer,
     VerdictSerializer,
     input_errors,
+    order_detail,
 )
 
 
@@ -139,7 +140,7 @@ class OrderListCreateView(generics.ListAPIView):
         verdict = placement.verdict.as_dict()
         return Response(
             {
-                "order": OrderDetailSerializer(placement.order).data,
+                "order": order_detail(placement.order),
                 "warnings": verdict["warnings"],
                 "recommendations": verdict["recommendations"],
             },
