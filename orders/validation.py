@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -251,20 +250,25 @@ _MARK_LOCK_WAIT = 0.5
 def _marking(broker_account: BrokerAccount) -> Iterator[float | None]:
     """Hold the account's mark lock (given up on after _MARK_LOCK_WAIT: then the writer
     goes ahead as before there was one); yields the mark as it stands."""
-    key, token = f"validation:account-marking:{broker_account.pk}", uuid.uuid4().hex
+    key = f"validation:account-marking:{broker_account.pk}"
     deadline = time.monotonic() + _MARK_LOCK_WAIT
-    while not cache.add(key, token, _MARK_LOCK_SECONDS) and time.monotonic() < deadline:
+    while not cache.add(key, 1, _MARK_LOCK_SECONDS) and time.monotonic() < deadline:
         time.sleep(0.001)
     try:
         yield cache.get(_changed_key(broker_account))
     finally:
-        if cache.get(key) == token:
-            cache.delete(key)
+        cache.delete(key)  # held for a few cache calls, far below its expiry
 
 
-def _set_mark(broker_account: BrokerAccount, mark: float) -> None:
-    # Kept well past the cache's lifetime: a look in flight now is stored after this mark.
+def _marked(broker_account: BrokerAccount, mark: float, state: AccountState | None) -> None:
+    """Set the mark, and the look that goes with it (None: no look, the cached one dropped),
+    in one cache call each."""
+    # The mark is kept well past the cache's lifetime: a look in flight now is stored after it.
     cache.set(_changed_key(broker_account), mark, settings.VALIDATION_CACHE_SECONDS + 60)
+    if state is None:
+        cache.delete(_account_key(broker_account))
+    else:
+        cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
 
 
 def remember_account_state(
@@ -280,12 +284,11 @@ def remember_account_state(
     with _marking(broker_account) as changed:
         if changed is not None and changed >= as_of:
             return
-        _set_mark(broker_account, as_of)
         # Newer than the mark it sets: a look counts only if it began after one.
         state = AccountState(
             account=account, positions=_signed_positions(positions), as_of=as_of + 1e-6
         )
-        cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
+        _marked(broker_account, as_of, state)
 
 
 def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
@@ -300,8 +303,7 @@ def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
 def forget_account_state(broker_account: BrokerAccount) -> None:
     """An order changed the account at the broker: looks that started before now are stale."""
     with _marking(broker_account) as changed:
-        _set_mark(broker_account, max(time.time(), changed or 0))
-        cache.delete(_account_key(broker_account))
+        _marked(broker_account, max(time.time(), changed or 0), None)
 
 
 def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> None:
