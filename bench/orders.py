@@ -317,68 +317,19 @@ def _statements(trader, connection) -> dict:
     return counts
 
 
-def _seed_day(user, count: int) -> None:
-    """`count` filled market buys of 1 share today on the user's account, written as placing
-    them leaves them: the desk's orders and events, the exchange's orders and trade updates."""
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from orders.models import Order, OrderEvent
-    from tradedesk.broker.sim.models import SimAccount, SimOrder, SimOrderEvent
-
-    account = user.broker_accounts.get()
-    sim_account = SimAccount.objects.get(account_id=account.key_id)
-    now, price, one = timezone.now(), Decimal("40"), Decimal("1")
-    filled = {"status": "filled", "qty": one, "filled_qty": one, "filled_avg_price": price}
-    for start in range(0, count, 1000):
-        batch = range(start, min(count, start + 1000))
-        sim_orders = SimOrder.objects.bulk_create(
-            SimOrder(
-                account=sim_account, client_order_id=f"seed-{i}", symbol=BENCH_SYMBOLS[i % 8],
-                side="buy", type="market", time_in_force="day", created_at=now, updated_at=now,
-                submitted_at=now, filled_at=now, active_at=now, **filled,
-            )
-            for i in batch
-        )  # fmt: skip
-        SimOrderEvent.objects.bulk_create(
-            SimOrderEvent(
-                account=sim_account, order=o, event="fill", at=now, price=price, qty=one,
-                order_status="filled", order_qty=one, order_filled_qty=one,
-                order_filled_avg_price=price,
-            )
-            for o in sim_orders
-        )  # fmt: skip
-        orders = Order.objects.bulk_create(
-            Order(
-                user=user, broker_account=account, broker_order_id=str(o.id),
-                client_order_id=o.client_order_id, symbol=o.symbol, side="buy", type="market",
-                time_in_force="day", submitted_at=now, filled_at=now, broker_updated_at=now,
-                **filled,
-            )
-            for o in sim_orders
-        )  # fmt: skip
-        OrderEvent.objects.bulk_create(
-            OrderEvent(
-                order=o, event=event, status=status, filled_qty=qty, source="api", at=now,
-                price=price if qty else None,
-            )
-            for o in orders
-            for event, status, qty in (("submitted", "pending_new", 0), ("fill", "filled", one))
-        )  # fmt: skip
-
-
 def _day_cost(day_orders: int, connection) -> dict:
     """Median ms per market order, in-process, as the account's 10th order of the day and as
     its day_orders-th (the orders before it written in bulk)."""
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.services import register_user
+    from orders.tests.day_support import fill_day
 
     def cost(history: int) -> float:
-        user = register_user(username=f"day{history}-{os.getpid()}", password="bench-Passw0rd!-long")
+        username = f"day{history}-{os.getpid()}"
+        user = register_user(username=username, password="bench-Passw0rd!-long")
         client = _client(str(RefreshToken.for_user(user).access_token))
-        _seed_day(user, history - 10)
+        fill_day(user, history - 10, symbols=BENCH_SYMBOLS, price="40")
         for i in range(10):  # the day's last few through the API: caches warm as any day's
             _place(client, _body(i))
         seconds = []

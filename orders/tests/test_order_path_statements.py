@@ -5,7 +5,7 @@ book, resting limit orders on the account, a thousand fills on the account that 
 
 from __future__ import annotations
 
-import uuid
+import threading
 from decimal import Decimal
 
 import pytest
@@ -14,11 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import client_for
-from orders import services
-from orders.models import Order, OrderEvent
+from orders import events, services
+from orders.models import Order
+from orders.tests.day_support import fill_day
 from orders.validation import OrderInput
 from tradedesk.broker.sim import market
-from tradedesk.broker.sim.models import SimAccount, SimOrder, SimOrderEvent, SimPosition
+from tradedesk.broker.sim.models import SimAccount, SimPosition
 
 pytestmark = pytest.mark.django_db
 
@@ -34,91 +35,6 @@ def split_statements(captured: list[dict]) -> tuple[list[str], list[str]]:
         sql = query["sql"].lstrip()
         (control if sql.upper().startswith(TRANSACTION_CONTROL) else statements).append(sql)
     return statements, control
-
-
-def _fills_today(user, count: int) -> None:
-    """`count` filled market orders of 1 AAPL on the account today, as placing them leaves
-    them: the desk's orders and events, the exchange's orders and trade updates (alternating
-    buy and sell, so the held position is unchanged)."""
-    account = user.broker_accounts.get()
-    sim_account = SimAccount.objects.get(account_id=account.key_id)
-    now = timezone.now()
-    price = Decimal("100")
-    sim_orders, orders = [], []
-    for index in range(count):
-        side = "buy" if index % 2 == 0 else "sell"
-        client_order_id = str(uuid.uuid4())
-        sim_order = SimOrder(
-            account=sim_account,
-            client_order_id=client_order_id,
-            symbol="AAPL",
-            side=side,
-            type="market",
-            time_in_force="day",
-            status="filled",
-            qty=Decimal("1"),
-            filled_qty=Decimal("1"),
-            filled_avg_price=price,
-            created_at=now,
-            updated_at=now,
-            submitted_at=now,
-            filled_at=now,
-            active_at=now,
-        )
-        sim_orders.append(sim_order)
-        orders.append(
-            Order(
-                user=user,
-                broker_account=account,
-                broker_order_id=str(sim_order.id),
-                client_order_id=client_order_id,
-                symbol="AAPL",
-                side=side,
-                type="market",
-                time_in_force="day",
-                status="filled",
-                qty=Decimal("1"),
-                filled_qty=Decimal("1"),
-                filled_avg_price=price,
-                submitted_at=now,
-                filled_at=now,
-                broker_updated_at=now,
-                placed_via="api",
-            )
-        )
-    SimOrder.objects.bulk_create(sim_orders)
-    SimOrderEvent.objects.bulk_create(
-        SimOrderEvent(
-            account=sim_account,
-            order=sim_order,
-            event="fill",
-            at=now,
-            price=price,
-            qty=Decimal("1"),
-            order_status="filled",
-            order_qty=Decimal("1"),
-            order_filled_qty=Decimal("1"),
-            order_filled_avg_price=price,
-        )
-        for sim_order in sim_orders
-    )
-    Order.objects.bulk_create(orders)
-    OrderEvent.objects.bulk_create(
-        OrderEvent(
-            order=order,
-            event=event,
-            status=status,
-            filled_qty=filled,
-            price=price if filled else None,
-            source="api",
-            at=now,
-        )
-        for order in orders
-        for event, status, filled in (
-            ("submitted", "pending_new", Decimal("0")),
-            ("fill", "filled", Decimal("1")),
-        )
-    )
 
 
 def _holding_aapl(user) -> None:
@@ -153,7 +69,9 @@ def _resting(user, side: str) -> None:
 BOOKS = {
     "empty book": lambda user, side: None,
     "resting limit orders": _resting,
-    f"{FILLS_THAT_DAY} fills that day": lambda user, side: _fills_today(user, FILLS_THAT_DAY),
+    f"{FILLS_THAT_DAY} fills that day": lambda user, side: fill_day(
+        user, FILLS_THAT_DAY, alternate=True
+    ),
 }
 
 
@@ -212,10 +130,6 @@ def test_the_split_counts_transaction_control_apart():
 def test_a_placements_frames_go_out_in_one_send_in_order_and_the_request_does_not_wait(
     api, monkeypatch
 ):
-    import threading
-
-    from orders import events
-
     release = threading.Event()
     sent = []
 
