@@ -5,9 +5,11 @@ from django.db.models.signals import post_delete, post_save
 
 def _halt_written(sender, **kwargs) -> None:
     # Set and lifted through orders.halts, but any write of a halt (the admin, a shell)
-    # must reach every process's gate once committed.
+    # must reach every process's gate: now (this transaction reads its own write) and once
+    # committed (a copy another process read meanwhile has the old rows).
     from .selectors import halts_changed
 
+    halts_changed()
     transaction.on_commit(halts_changed)
 
 

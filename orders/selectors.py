@@ -59,7 +59,12 @@ def _active_halts() -> list[TradingHalt]:
     process-local cache would not hear of it. The copy is tagged with the generation it
     was read under; orders.halts sets a new one on every change (halts_changed), so a copy
     read before a change, even one stored after it, is never used."""
-    read = TradingHalt.objects.filter(active=True).select_related("broker_account")
+    # The account's label names it in the refusal; nothing else of it (its secret!) is read.
+    read = (
+        TradingHalt.objects.filter(active=True)
+        .select_related("broker_account")
+        .only(*(field.name for field in TradingHalt._meta.concrete_fields), "broker_account__label")
+    )
     if not settings.REDIS_URL:
         return list(read)
     found = cache.get_many([_HALTS_GENERATION_KEY, _HALTS_KEY])

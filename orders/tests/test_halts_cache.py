@@ -75,3 +75,20 @@ def test_a_copy_read_before_a_change_but_stored_after_it_is_never_used(
     cache.set(selectors._HALTS_KEY, (generation, stale))  # ... and stored after the change
 
     assert [halt.reason for halt in selectors.active_trading_halts(trader, account)] == ["x"]
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("shared_cache")
+def test_the_cached_copy_names_a_halted_account_without_holding_its_secret(
+    trader, operator, django_capture_on_commit_callbacks
+):
+    account = trader.broker_accounts.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        halts.set_halt(
+            scope="broker_account", target=account, mode="halted", reason="r", operator=operator
+        )
+    selectors.active_trading_halts(trader, account)  # read and cached
+
+    _, (cached,) = cache.get(selectors._HALTS_KEY)
+    assert cached.broker_account.label == account.label
+    assert "secret" in cached.broker_account.get_deferred_fields()
