@@ -91,26 +91,41 @@ def open_orders() -> QuerySet[Order]:
     return Order.objects.exclude(status__in=types.TERMINAL_STATUSES)
 
 
+def _literal(text: str) -> str:
+    assert text.replace("_", "").isalnum(), text  # the desk's own vocabulary only
+    return f"'{text}'"
+
+
+def _open_orders_index() -> str:
+    # SQLite, without statistics, prefers the foreign key's index (every order of the
+    # account, the day's filled ones too) to the partial one of open orders: named here.
+    return " INDEXED BY order_open_account_symbol" if connection.vendor == "sqlite" else ""
+
+
 @functools.cache
 def _book_sql() -> str:
     """exposure_and_placed_today's read, written once: the ORM took 3.5 ms to build it (a
-    filtered join of every order column) for a query that runs in 0.02 ms."""
+    filtered join of every order column) for a query that runs in 0.02 ms. The partial
+    indexes' own terms are written as literals, as they are in the indexes: SQLite uses a
+    partial index only for a query whose terms match its own, never for bound values."""
     order, quote = Order._meta, connection.ops.quote_name
 
     def column(name: str, alias: str = "o") -> str:
         return f"{alias}.{quote(order.get_field(name).column)}"
 
     columns = ", ".join(f"o.{quote(field.column)}" for field in order.concrete_fields)
-    terminal = ", ".join(["%s"] * len(types.TERMINAL_STATUSES))
+    terminal = ", ".join(_literal(status) for status in sorted(types.TERMINAL_STATUSES))
     table, accounts = quote(order.db_table), quote(BrokerAccount._meta.db_table)
     return (
         f"SELECT {columns}, (SELECT COUNT(*) FROM {table} p"  # noqa: S608 (our identifiers)
         f" WHERE {column('user', 'p')} = %s AND {column('created_at', 'p')} >= %s"
-        f" AND {column('parent', 'p')} IS NULL AND {column('placed_via', 'p')} <> %s)"
+        f" AND {column('parent', 'p')} IS NULL"
+        f" AND NOT ({column('placed_via', 'p')} = {_literal('sync')}))"
         f" AS placed_today"
-        f" FROM {accounts} b LEFT JOIN {table} o ON {column('broker_account')} = b.id"
-        f" AND {column('status')} NOT IN ({terminal})"
-        f" AND ({column('symbol')} = %s OR {column('broker_order_id')} = %s)"
+        f" FROM {accounts} b LEFT JOIN (SELECT * FROM {table} o{_open_orders_index()}"
+        f" WHERE {column('broker_account')} = %s"
+        f" AND NOT ({column('status')} IN ({terminal}))"
+        f" AND ({column('symbol')} = %s OR {column('broker_order_id')} = '')) o ON 1 = 1"
         f" WHERE b.id = %s ORDER BY {column('created_at')}, {column('id')}"
     )
 
@@ -128,15 +143,8 @@ def exposure_and_placed_today(
     One read: the account's row with those orders joined (none: one row of NULLs) and the
     count beside, each served by a partial index (order_open_account_symbol,
     order_user_placed) that holds no filled order."""
-    params = [
-        user.pk,
-        connection.ops.adapt_datetimefield_value(since),
-        "sync",
-        *sorted(types.TERMINAL_STATUSES),  # as the partial index lists them
-        symbol,
-        "",
-        broker_account.pk,
-    ]
+    since = connection.ops.adapt_datetimefield_value(since)
+    params = [user.pk, since, broker_account.pk, symbol, broker_account.pk]
     rows = list(Order.objects.raw(_book_sql(), params))
     orders = [order for order in rows if order.pk is not None]  # the NULL row of no orders
     return orders, rows[0].placed_today if rows else 0
