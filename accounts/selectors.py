@@ -4,15 +4,45 @@ from django.http import Http404
 
 from .models import BrokerAccount, User
 
+_ACCOUNT_ORDER = ("-is_default", "id")
+
 
 def active_broker_accounts(user: User):
-    return user.broker_accounts.filter(is_active=True).order_by("-is_default", "id")
+    return user.broker_accounts.filter(is_active=True).order_by(*_ACCOUNT_ORDER)
+
+
+def user_with_broker_accounts(user_id: object) -> User | None:
+    """The user and their active broker accounts, default first, in one read (the API's
+    authentication: an order command needs both); None for no such user. The accounts are
+    what broker_account_for picks from for this user object."""
+    accounts = list(
+        BrokerAccount.objects.select_related("user")
+        .filter(user_id=user_id, is_active=True)
+        .order_by(*_ACCOUNT_ORDER)
+    )
+    if not accounts:  # no active account (or no user): the user alone
+        user = User.objects.filter(pk=user_id).first()
+    else:
+        user = accounts[0].user
+        for account in accounts:
+            account.user = user
+    if user is not None:
+        user.loaded_broker_accounts = accounts
+    return user
+
+
+def _loaded(user: User) -> list[BrokerAccount] | None:
+    return getattr(user, "loaded_broker_accounts", None)
 
 
 def default_broker_account(user: User) -> BrokerAccount:
     """The user's default account (the services keep every user with one: a paper account
     opened at creation and when the last account is unlinked)."""
-    account = active_broker_accounts(user).first()
+    loaded = _loaded(user)
+    if loaded is not None:
+        account = loaded[0] if loaded else None
+    else:
+        account = active_broker_accounts(user).first()
     if account is None:
         raise Http404("No broker account: link one on /accounts/brokers/.")
     return account
@@ -23,6 +53,10 @@ def broker_account_for(user: User, account_id: object | None) -> BrokerAccount:
     if account_id in (None, ""):
         return default_broker_account(user)
     try:
-        return active_broker_accounts(user).get(pk=int(str(account_id)))
-    except (BrokerAccount.DoesNotExist, ValueError, OverflowError):
+        pk = int(str(account_id))
+        loaded = _loaded(user)
+        if loaded is None:
+            return active_broker_accounts(user).get(pk=pk)
+        return next(account for account in loaded if account.pk == pk)
+    except (BrokerAccount.DoesNotExist, StopIteration, ValueError, OverflowError):
         raise Http404("No such broker account.") from None

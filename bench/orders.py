@@ -1,24 +1,32 @@
-"""Benchmark: place orders through the API on the paper exchange, against a DRF hello-world.
+"""Benchmark: place orders through the API on the paper exchange, against its floors.
 
-    /work/main/.venv/bin/python bench/orders.py [ORDERS] [CLIENT_THREADS] [gunicorn|daphne]
+    .venv/bin/python bench/orders.py [--requests N] [--postgres URL] [--redis URL]
+                                     [--servers gunicorn-1,gunicorn-N,daphne] [--day-orders N]
 
-Starts gunicorn (one sync worker: one core; production's HTTP server) or daphne (the embedded
-run's one server) on a loopback port with the project's app plus a DRF hello-world route, drives
-both with a pool of http.client threads, and prints requests/s and the ratio (target: orders >=
-40% of hello-world). For scale it also drives a "record only" route: what any desk must do for
-an order before the broker is even asked — the same authentication, throttle and body parsing,
-the caller's broker account, the pending order and its audit event stored in one transaction
-(orders.services.record_submission), the order in the reply; no validation, no broker. Then
-counts the SQL queries of each order placed in-process (target: the same for every order,
-whatever the history). Uses a temporary SQLite database unless DATABASE_URL is set.
+For SQLite (a temporary file) and, given --postgres (or DATABASE_URL), PostgreSQL, each in a
+process of its own, on the same server and in the same run: a DRF hello-world; the
+minimal-CRUD floor (the same JWT authentication, throttle and JSON parsing as an order, one
+INSERT, the row serialized back: a bench-only route and table); "record only" (the floor
+plus what any desk does before asking a broker: the caller's broker account, the pending
+order and its audit event, the order in the reply); and placing orders (market, and limit
+orders that rest). Each under gunicorn with one sync worker, gunicorn with a worker per core
+(`nproc`), and daphne (the embedded run's server), driven by a pool of http.client threads:
+requests/s and p50/p99 latency. Then, in-process: SQL statements per order (BEGIN, COMMIT,
+SAVEPOINT and RELEASE counted apart), and what an order costs once the account placed
+--day-orders orders that day (their rows written in bulk, as placing them leaves them)
+against its 10th. The last line is the target's ratio: `place / crud floor: NN%` (market
+orders, gunicorn, one worker, PostgreSQL). The defaults take about three minutes on two cores.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
+import itertools
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,11 +36,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO_PATH = "/bench/hello/"
+CRUD_PATH = "/bench/crud/"
 RECORD_PATH = "/bench/record/"
 ORDERS_PATH = "/api/v1/orders/"
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 # Served as "bench.orders:application" (WSGI, gunicorn) or "bench.orders:asgi_application"
-# (daphne): the project's URLs plus a hello-world.
+# (daphne): the project's URLs plus the bench's routes.
 if __name__ != "__main__":
     import django
     from django.conf import settings
@@ -44,7 +54,9 @@ if __name__ != "__main__":
 
     from django.core.asgi import get_asgi_application
     from django.core.wsgi import get_wsgi_application
+    from django.db import models
     from django.urls import include, path
+    from rest_framework import serializers
     from rest_framework.permissions import AllowAny
     from rest_framework.response import Response
     from rest_framework.views import APIView
@@ -53,6 +65,24 @@ if __name__ != "__main__":
     from orders import throttles
     from orders.serializers import OrderBodySerializer, OrderDetailSerializer
     from orders.services import record_submission
+
+    class Note(models.Model):
+        """The minimal-CRUD floor's row: a few columns of an order, nothing else."""
+
+        user_id = models.BigIntegerField()
+        symbol = models.CharField(max_length=16)
+        side = models.CharField(max_length=8)
+        qty = models.DecimalField(max_digits=24, decimal_places=9)
+        created_at = models.DateTimeField(auto_now_add=True)
+
+        class Meta:
+            app_label = "bench"
+            db_table = "bench_note"
+
+    class NoteSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Note
+            fields = ["id", "symbol", "side", "qty", "created_at"]
 
     application = get_wsgi_application()
     asgi_application = get_asgi_application()
@@ -63,6 +93,16 @@ if __name__ != "__main__":
 
         def get(self, request):
             return Response({"hello": "world"})
+
+    class CrudView(APIView):
+        """The floor: what any authenticated write costs, with the order's auth and throttle."""
+
+        def post(self, request):
+            throttles.limit(request.user, "place")
+            parsed = NoteSerializer(data=request.data)
+            parsed.is_valid(raise_exception=True)
+            note = parsed.save(user_id=request.user.pk)
+            return Response(NoteSerializer(note).data, status=201)
 
     class RecordOnlyView(APIView):
         def post(self, request):
@@ -81,21 +121,28 @@ if __name__ != "__main__":
 
     urlpatterns = [
         path(HELLO_PATH.lstrip("/"), HelloView.as_view()),
+        path(CRUD_PATH.lstrip("/"), CrudView.as_view()),
         path(RECORD_PATH.lstrip("/"), RecordOnlyView.as_view()),
         path("", include("tradedesk.urls")),
     ]
 
 
-# One process each: one core.
-SERVERS = {
-    "gunicorn": lambda port: [
-        "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning",
-        "bench.orders:application",
-    ],
-    "daphne": lambda port: [
-        "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", "bench.orders:asgi_application",
-    ],
-}  # fmt: skip
+def _servers(cores: int) -> dict:
+    return {
+        "gunicorn-1": lambda port: _gunicorn(port, 1),
+        f"gunicorn-{cores}": lambda port: _gunicorn(port, cores),
+        "daphne": lambda port: [
+            "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0",
+            "bench.orders:asgi_application",
+        ],
+    }  # fmt: skip
+
+
+def _gunicorn(port: int, workers: int) -> list[str]:
+    return [
+        "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--log-level", "warning", "bench.orders:application",
+    ]  # fmt: skip
 
 
 def _free_port() -> int:
@@ -104,48 +151,65 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _request(port: int, method: str, url: str, body: bytes | None, headers: dict) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def _request(port: int, method: str, url: str, body: bytes | None, headers: dict):
+    """(status, seconds) of one request on its own connection, as a client sends it."""
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         connection.request(method, url, body=body, headers=headers)
         response = connection.getresponse()
         response.read()
-        return response.status
+        return response.status, time.perf_counter() - started
     finally:
         connection.close()
 
 
-def _drive(port: int, requests: list, threads: int) -> tuple[float, list[int]]:
+def _drive(port: int, requests: list, threads: int) -> dict:
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        statuses = list(pool.map(lambda args: _request(port, *args), requests))
-    return time.perf_counter() - started, statuses
+        results = list(pool.map(lambda args: _request(port, *args), requests))
+    elapsed = time.perf_counter() - started
+    bad = sorted({status for status, _ in results if status not in (200, 201)})
+    if bad:
+        raise SystemExit(f"unexpected statuses {bad} from {requests[0][1]}")
+    latencies = sorted(seconds for _, seconds in results)
+    return {
+        "rate": len(requests) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
 
 
-# Orders in flight at once must not meet the wash-trade guard (under daphne requests overlap,
-# and a market sell while the same symbol's market buy is still open is refused, as Alpaca
-# refuses it): the servers get buys only, round the cheaper symbols, so the account's buying
-# power lasts (about $40 an order).
+# Concurrent orders must not meet the wash-trade guard: buys only, round the cheaper
+# symbols, so buying power lasts (about $40 an order).
 BENCH_SYMBOLS = ("INTC", "T", "PFE", "PLTR", "BAC", "VZ", "CSCO", "WFC")
 
 
-def _order_body(index: int, *, side: str = "buy", symbol: str | None = None) -> bytes:
-    symbol = symbol or BENCH_SYMBOLS[index % len(BENCH_SYMBOLS)]
-    return json.dumps({"symbol": symbol, "qty": "1", "side": side, "type": "market"}).encode()
+def _body(index: int, **fields) -> bytes:
+    order = {"symbol": BENCH_SYMBOLS[index % len(BENCH_SYMBOLS)], "qty": "1", "side": "buy"}
+    return json.dumps(order | {"type": "market"} | fields).encode()
 
 
-def main() -> None:
-    orders = int(sys.argv[1]) if len(sys.argv) > 1 else 400
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-    server_name = sys.argv[3] if len(sys.argv) > 3 else "gunicorn"
-    if server_name not in SERVERS:
-        raise SystemExit(f"server: one of {', '.join(SERVERS)}")
+def _resting(index: int) -> bytes:
+    # Far below the market: it rests (a book of open orders on the account).
+    return _body(index, type="limit", limit_price="1.00", time_in_force="gtc")
+
+
+def split(captured: list[dict]) -> tuple[int, int]:
+    """(statements, transaction control) among captured queries."""
+    control = sum(q["sql"].lstrip().upper().startswith(TRANSACTION_CONTROL) for q in captured)
+    return len(captured) - control, control
+
+
+# --- one database, in a process of its own ---------------------------------------------
+def _one_database(args) -> dict:
     workdir = tempfile.mkdtemp(prefix="tradedesk-bench-")
     os.environ.setdefault("TRADEDESK_DATA_DIR", workdir)
-    os.environ["ORDER_RATE_LIMIT"] = "1000000/min"
-    # The bench places hundreds of orders in a day: lift the desk's daily limit for its user.
-    os.environ["MAX_DAILY_TRADES"] = "1000000"
+    os.environ["ORDER_RATE_LIMIT"] = "100000000/min"
+    # The bench places thousands of orders a day: lift the desk's daily limit for its users.
+    os.environ["MAX_DAILY_TRADES"] = "100000000"
     os.environ["DJANGO_SETTINGS_MODULE"] = "tradedesk.settings"
+    os.environ.pop("DEBUG", None)
     sys.path[:] = [str(ROOT), *[p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]]
 
     import django
@@ -153,93 +217,203 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-    from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.services import register_user
 
     call_command("migrate", verbosity=0)
-    user = register_user(username=f"bench{os.getpid()}", password="bench-Passw0rd!-long")
-    token = str(RefreshToken.for_user(user).access_token)
-    # Its own trader: the pending orders it leaves would be open orders for the wash-trade guard.
-    recorder = register_user(username=f"record{os.getpid()}", password="bench-Passw0rd!-long")
-    record_token = str(RefreshToken.for_user(recorder).access_token)
-    database = connection.vendor
+    import bench.orders as served  # the served module: its bench-only table
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", *SERVERS[server_name](port)], cwd=ROOT, env=os.environ.copy()
+    if served.Note._meta.db_table not in connection.introspection.table_names():
+        with connection.schema_editor() as editor:
+            editor.create_model(served.Note)
+
+    serial = itertools.count()
+
+    def trader(name: str) -> str:
+        username = f"{name}-{os.getpid()}-{next(serial)}"
+        user = register_user(username=username, password="bench-Passw0rd!-long")
+        return str(RefreshToken.for_user(user).access_token)
+
+    def auth(token: str) -> dict:
+        return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    cores = os.cpu_count() or 1
+    servers = _servers(cores)
+    chosen = [name for name in servers if name.split("-")[0] in args.servers]
+    n, threads = args.requests, max(4, 2 * cores)
+    results: dict = {"database": connection.vendor, "servers": {}}
+    for name in chosen:
+        # Fresh traders per server: every run starts from the same account state.
+        crud, record, market = auth(trader("crud")), auth(trader("record")), auth(trader("buy"))
+        resting = [auth(trader(f"rest{i}")) for i in range(20)]  # small books each
+        routes = {
+            "hello": [("GET", HELLO_PATH, None, {})] * n,
+            "crud floor": [("POST", CRUD_PATH, _body(i), crud) for i in range(n)],
+            "record only": [("POST", RECORD_PATH, _body(i), record) for i in range(n)],
+            "place market": [("POST", ORDERS_PATH, _body(i), market) for i in range(n)],
+            "place limit": [
+                ("POST", ORDERS_PATH, _resting(i), resting[i % len(resting)]) for i in range(n)
+            ],
+        }
+        port = _free_port()
+        log = Path(workdir) / f"{name}.log"  # the servers' own chatter, kept out of the figures
+        server = subprocess.Popen(
+            [sys.executable, "-m", *servers[name](port)],
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stderr=log.open("w"),
+        )
+        try:
+            for _ in range(300):
+                try:
+                    if _request(port, "GET", HELLO_PATH, None, {})[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                raise SystemExit(f"{name} did not start: {log}")
+            measured = {}
+            for route, requests in routes.items():
+                _drive(port, requests[: max(20, 4 * cores)], threads)  # every worker warm
+                measured[route] = _drive(port, requests, threads)
+            results["servers"][name] = measured
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        print(f"  {connection.vendor}: {name} done", file=sys.stderr, flush=True)
+    results["statements"] = _statements(trader, connection)
+    results["day"] = _day_cost(args.day_orders, connection)
+    return results
+
+
+def _client(token: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def _place(client, body: bytes) -> None:
+    response = client.post(ORDERS_PATH, json.loads(body), format="json")
+    assert response.status_code == 201, response.content
+
+
+def _statements(trader, connection) -> dict:
+    """Statements of one order through the API in-process, after the account's first."""
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for kind, body in (("market", _body(0)), ("limit", _resting(0))):
+        client = _client(trader(f"count{kind}"))
+        _place(client, _body(1))
+        seen = set()
+        for _ in range(5):
+            with CaptureQueriesContext(connection) as captured:
+                _place(client, body)
+            seen.add(split(captured.captured_queries))
+        counts[kind] = sorted(seen)
+    return counts
+
+
+def _day_cost(day_orders: int, connection) -> dict:
+    """Median ms per market order, in-process, as the account's 10th order of the day and as
+    its day_orders-th (the orders before it written in bulk)."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.services import register_user
+    from orders.tests.day_support import fill_day
+
+    def cost(history: int) -> float:
+        username = f"day{history}-{os.getpid()}"
+        user = register_user(username=username, password="bench-Passw0rd!-long")
+        client = _client(str(RefreshToken.for_user(user).access_token))
+        fill_day(user, history - 10, symbols=BENCH_SYMBOLS, price="40")
+        for i in range(10):  # the day's last few through the API: caches warm as any day's
+            _place(client, _body(i))
+        seconds = []
+        for i in range(30):
+            started = time.perf_counter()
+            _place(client, _body(i))
+            seconds.append(time.perf_counter() - started)
+        return statistics.median(seconds) * 1000
+
+    return {"10": cost(10), str(day_orders): cost(day_orders)}
+
+
+# --- the run --------------------------------------------------------------------------
+def _run_database(args, env: dict) -> dict:
+    command = [sys.executable, __file__, "--one-database", *_passed(args)]
+    done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, check=True)
+    return json.loads(done.stdout)
+
+
+def _passed(args) -> list[str]:
+    return [
+        "--requests", str(args.requests), "--servers", ",".join(args.servers),
+        "--day-orders", str(args.day_orders),
+    ]  # fmt: skip
+
+
+def _report(results: list[dict], day_orders: int) -> None:
+    routes = ("hello", "crud floor", "record only", "place market", "place limit")
+    for result in results:
+        database = result["database"]
+        for server, measured in result["servers"].items():
+            floor = measured["crud floor"]["rate"]
+            print(f"{database}, {server}:")
+            for route in routes:
+                m = measured[route]
+                print(
+                    f"  {route:13} {m['rate']:8.1f} req/s  p50 {m['p50_ms']:6.1f} ms"
+                    f"  p99 {m['p99_ms']:6.1f} ms  {m['rate'] / floor:6.1%} of the crud floor"
+                    f"  {m['rate'] / measured['hello']['rate']:6.1%} of hello"
+                )
+        for kind, counts in result["statements"].items():
+            shown = ", ".join(f"{s} + {c} BEGIN/COMMIT" for s, c in counts)
+            print(f"{database}: statements per {kind} order: {shown}")
+        day = result["day"]
+        tenth, late = day["10"], day[str(day_orders)]
+        print(
+            f"{database}: order cost in-process: 10th of the day {tenth:.2f} ms, "
+            f"{day_orders:,}th {late:.2f} ms ({late / tenth - 1:+.0%})"
+        )
+    postgres = next((r for r in results if r["database"] == "postgresql"), None)
+    if postgres is None or "gunicorn-1" not in postgres["servers"]:
+        print("place / crud floor: n/a (needs --postgres and gunicorn)")
+        return
+    one = postgres["servers"]["gunicorn-1"]
+    print(f"place / crud floor: {one['place market']['rate'] / one['crud floor']['rate']:.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="per route and server")
+    parser.add_argument("--postgres", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", ""))
+    parser.add_argument(
+        "--servers",
+        type=lambda text: text.split(","),
+        default=["gunicorn", "daphne"],
+        help="gunicorn (one worker and one per core) and/or daphne",
     )
-    try:
-        for _ in range(100):
-            try:
-                if _request(port, "GET", HELLO_PATH, None, {}) == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit(f"{server_name} did not start")
-
-        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        _drive(port, [("GET", HELLO_PATH, None, {})] * 50, threads)  # warm up
-        _drive(port, [("POST", ORDERS_PATH, _order_body(i), auth) for i in range(20)], threads)
-
-        hello_s, hello_statuses = _drive(port, [("GET", HELLO_PATH, None, {})] * orders, threads)
-        record_auth = auth | {"Authorization": f"Bearer {record_token}"}
-        record_requests = [
-            ("POST", RECORD_PATH, _order_body(i), record_auth) for i in range(orders)
-        ]
-        record_s, record_statuses = _drive(port, record_requests, threads)
-        order_requests = [("POST", ORDERS_PATH, _order_body(i), auth) for i in range(orders)]
-        orders_s, order_statuses = _drive(port, order_requests, threads)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-    statuses = hello_statuses + record_statuses + order_statuses
-    bad = [status for status in statuses if status not in (200, 201)]
-    if bad:
-        raise SystemExit(f"unexpected statuses: {sorted(set(bad))}")
-
-    # Queries per order, in-process: the same count for the first order and the thousandth.
-    def queries_per_order(user) -> tuple[list[int], list[int]]:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
-        counts = []
-        for index in range(20):
-            side = "buy" if index % 2 == 0 else "sell"  # one at a time: no overlap
-            body = json.loads(_order_body(index, side=side, symbol="AAPL"))
-            with CaptureQueriesContext(connection) as queries:
-                response = client.post(ORDERS_PATH, body, format="json")
-            assert response.status_code == 201, response.content
-            counts.append(len(queries))
-        # Buys and sells alternate and take different paths on the paper exchange (a sell
-        # checks the shares held): each side's count must not grow with the history.
-        return counts[0::2], counts[1::2]
-
-    fresh = register_user(username=f"fresh{os.getpid()}", password="bench-Passw0rd!-long")
-    fresh_buys, fresh_sells = queries_per_order(fresh)
-    history = len(order_requests) + 20
-    buys, sells = queries_per_order(user)
-
-    hello_rate = orders / hello_s
-    record_rate = orders / record_s
-    order_rate = orders / orders_s
-    print(f"database: {database}; {server_name}, one process; {threads} client threads")
-    print(f"DRF hello-world: {hello_rate:8.1f} req/s ({orders} requests)")
-    print(
-        f"record only:     {record_rate:8.1f} req/s ({record_rate / hello_rate:.1%} of hello-world:"
-        " auth, parse, pending order + audit event, reply; no validation, no broker)"
-    )
-    print(f"place order:     {order_rate:8.1f} orders/s ({orders} orders, all filled)")
-    print(f"ratio: {order_rate / hello_rate:.1%} of hello-world (target >= 40%)")
-    print(f"queries per order, fresh account: buy {fresh_buys}, sell {fresh_sells}")
-    print(f"queries per order, after {history} orders: buy {buys}, sell {sells}")
-    # Each account's first AAPL buy opens the position (its insert, in a savepoint: 3 queries
-    # more); every later order is constant.
-    constant = len(set(fresh_buys[1:] + buys[1:])) == 1 and len(set(fresh_sells + sells)) == 1
-    print("constant queries per order:", "yes" if constant else "NO")
+    parser.add_argument("--day-orders", type=int, default=5000)
+    parser.add_argument("--one-database", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_database:
+        print(json.dumps(_one_database(args)))
+        return
+    started = time.perf_counter()
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    results = [_run_database(args, base)]
+    if args.postgres:
+        results.append(
+            _run_database(args, base | {"DATABASE_URL": args.postgres, "REDIS_URL": args.redis})
+        )
+    print(f"{os.cpu_count()} cores; {args.requests} requests per route; ", end="")
+    print(f"{time.perf_counter() - started:.0f} s")
+    _report(results, args.day_orders)
 
 
 if __name__ == "__main__":

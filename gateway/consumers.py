@@ -88,6 +88,10 @@ class TradeUpdatesConsumer(AsyncWebsocketConsumer):
     async def order_updates(self, event) -> None:
         await self._relay(event["messages"])
 
+    async def notification_message(self, event) -> None:
+        """The desk's notifications share the user's group; Alpaca's trade_updates protocol
+        has no such message, so a bot never sees them."""
+
     async def key_revoked(self, event) -> None:
         """gateway.services.revoke_api_key: the key stopped working, and so does its stream."""
         await self._send(stream.authorization("unauthorized", "authenticate"))

@@ -43,6 +43,7 @@ from .serializers import (
     TemplatePlacementSerializer,
     VerdictSerializer,
     input_errors,
+    order_detail,
 )
 
 
@@ -118,7 +119,7 @@ def placement_answer(place: Callable[[], services.Placement]) -> Response:
     verdict = placement.verdict.as_dict()
     return Response(
         {
-            "order": OrderDetailSerializer(placement.order).data,
+            "order": order_detail(placement.order),
             "warnings": verdict["warnings"],
             "recommendations": verdict["recommendations"],
         },

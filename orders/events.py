@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -147,16 +152,46 @@ def publish_order_after_commit(order: Order, event: str) -> None:
     publish_after_commit(order.user_id, [order_message(order, event)])
 
 
-def publish_after_commit(user_id: int, messages: list[dict]) -> None:
-    """Send `order` frames to the user's stream connections once the transaction commits.
+# The frames of a `batched_publishing()` block, per user in publishing order.
+_batch: ContextVar[dict[int, list[dict]] | None] = ContextVar("order_frames", default=None)
 
-    One frame goes as {"type": "order.update", "message": frame}; several (a sync batch) go as
-    ONE {"type": "order.updates", "messages": [frame, ...]}, which a consumer unpacks in order:
-    a group_send per frame would cost a channel-layer round trip each and overrun the
-    channel's capacity (the layer drops what doesn't fit).
+
+def publish_after_commit(user_id: int, messages: list[dict]) -> None:
+    """Send `order` frames to the user's stream connections once the transaction commits,
+    without waiting for the channel layer (inside `batched_publishing()`: when it ends).
+
+    One frame goes as {"type": "order.update", "message": frame}; several (a sync batch, a
+    placement's events) go as ONE {"type": "order.updates", "messages": [frame, ...]}, which
+    a consumer unpacks in order: a group_send per frame would cost a channel-layer round
+    trip each and overrun the channel's capacity (the layer drops what doesn't fit).
     """
-    if not messages:
-        return
+    if messages:
+        transaction.on_commit(lambda: _committed(user_id, messages))
+
+
+def _committed(user_id: int, messages: list[dict]) -> None:
+    batch = _batch.get()
+    if batch is None:
+        _send(user_id, messages)
+    else:
+        batch.setdefault(user_id, []).extend(messages)
+
+
+@contextlib.contextmanager
+def batched_publishing() -> Iterator[None]:
+    """Hold the frames of what commits inside the block and send them as it ends, one send
+    per user (a placement commits its pending record and the broker's answer apart)."""
+    batch: dict[int, list[dict]] = {}
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        for user_id, messages in batch.items():
+            _send(user_id, messages)
+
+
+def _send(user_id: int, messages: list[dict]) -> None:
     if len(messages) == 1:
         payload = {"type": "order.update", "message": messages[0]}
     else:
@@ -168,7 +203,7 @@ def publish_after_commit(user_id: int, messages: list[dict]) -> None:
         if layer is not None:
             await layer.group_send(group, payload)
 
-    transaction.on_commit(lambda: run_from_sync(send))
+    send_from_sync(send)
 
 
 # --- running the channel layer's coroutines from sync code ----------------------------
@@ -195,6 +230,51 @@ def _serving_loop() -> asyncio.AbstractEventLoop | None:
         return None
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     return loop if loop is not None and loop.is_running() else None
+
+
+# One lock per event loop: its sends run one at a time, in the order they were handed over.
+_send_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def send_from_sync(send: Callable[[], Awaitable[None]]) -> None:
+    """Run a channel-layer coroutine from sync code without waiting for it, on the loop
+    run_from_sync would use. Sends handed over from one thread keep their order (the loop's
+    lock is taken first come, first served); a failure is logged."""
+    loop = _serving_loop() or _sender_loop()
+
+    async def in_turn() -> None:
+        lock = _send_locks.get(loop)
+        if lock is None:
+            lock = _send_locks[loop] = asyncio.Lock()
+        async with lock:
+            await send()
+
+    future = asyncio.run_coroutine_threadsafe(in_turn(), loop)
+    with _in_flight_lock:
+        _in_flight.add(future)
+    future.add_done_callback(_done)
+
+
+_in_flight: set[concurrent.futures.Future] = set()
+_in_flight_lock = threading.Lock()
+
+
+def _done(future: concurrent.futures.Future) -> None:
+    with _in_flight_lock:
+        _in_flight.discard(future)
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("order frames not sent: %r", future.exception())
+
+
+@atexit.register
+def wait_for_sends(timeout: float = 5) -> None:
+    """Wait until what send_from_sync handed over has gone (a process that ends right after
+    publishing, a test that looks at the layer)."""
+    with _in_flight_lock:
+        pending = list(_in_flight)
+    concurrent.futures.wait(pending, timeout)
 
 
 def run_from_sync(send: Callable[[], Awaitable[None]]) -> None:

@@ -142,6 +142,19 @@ class Order(models.Model):
                 condition=models.Q(filled_qty__gt=0),
                 name="order_account_filled",
             ),
+            # The gate's exposure read: only open orders are in it, so it stays as small as
+            # the book however many orders the account filled.
+            models.Index(
+                fields=["broker_account", "symbol"],
+                condition=~models.Q(status__in=sorted(types.TERMINAL_STATUSES)),
+                name="order_open_account_symbol",
+            ),
+            # MAX_DAILY_TRADES' count: the user's orders placed through the desk, by time.
+            models.Index(
+                fields=["user", "created_at"],
+                condition=models.Q(parent__isnull=True) & ~models.Q(placed_via="sync"),
+                name="order_user_placed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -104,6 +104,39 @@ def apply_broker_order(
     """
     if not moves_forward(order, snapshot):
         return False
+    before = _mirror(order, snapshot)
+    order.save()
+    return _audit_change(order, before, source=source, actor=actor, detail=detail)
+
+
+# What the broker's snapshot sets on the row beside MIRRORED_FIELDS.
+_BROKER_FIELDS = ("broker_order_id", "broker_created_at", "replaced_by", "replaces")
+
+
+def apply_first_answer(
+    order: Order, snapshot: types.BrokerOrder, *, source: str, actor: User | None = None
+) -> bool:
+    """apply_broker_order for the broker's answer to an order this process just recorded
+    (pending, no broker id yet), without locking and re-reading the row: one UPDATE that
+    holds only while the row is still as recorded. False, and the row untouched, when
+    something else (the stream, the sync) applied an answer first: the caller applies this
+    one under the row's lock (whose re-read sees theirs)."""
+    recorded = {"status": order.status, "filled_qty": order.filled_qty, "broker_order_id": ""}
+    if order.broker_order_id or not moves_forward(order, snapshot):
+        return False
+    before = _mirror(order, snapshot)
+    order.updated_at = timezone.now()
+    written = {name: getattr(order, name) for name in (*MIRRORED_FIELDS, *_BROKER_FIELDS)}
+    if not Order.objects.filter(pk=order.pk, **recorded).update(
+        **written, broker_updated_at=order.broker_updated_at, updated_at=order.updated_at
+    ):
+        return False
+    _audit_change(order, before, source=source, actor=actor)
+    return True
+
+
+def _mirror(order: Order, snapshot: types.BrokerOrder) -> tuple:
+    """Set the snapshot's fields on the row (unsaved); returns what the audit compares."""
     before = (order.status, order.filled_qty, order.broker_order_id)
     for name in MIRRORED_FIELDS:
         setattr(order, name, getattr(snapshot, name))
@@ -112,15 +145,20 @@ def apply_broker_order(
     order.replaced_by = snapshot.replaced_by or ""
     order.replaces = snapshot.replaces or ""
     order.broker_updated_at = snapshot.updated_at
-    order.save()
+    return before
+
+
+def _audit_change(
+    order: Order, before: tuple, *, source: str, actor: User | None, detail: dict | None = None
+) -> bool:
     changed = before != (order.status, order.filled_qty, order.broker_order_id)
     if changed:
         record_event(
             order,
-            event_name(before[0], snapshot.status),
+            event_name(before[0], order.status),
             source=source,
             actor=actor,
-            at=snapshot.updated_at,
+            at=order.broker_updated_at,
             **(detail or {}),
         )
     return changed
@@ -151,7 +189,10 @@ def event_name_sql(previous_status: str, status: str) -> str:
 def record_event(
     order: Order, event: str, *, source: str, actor: User | None = None, at=None, **detail
 ) -> OrderEvent:
-    """Audit one event of an order as it stands now; its frame reaches the stream after commit."""
+    """Audit one event of an order as it stands now; its frame reaches the stream after commit.
+
+    An order whose events this process holds (`track_events`) gets it added there too, so
+    its reply needs no read of what was just written."""
     recorded = OrderEvent.objects.create(
         order=order,
         event=event,
@@ -164,9 +205,23 @@ def record_event(
         at=at or timezone.now(),
     )
     events.publish_order_after_commit(order, event)
+    held = getattr(order, "_prefetched_objects_cache", {}).get("events")
+    if held is not None:
+        held._result_cache.append(recorded)
+        held._result_cache.sort(key=lambda each: (each.at, each.pk))  # OrderEvent's ordering
     if event in events.ORDER_EVENT_NOTICES:
         actor_id = actor.pk if actor else None
         events.announce_after_commit(
             event, user_id=order.user_id, order=order, actor_id=actor_id, **detail
         )
     return recorded
+
+
+def track_events(order: Order) -> None:
+    """`order` was just created here, so it has no events but those record_event adds:
+    order.events.all() answers from them, as after prefetch_related (the reply needs no
+    read)."""
+    events = order.events.all()
+    events._result_cache = []
+    events._prefetch_done = True
+    order._prefetched_objects_cache = {"events": events}

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import functools
+import uuid
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import FilteredRelation, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import BrokerAccount, User
@@ -15,7 +20,6 @@ from tradedesk.broker import types
 from .models import (
     PENDING_APPROVAL,
     Order,
-    OrderEvent,
     OrderTemplate,
     PositionSnapshot,
     TradingHalt,
@@ -34,14 +38,57 @@ def order_for(user: User, order_id: object) -> Order:
         raise Http404("No such order.") from None
 
 
+_HALTS_KEY = "orders:active-halts"
+_HALTS_GENERATION_KEY = "orders:active-halts:generation"
+# A backstop only: every write of a halt through the ORM moves the generation.
+_HALTS_CACHE_SECONDS = 60
+
+
 def active_trading_halts(user: User, broker_account: BrokerAccount) -> list[TradingHalt]:
     """The kill switches that apply to this user's orders on this account, `halted` first."""
-    halts = TradingHalt.objects.filter(active=True).filter(
-        Q(scope=TradingHalt.SCOPE_DESK)
-        | Q(scope=TradingHalt.SCOPE_USER, user=user)
-        | Q(scope=TradingHalt.SCOPE_BROKER_ACCOUNT, broker_account=broker_account)
-    )
+    halts = [
+        halt
+        for halt in _active_halts()
+        if halt.scope == TradingHalt.SCOPE_DESK
+        or (halt.scope == TradingHalt.SCOPE_USER and halt.user_id == user.pk)
+        or (
+            halt.scope == TradingHalt.SCOPE_BROKER_ACCOUNT
+            and halt.broker_account_id == broker_account.pk
+        )
+    ]
     return sorted(halts, key=lambda halt: (halt.mode != TradingHalt.MODE_HALTED, halt.pk))
+
+
+def _active_halts() -> list[TradingHalt]:
+    """Every active halt (a handful at most). Cached only where the cache is shared by every
+    process (Redis): a halt set anywhere must stop orders everywhere at once, and a
+    process-local cache would not hear of it. The copy is tagged with the generation it
+    was read under; orders.halts sets a new one on every change (halts_changed), so a copy
+    read before a change, even one stored after it, is never used."""
+    # The account's label names it in the refusal; nothing else of it (its secret!) is read.
+    read = (
+        TradingHalt.objects.filter(active=True)
+        .select_related("broker_account")
+        .only(*(field.name for field in TradingHalt._meta.concrete_fields), "broker_account__label")
+    )
+    if not settings.REDIS_URL:
+        return list(read)
+    found = cache.get_many([_HALTS_GENERATION_KEY, _HALTS_KEY])
+    generation = found.get(_HALTS_GENERATION_KEY)
+    if generation is None:
+        cache.add(_HALTS_GENERATION_KEY, uuid.uuid4().hex, None)
+        generation = cache.get(_HALTS_GENERATION_KEY)
+    copy = found.get(_HALTS_KEY)
+    if copy is not None and copy[0] == generation:
+        return copy[1]
+    halts = list(read)
+    cache.set(_HALTS_KEY, (generation, halts), _HALTS_CACHE_SECONDS)
+    return halts
+
+
+def halts_changed() -> None:
+    """A halt was set or lifted (and committed): no copy read before now is used again."""
+    cache.set(_HALTS_GENERATION_KEY, uuid.uuid4().hex, None)
 
 
 def open_orders() -> QuerySet[Order]:
@@ -50,16 +97,63 @@ def open_orders() -> QuerySet[Order]:
     return Order.objects.exclude(status__in=types.TERMINAL_STATUSES)
 
 
-def exposure_orders(broker_account: BrokerAccount, symbol: str) -> list[Order]:
-    """The account's orders that can still trade in `symbol`, and its open orders in any
-    symbol the broker has not confirmed yet, as the desk last saw them (one query). A status
-    the desk doesn't know counts as open until the broker says otherwise."""
-    return list(
-        open_orders()
-        .filter(broker_account=broker_account)
-        .filter(Q(symbol=symbol) | Q(broker_order_id=""))
-        .order_by("created_at", "id")
+def _literal(text: str) -> str:
+    assert text.replace("_", "").isalnum(), text  # the desk's own vocabulary only
+    return f"'{text}'"
+
+
+def _open_orders_index() -> str:
+    # SQLite, without statistics, prefers the foreign key's index (every order of the
+    # account, the day's filled ones too) to the partial one of open orders: named here.
+    return " INDEXED BY order_open_account_symbol" if connection.vendor == "sqlite" else ""
+
+
+@functools.cache
+def _book_sql() -> str:
+    """exposure_and_placed_today's read, written once: the ORM took 3.5 ms to build it (a
+    filtered join of every order column) for a query that runs in 0.02 ms. The partial
+    indexes' own terms are written as literals, as they are in the indexes: SQLite uses a
+    partial index only for a query whose terms match its own, never for bound values."""
+    order, quote = Order._meta, connection.ops.quote_name
+
+    def column(name: str, alias: str = "o") -> str:
+        return f"{alias}.{quote(order.get_field(name).column)}"
+
+    columns = ", ".join(f"o.{quote(field.column)}" for field in order.concrete_fields)
+    terminal = ", ".join(_literal(status) for status in sorted(types.TERMINAL_STATUSES))
+    table, accounts = quote(order.db_table), quote(BrokerAccount._meta.db_table)
+    return (
+        f"SELECT {columns}, (SELECT COUNT(*) FROM {table} p"  # noqa: S608 (our identifiers)
+        f" WHERE {column('user', 'p')} = %s AND {column('created_at', 'p')} >= %s"
+        f" AND {column('parent', 'p')} IS NULL"
+        f" AND NOT ({column('placed_via', 'p')} = {_literal('sync')}))"
+        f" AS placed_today"
+        f" FROM {accounts} b LEFT JOIN (SELECT * FROM {table} o{_open_orders_index()}"
+        f" WHERE {column('broker_account')} = %s"
+        f" AND NOT ({column('status')} IN ({terminal}))"
+        f" AND ({column('symbol')} = %s OR {column('broker_order_id')} = '')) o ON 1 = 1"
+        f" WHERE b.id = %s ORDER BY {column('created_at')}, {column('id')}"
     )
+
+
+def exposure_and_placed_today(
+    broker_account: BrokerAccount, symbol: str, user: User, since: datetime
+) -> tuple[list[Order], int]:
+    """The account's orders that can still trade in `symbol` and its unconfirmed open orders
+    in any symbol (a status the desk doesn't know counts as open), oldest first, as the desk
+    last saw them; and how many orders (legs not counted) the user placed through the desk
+    at or after `since` (orders brought in by the sync or the stream, `placed_via="sync"`,
+    were placed elsewhere or long ago: a newly linked account's history doesn't use up the
+    day's MAX_DAILY_TRADES).
+
+    One read: the account's row with those orders joined (none: one row of NULLs) and the
+    count beside, each served by a partial index (order_open_account_symbol,
+    order_user_placed) that holds no filled order."""
+    since = connection.ops.adapt_datetimefield_value(since)
+    params = [user.pk, since, broker_account.pk, symbol, broker_account.pk]
+    rows = list(Order.objects.raw(_book_sql(), params))
+    orders = [order for order in rows if order.pk is not None]  # the NULL row of no orders
+    return orders, rows[0].placed_today if rows else 0
 
 
 def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:
@@ -69,6 +163,13 @@ def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[
     if broker_account is not None:
         orders = orders.filter(broker_account=broker_account)
     return orders.select_related("broker_account").order_by("created_at", "id")
+
+
+class _FilledOrder(NamedTuple):
+    symbol: str
+    side: str
+    filled_qty: Decimal
+    filled_at: datetime | None
 
 
 class Execution(NamedTuple):
@@ -85,33 +186,45 @@ def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Executio
     Each rise of an order's filled qty in its OrderEvents is one execution at that event's
     time, so a partial fill counts even when the order is canceled afterwards (it never gets
     a filled_at); a fill no event carries (a row written without one) is taken at filled_at.
-    Two indexed reads: the account's orders with fills changed since `since`
-    (order_account_filled; a fill always moves updated_at), then their events.
+    One indexed read: the account's orders with fills changed since `since`
+    (order_account_filled; a fill always moves updated_at), their fill events joined
+    (order_event_order_at; an order without one joins a row of NULLs).
     """
-    orders = {
-        row.id: row
-        for row in Order.objects.filter(
+    rows = (
+        Order.objects.filter(
             broker_account=broker_account,
             filled_qty__gt=0,
             updated_at__gte=since,
             side__in=types.ORDER_SIDES,  # an mleg order's executions are its legs'
-        ).values_list("id", "symbol", "side", "filled_qty", "filled_at", named=True)
-    }
-    events = (
-        OrderEvent.objects.filter(order_id__in=orders, filled_qty__gt=0)
-        .order_by("order_id", "at", "id")
-        .values_list("order_id", "filled_qty", "at")
+        )
+        .annotate(fill_events=FilteredRelation("events", condition=Q(events__filled_qty__gt=0)))
+        .order_by("id", "fill_events__at", "fill_events__id")
+        .values_list(
+            "id",
+            "symbol",
+            "side",
+            "filled_qty",
+            "filled_at",
+            "fill_events__filled_qty",
+            "fill_events__at",
+        )
     )
+    orders = {}
+    events = []
+    for order_id, symbol, side, filled_qty, filled_at, event_filled_qty, event_at in rows:
+        orders[order_id] = _FilledOrder(symbol, side, filled_qty, filled_at)
+        if event_at is not None:
+            events.append((order_id, event_filled_qty, event_at))
     recorded: dict[int, Decimal] = defaultdict(Decimal)
     executions: list[tuple[datetime, int, Decimal]] = []
     for order_id, filled_qty, at in events:
         if filled_qty > recorded[order_id]:
             executions.append((at, order_id, filled_qty - recorded[order_id]))
             recorded[order_id] = filled_qty
-    for order in orders.values():
-        rest = order.filled_qty - recorded[order.id]
+    for order_id, order in orders.items():
+        rest = order.filled_qty - recorded[order_id]
         if rest > 0 and order.filled_at is not None:
-            executions.append((order.filled_at, order.id, rest))
+            executions.append((order.filled_at, order_id, rest))
     executions.sort()
     return [
         Execution(orders[order_id].symbol, orders[order_id].side, qty, at)
@@ -120,17 +233,9 @@ def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Executio
     ]
 
 
-def orders_placed_since(user: User, since: datetime) -> int:
-    """How many orders (legs not counted) the user placed through the desk at or after `since`.
-
-    Orders brought in by the sync or the stream (both `placed_via="sync"`) were placed
-    elsewhere or long ago: a newly linked account's history doesn't use up the day's
-    MAX_DAILY_TRADES.
-    """
-    return (
-        Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since)
-        .exclude(placed_via="sync")
-        .count()
+def _placed_since(user: User, since: datetime) -> QuerySet[Order]:
+    return Order.objects.filter(user=user, parent__isnull=True, created_at__gte=since).exclude(
+        placed_via="sync"
     )
 
 

@@ -30,14 +30,15 @@ from tradedesk.broker.errors import (
     RateLimited,
 )
 
-from . import approvals, selectors, throttles
+from . import approvals, events, selectors, throttles
 from .metrics import counted_refusals, timed_placement
 from .models import ORDER_TERMS, PENDING_APPROVAL, Order
-from .record import apply_broker_order, record_event
+from .record import apply_broker_order, apply_first_answer, record_event, track_events
 from .validation import (
     Issue,
     OrderInput,
     Verdict,
+    account_changed,
     forget_account_state,
     halt_refusal,
     prefetch,
@@ -274,6 +275,7 @@ def check_order(
     )
 
 
+@events.batched_publishing()
 @timed_placement
 def place_order(
     *,
@@ -343,7 +345,7 @@ def _submit(
     """Send an order the gate passed (recorded pending) to the broker and record its answer."""
     try:
         snapshot = broker.submit_order(request)
-        forget_account_state(order.broker_account)
+        account_changed(broker, order.broker_account)
     except RateLimited:
         order.delete()  # the broker refused before acting: nothing was placed
         raise
@@ -369,7 +371,10 @@ def _submit(
         if order.broker_order_id:
             return Placement(order=order, created=True, verdict=verdict)
         raise SubmissionPending(order, exc) from exc
-    order = _apply_locked(order, snapshot, source=source, actor=actor)
+    with transaction.atomic():
+        answered = apply_first_answer(order, snapshot, source=source, actor=actor)
+    if not answered:  # the stream or a sync got there first
+        order = _apply_locked(order, snapshot, source=source, actor=actor)
     return Placement(order=order, created=True, verdict=verdict)
 
 
@@ -430,6 +435,7 @@ def record_submission(
             request_fingerprint=request_fingerprint(request),
             **{name: getattr(request, name) for name in _IDENTITY_FIELDS},
         )
+        track_events(order)
         record_event(order, "submitted", source=source, actor=user, at=now)
     return order
 

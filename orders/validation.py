@@ -38,8 +38,9 @@ verdict to give, and the caller answers 503/429.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -218,29 +219,91 @@ def _changed_key(broker_account: BrokerAccount) -> str:
 def cached_account_state(broker: Broker, broker_account: BrokerAccount) -> AccountState:
     """The account and its positions: one look, cached, but never older than the desk's last
     command on the account (a look that started before it is stale, even if stored after)."""
-    state = cache.get(_account_key(broker_account))
-    changed = cache.get(_changed_key(broker_account))
+    found = cache.get_many([_account_key(broker_account), _changed_key(broker_account)])
+    state, changed = (
+        found.get(_account_key(broker_account)),
+        found.get(_changed_key(broker_account)),
+    )
     if state is not None and (changed is None or state.as_of > changed):
         return state
     as_of = time.time()
     account, positions = broker.get_account_and_positions()
-    state = AccountState(
-        account=account,
-        positions={
-            position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
-            for position in positions
-        },
-        as_of=as_of,
-    )
+    state = AccountState(account=account, positions=_signed_positions(positions), as_of=as_of)
     cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
     return state
 
 
+def _signed_positions(positions: list[types.Position]) -> dict[str, Decimal]:
+    return {
+        position.symbol: abs(position.qty) if position.side == "long" else -abs(position.qty)
+        for position in positions
+    }
+
+
+# The mark (`changed`) only moves forward: its writers take turns on the account (a lock
+# in the cache, as the cache has no compare-and-set).
+_MARK_LOCK_SECONDS = 2
+_MARK_LOCK_WAIT = 0.5
+
+
+@contextlib.contextmanager
+def _marking(broker_account: BrokerAccount) -> Iterator[float | None]:
+    """Hold the account's mark lock (given up on after _MARK_LOCK_WAIT: then the writer
+    goes ahead as before there was one); yields the mark as it stands."""
+    key = f"validation:account-marking:{broker_account.pk}"
+    deadline = time.monotonic() + _MARK_LOCK_WAIT
+    while not cache.add(key, 1, _MARK_LOCK_SECONDS) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        yield cache.get(_changed_key(broker_account))
+    finally:
+        cache.delete(key)  # held for a few cache calls, far below its expiry
+
+
+def _marked(broker_account: BrokerAccount, mark: float, state: AccountState | None) -> None:
+    """Set the mark, and the look that goes with it (None: no look, the cached one dropped),
+    in one cache call each."""
+    # The mark is kept well past the cache's lifetime: a look in flight now is stored after it.
+    cache.set(_changed_key(broker_account), mark, settings.VALIDATION_CACHE_SECONDS + 60)
+    if state is None:
+        cache.delete(_account_key(broker_account))
+    else:
+        cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
+
+
+def remember_account_state(
+    broker_account: BrokerAccount,
+    account: types.Account,
+    positions: list[types.Position],
+    as_of: float,
+) -> None:
+    """A command's broker told the account as the command left it, final at `as_of` (epoch
+    s, once committed): keep that as the look (the next check needs no broker call), and,
+    like forget_account_state, make looks that started before it stale. A mark already past
+    `as_of` (another command, or a forget, came after) keeps its place: nothing is stored."""
+    with _marking(broker_account) as changed:
+        if changed is not None and changed >= as_of:
+            return
+        # Newer than the mark it sets: a look counts only if it began after one.
+        state = AccountState(
+            account=account, positions=_signed_positions(positions), as_of=as_of + 1e-6
+        )
+        _marked(broker_account, as_of, state)
+
+
+def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
+    """A command went through `broker`: keep what it told of the account, else forget."""
+    known = broker.account_after_submit()
+    if known is None:
+        forget_account_state(broker_account)
+    else:
+        remember_account_state(broker_account, *known)
+
+
 def forget_account_state(broker_account: BrokerAccount) -> None:
     """An order changed the account at the broker: looks that started before now are stale."""
-    # Kept well past the cache's lifetime: a look in flight now is stored after this mark.
-    cache.set(_changed_key(broker_account), time.time(), settings.VALIDATION_CACHE_SECONDS + 60)
-    cache.delete(_account_key(broker_account))
+    with _marking(broker_account) as changed:
+        _marked(broker_account, max(time.time(), changed or 0), None)
 
 
 def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> None:
@@ -355,6 +418,10 @@ class _Check:
 
     @cached_property
     def account_state(self) -> AccountState:
+        # The desk's orders first: an order confirmed after that read is then in the
+        # account read after it (a command's account change is kept or forgotten before its
+        # answer is recorded), so no order escapes both and none is missed.
+        _ = self.book
         return cached_account_state(self.broker, self.broker_account)
 
     @property
@@ -385,13 +452,18 @@ class _Check:
         return True
 
     @cached_property
+    def book(self) -> tuple[list[Order], int]:
+        """The account's open orders in the symbol or unconfirmed, and the orders the user
+        placed today (one read)."""
+        today = self.now.astimezone(calendar.market_zone()).date()
+        return selectors.exposure_and_placed_today(
+            self.broker_account, self.order.symbol, self.user, day_trades.day_start(today)
+        )
+
+    @cached_property
     def exposure_orders(self) -> list[Order]:
         """The account's open orders that count as exposure: in the symbol, or unconfirmed."""
-        return [
-            other
-            for other in selectors.exposure_orders(self.broker_account, self.order.symbol)
-            if self.counts_as_exposure(other)
-        ]
+        return [other for other in self.book[0] if self.counts_as_exposure(other)]
 
     @property
     def open_orders(self) -> list[Order]:
@@ -961,8 +1033,7 @@ def _desk_limits(check: _Check) -> None:
             )
     if check.replacing is not None:
         return  # a replace changes an order already counted today
-    today = check.now.astimezone(calendar.market_zone()).date()
-    placed = selectors.orders_placed_since(check.user, day_trades.day_start(today))
+    _, placed = check.book
     if placed >= settings.MAX_DAILY_TRADES:
         check.error(
             "max_daily_trades",

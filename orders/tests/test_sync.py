@@ -359,6 +359,7 @@ def test_changed_orders_are_published_to_their_owner_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         paging.sync_orders(account, broker=broker, since=at_ns(0))
 
+    events.wait_for_sends()  # handed to the channel layer without waiting
     assert sent == [(f"orders.user.{account.user_id}", "filled", "fill")]
 
 
@@ -381,6 +382,7 @@ def test_a_batch_of_changes_reaches_the_stream_as_one_message_of_frames(
     with django_capture_on_commit_callbacks(execute=True):
         paging.sync_orders(account, broker=FakeBroker((n * 1000, broker_order(n)) for n in (4, 5)))
 
+    events.wait_for_sends()
     group = f"orders.user.{account.user_id}"
     stored = dict(Order.objects.values_list("broker_order_id", "pk"))
     assert [(g, m["type"]) for g, m in sent] == [(group, "order.update"), (group, "order.updates")]

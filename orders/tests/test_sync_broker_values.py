@@ -87,7 +87,8 @@ def test_an_unseen_status_is_open_until_the_broker_says_otherwise(account, trade
     unseen = Order.objects.get(client_order_id="client-2")
 
     assert unseen.is_open
-    assert selectors.exposure_orders(account, "AAPL") == [unseen]
+    exposure, _ = selectors.exposure_and_placed_today(account, "AAPL", trader, timezone.now())
+    assert exposure == [unseen]
     opened = history.filtered_orders(trader, history.OrderFilters(status="open"))
     closed = history.filtered_orders(trader, history.OrderFilters(status="closed"))
     assert [o.client_order_id for o in opened] == ["client-2"]

@@ -145,6 +145,7 @@ def test_a_refused_cancel_or_replace_leaves_the_order_and_says_why(
     )
     assert last.detail == {"broker_status": "filled", "reason": "order is already filled"}
     assert last.at == refusal.timestamp
+    events.wait_for_sends()  # handed to the channel layer without waiting
     assert sent == [event]
 
 

@@ -332,13 +332,11 @@ def test_the_fills_are_read_through_indexes(trader):
     with CaptureQueriesContext(connection) as queries:
         selectors.fills_since(account, _at(18, 5))
 
-    orders_sql, events_sql = (query["sql"] for query in queries.captured_queries)
+    (read,) = (query["sql"] for query in queries.captured_queries)
     with connection.cursor() as cursor:
-        # Tiny tables would be scanned whatever their indexes: ask what serves the reads.
+        # Tiny tables would be scanned whatever their indexes: ask what serves the read.
         cursor.execute("SET LOCAL enable_seqscan = off")
-        plans = []
-        for sql in (orders_sql, events_sql):
-            cursor.execute(f"EXPLAIN {sql}")
-            plans.append(" ".join(row[0] for row in cursor.fetchall()))
-    assert all("Seq Scan" not in plan for plan in plans), plans
-    assert "Index" in plans[0] and "Index" in plans[1], plans
+        cursor.execute(f"EXPLAIN {read}")
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in plan, plan
+    assert "order_account_filled" in plan and plan.count("Index") >= 2, plan

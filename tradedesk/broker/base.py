@@ -147,6 +147,13 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def submit_order(self, request: OrderRequest) -> BrokerOrder: ...
 
+    def account_after_submit(self) -> tuple[Account, list[Position], float] | None:
+        """The account and positions as this object's last submit_order left them, and when
+        that was final (epoch s, once committed), when the broker knew them without being
+        asked again (the paper exchange held them under its lock); None: ask
+        (get_account_and_positions)."""
+        return None
+
     @abc.abstractmethod
     def get_order(self, order_id: str) -> BrokerOrder: ...
 

@@ -10,13 +10,14 @@ refuses, and how, is `rules.py`'s.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Prefetch
 from django.utils import timezone
 
@@ -49,10 +50,14 @@ from tradedesk.broker.types import (
 
 from . import ledger, market, matching, rules
 from .matching import close, record
-from .models import SimAccount, SimOrder, SimOrderEvent
+from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS
 
 _MAX_BARS = 10_000
+_ACCOUNT_FIELDS = [field.name for field in SimAccount._meta.concrete_fields]
+_ACCOUNT_ATTNAMES = [field.attname for field in SimAccount._meta.concrete_fields]
+_POSITION_FIELDS = [field.name for field in SimPosition._meta.concrete_fields]
+_POSITION_ATTNAMES = [field.attname for field in SimPosition._meta.concrete_fields]
 
 
 def open_account(starting_cash: Decimal | None = None) -> str:
@@ -111,6 +116,7 @@ class SimBroker(Broker):
     def __init__(self, account_id: str, now: Callable[[], datetime] | None = None):
         self.account_id = account_id
         self._now = now or timezone.now
+        self._after_submit: tuple[Account, list[Position], float] | None = None
 
     # --- provider capabilities ------------------------------------------------
     def is_market_open(self, at: datetime) -> bool:
@@ -122,18 +128,44 @@ class SimBroker(Broker):
 
     # --- helpers ----------------------------------------------------------
     def _account(self, *, lock: bool = False) -> SimAccount:
-        """The account, locked for a change; unlocked, annotated with `has_open_orders`."""
+        """The account, locked for a change (its positions read with it); unlocked,
+        annotated with `has_open_orders`."""
         if lock:
-            queryset = SimAccount.objects.select_for_update()
-        else:
-            open_orders = SimOrder.objects.filter(
-                account=OuterRef("pk"), status__in=types.OPEN_STATUSES
-            )
-            queryset = SimAccount.objects.annotate(has_open_orders=Exists(open_orders))
+            return self._locked_account()
+        open_orders = SimOrder.objects.filter(
+            account=OuterRef("pk"), status__in=types.OPEN_STATUSES
+        )
+        queryset = SimAccount.objects.annotate(has_open_orders=Exists(open_orders))
         try:
             return queryset.get(account_id=self.account_id)
         except SimAccount.DoesNotExist:
             raise AuthenticationFailed("unknown paper-exchange account") from None
+
+    def _locked_account(self) -> SimAccount:
+        """The account row locked, and its position rows with it in one read (a LEFT JOIN),
+        where every change would read both. Where rows are locked, the lock is taken first:
+        a locking read that waited would see the positions as they were when it began
+        (PostgreSQL re-reads only the locked row). SQLite's IMMEDIATE transactions hold the
+        whole database already."""
+        accounts = SimAccount.objects.filter(account_id=self.account_id)
+        if connection.features.has_select_for_update:
+            list(accounts.select_for_update().values_list("pk", flat=True))
+        rows = list(
+            accounts.values_list(
+                *_ACCOUNT_FIELDS, *(f"positions__{name}" for name in _POSITION_FIELDS)
+            )
+        )
+        if not rows:
+            raise AuthenticationFailed("unknown paper-exchange account")
+        db = SimAccount.objects.db
+        width = len(_ACCOUNT_FIELDS)
+        account = SimAccount.from_db(db, _ACCOUNT_ATTNAMES, rows[0][:width])
+        account._positions = {}
+        for row in rows:
+            if row[width] is not None:  # the join's one row of an account with no positions
+                position = SimPosition.from_db(db, _POSITION_ATTNAMES, row[width:])
+                account._positions[position.symbol] = position
+        return account
 
     def _order(self, account: SimAccount, **lookup) -> SimOrder:
         try:
@@ -243,20 +275,31 @@ class SimBroker(Broker):
             raise OrderRejected(
                 f"asset {request.symbol} is not tradable", code=rules.CODE_UNPROCESSABLE
             )
+        self._after_submit = None
         try:
-            with transaction.atomic():
+            with transaction.atomic(), matching.journaled():
                 account = self._account(lock=True)
                 # Bring the book up to date first: what is held and committed depends on it.
-                open_orders = matching.match_account(account, now)
+                open_orders = matching.match_account(account, now, store=False)
                 rules.check_submission(account, asset, request, now, open_orders)
-                order, *legs = matching.match_placed(
-                    account, _create_order(account, request, now), now
-                )
+                placed = matching.match_placed(account, _create_order(account, request, now), now)
         except IntegrityError:
             raise OrderRejected(
                 "client_order_id must be unique", code=rules.CODE_BAD_REQUEST, http_status=422
             ) from None
+        committed_at = time.time()
+        still_open = [*open_orders, *(o for o in placed if o.status in types.OPEN_STATUSES)]
+        held = ledger.held_positions(account)
+        self._after_submit = (
+            ledger.account_view(account, held, still_open, now),
+            ledger.position_views(held, now),
+            committed_at,
+        )
+        order, *legs = placed
         return _to_broker_order(order, legs)
+
+    def account_after_submit(self) -> tuple[Account, list[Position], float] | None:
+        return self._after_submit
 
     def get_order(self, order_id: str) -> BrokerOrder:
         account, _ = self._matched()
@@ -574,7 +617,10 @@ def _new_order(account: SimAccount, request: OrderRequest, now: datetime, **fiel
     order = SimOrder(**values)
     if order.type == "trailing_stop":
         matching.start_trailing(order, market.trade(order.symbol, now).price)
-    order.save(force_insert=True)
+    if order.order_class != "simple":
+        # Its legs point at it and are looked up as it fills: stored first. A simple
+        # order is stored as matching leaves it (match_placed), filled or resting.
+        order.save(force_insert=True)
     record(order, "new", now)
     return order
 

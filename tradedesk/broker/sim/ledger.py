@@ -20,8 +20,18 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
+def positions_by_symbol(account: SimAccount) -> dict[str, SimPosition]:
+    """Every position row of the account by symbol, closed (zero) ones too: read once per
+    account instance (a locked read may bring them along: exchange.SimBroker._account), so
+    the checks and the fills of one transaction share them."""
+    positions = getattr(account, "_positions", None)
+    if positions is None:
+        positions = account._positions = {p.symbol: p for p in account.positions.all()}
+    return positions
+
+
 def held_positions(account: SimAccount) -> list[SimPosition]:
-    return list(account.positions.exclude(qty=0))
+    return [position for position in positions_by_symbol(account).values() if position.qty]
 
 
 def account_view(
@@ -36,13 +46,26 @@ def account_view(
         cash=_cents(account.cash),
         buying_power=_cents(buying_power(account, long_value, short_value, open_orders, now)),
         equity=_cents(equity),
-        last_equity=_cents(close_equity(account, held, calendar.previous_close(now))),
+        last_equity=_cents(last_equity(account, held, now)),
         portfolio_value=_cents(equity),
         long_market_value=_cents(long_value),
         short_market_value=_cents(short_value),
         multiplier=settings.SIM_MARGIN_MULTIPLIER,
         shorting_enabled=settings.SIM_MARGIN_MULTIPLIER > 1,
     )
+
+
+def last_equity(account: SimAccount, held: list[SimPosition], now: datetime) -> Decimal:
+    """The equity at the last session close, worked out once per close and kept on the
+    account (a read of the session's executions, which would grow with the day)."""
+    close_at = calendar.previous_close(now)
+    if account.close_equity_at != close_at:
+        account.close_equity = close_equity(account, held, close_at)
+        account.close_equity_at = close_at
+        SimAccount.objects.filter(pk=account.pk).update(
+            close_equity=account.close_equity, close_equity_at=close_at
+        )
+    return account.close_equity
 
 
 def close_equity(account: SimAccount, held: list[SimPosition], close_at: datetime) -> Decimal:

@@ -9,8 +9,10 @@ live quote: one fill per quote second, no larger than the quoted size.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -19,7 +21,7 @@ from django.conf import settings
 
 from tradedesk.broker import calendar, types
 
-from . import market
+from . import ledger, market
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 
 QTY_STEP = Decimal("0.000000001")
@@ -66,9 +68,28 @@ def _span_observation(order: SimOrder, start: datetime, end: datetime) -> Observ
 
 
 # --- events and state changes -------------------------------------------------
+# Trade updates recorded inside `journaled()`, written together when it ends.
+_journal: ContextVar[list[SimOrderEvent] | None] = ContextVar("sim_journal", default=None)
+
+
+@contextlib.contextmanager
+def journaled() -> Iterator[None]:
+    """Write the block's trade updates in one INSERT as it ends (in the order recorded, so
+    their ids still order them); nothing if it raises. The orders they name must be stored
+    by then."""
+    events: list[SimOrderEvent] = []
+    token = _journal.set(events)
+    try:
+        yield
+    finally:
+        _journal.reset(token)
+    SimOrderEvent.objects.bulk_create(events)
+
+
 def record(order: SimOrder, event: str, at: datetime, **values) -> SimOrderEvent:
-    """Write one trade update, with the order as it stands after it."""
-    return SimOrderEvent.objects.create(
+    """Write one trade update, with the order as it stands after it (inside `journaled()`:
+    when the block ends)."""
+    update = SimOrderEvent(
         account_id=order.account_id,
         order=order,
         event=event,
@@ -79,6 +100,19 @@ def record(order: SimOrder, event: str, at: datetime, **values) -> SimOrderEvent
         order_filled_avg_price=order.filled_avg_price,
         **values,
     )
+    journal = _journal.get()
+    if journal is None:
+        update.save(force_insert=True)
+    else:
+        journal.append(update)
+    return update
+
+
+def _save(order: SimOrder, *fields: str) -> None:
+    """Store changed fields of an order; one placed in this transaction and not inserted yet
+    is written whole when it is (match_placed), its changes included."""
+    if not order._state.adding:
+        order.save(update_fields=list(fields))
 
 
 def close(order: SimOrder, status: str, at: datetime) -> None:
@@ -112,11 +146,14 @@ def oco_group(order: SimOrder) -> list[SimOrder]:
 
 
 def _apply_to_position(account: SimAccount, symbol: str, signed: Decimal, price: Decimal):
-    position, _ = SimPosition.objects.get_or_create(
-        account=account,
-        symbol=symbol,
-        defaults={"qty": Decimal("0"), "avg_entry_price": Decimal("0")},
-    )
+    """Move the (locked) account's position and cash; the account row is stored by whoever
+    matched (match_account, match_placed), once for all of its fills."""
+    positions = ledger.positions_by_symbol(account)
+    position = positions.get(symbol)
+    if position is None:
+        position = positions[symbol] = SimPosition(
+            account=account, symbol=symbol, qty=Decimal("0"), avg_entry_price=Decimal("0")
+        )
     new_qty = position.qty + signed
     if position.qty == 0 or (new_qty != 0 and (new_qty > 0) != (position.qty > 0)):
         position.avg_entry_price = price  # opened, or flipped between long and short
@@ -128,7 +165,6 @@ def _apply_to_position(account: SimAccount, symbol: str, signed: Decimal, price:
     position.qty = new_qty
     position.save()
     account.cash -= signed * price
-    account.save(update_fields=["cash"])
     return new_qty
 
 
@@ -176,7 +212,7 @@ def fill(
             close(sibling, "canceled", at)
         else:
             sibling.qty = remaining
-            sibling.save(update_fields=["qty"])
+            _save(sibling, "qty")
 
 
 # --- per-order rules ------------------------------------------------------------
@@ -239,10 +275,10 @@ def execution_price(order: SimOrder, seen: Observation) -> Decimal | None:
                 if mark != order.hwm:
                     order.hwm = mark
                     order.stop_price = _trail_stop(order)
-                    order.save(update_fields=["hwm", "stop_price"])
+                    _save(order, "hwm", "stop_price")
             return None
         order.triggered_at = seen.at
-        order.save(update_fields=["triggered_at"])
+        _save(order, "triggered_at")
         # From the trigger on, the order works from the trigger price.
         seen = dataclasses.replace(seen, open=triggered)
         if order.type != "stop_limit":
@@ -289,7 +325,7 @@ def step(account: SimAccount, order: SimOrder, seen: Observation) -> bool:
         return False
     if order.status == "accepted":
         order.status = "new"
-        order.save(update_fields=["status"])
+        _save(order, "status")
     immediate = order.time_in_force in _IMMEDIATE_TIFS
     if immediate and seen.size is None:
         # ioc/fok get one look, at the quote when they first can trade.
@@ -328,8 +364,11 @@ def _workable(order: SimOrder) -> bool:
     return order.status in types.OPEN_STATUSES and order.status != "held"
 
 
-def match_account(account: SimAccount, now: datetime) -> list[SimOrder]:
-    """Bring every open order of a (locked) account up to `now`; returns those still open."""
+def match_account(account: SimAccount, now: datetime, *, store: bool = True) -> list[SimOrder]:
+    """Bring every open order of a (locked) account up to `now`; returns those still open.
+
+    The account row (its cash after fills, `matched_at`) is stored unless `store` is False:
+    then the caller stores it with its own changes (match_placed)."""
     orders = list(account.orders.filter(status__in=types.OPEN_STATUSES).order_by("created_at"))
     if not orders:
         # Nothing to bring up to date, nor to remember: an order placed later works from its
@@ -356,29 +395,46 @@ def match_account(account: SimAccount, now: datetime) -> list[SimOrder]:
         account, orders, lambda order: live_observation(order, now), lambda order: True
     )
     account.matched_at = now
-    account.save(update_fields=["matched_at"])
+    if store:
+        _store_account(account)
     return [order for order in orders if order.status in types.OPEN_STATUSES]
 
 
+def _store_account(account: SimAccount) -> None:
+    account.save(update_fields=["cash", "matched_at"])
+
+
 def match_placed(account: SimAccount, placed: list[SimOrder], now: datetime) -> list[SimOrder]:
-    """Match orders just placed at `now` in an account whose book was matched at `now`.
+    """Match orders just placed at `now` in an account whose book was matched at `now`
+    (match_account with store=False), then store them and the account.
 
     The rest of the book already saw this instant's quote, and a new order trades only
-    against the market, so only the new order (and legs its fill releases) can trade.
+    against the market, so only the new order (and legs its fill releases) can trade. A
+    simple order not inserted yet is inserted as it ends up (filled, say): one write.
     Returns the orders as stored.
     """
     stepped = _step_all(
         account, placed, lambda order: live_observation(order, now), lambda order: True
     )
-    # A trade or close already reloaded them; otherwise read back what was stored.
-    return stepped if stepped is not placed else _reloaded(placed)
+    for order in stepped:
+        if order._state.adding:
+            order.save(force_insert=True)
+    account.matched_at = now
+    _store_account(account)
+    return stepped
 
 
 def _step_all(account, orders, observe, due) -> list[SimOrder]:
-    """Step each workable, due order; a fill or close reloads the rest (legs, OCO siblings)."""
+    """Step each workable, due order; a fill or close of an order with legs or OCO siblings
+    reloads the rest (what it changed of them is in the database)."""
     for index in range(len(orders)):
         order = orders[index]
-        if _workable(order) and due(order) and step(account, order, observe(order)):
+        if (
+            _workable(order)
+            and due(order)
+            and step(account, order, observe(order))
+            and order.order_class != "simple"
+        ):
             orders = _reloaded(orders)
     return orders
 

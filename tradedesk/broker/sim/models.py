@@ -25,6 +25,10 @@ class SimAccount(models.Model):
     cash = models.DecimalField(**_DECIMAL)
     # The instant through which the market has been matched against this account's orders.
     matched_at = models.DateTimeField(null=True, blank=True)
+    # The equity at the session close `close_equity_at` (the account's last_equity), kept
+    # once worked out: working it out reads the session's executions since.
+    close_equity = models.DecimalField(**_DECIMAL, null=True, blank=True)
+    close_equity_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
