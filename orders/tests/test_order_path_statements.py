@@ -1,7 +1,10 @@
 """The order path's SQL: one market order placed through the API, as a client places it (a
 JWT, the paper exchange), costs at most MAX_STATEMENTS statements (BEGIN/COMMIT/SAVEPOINT/
 RELEASE counted apart), and the same number whatever the book and the day hold: an empty
-book, resting limit orders on the account, a thousand fills on the account that day."""
+book, resting limit orders on the account, a thousand fills on the account that day.
+
+What runs after the order's commit in the same request is counted too, apart: the fill's
+notification (its recipient's preferences, the row) costs NOTIFICATION_STATEMENTS more."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from tradedesk.broker.sim.models import SimAccount, SimPosition
 pytestmark = pytest.mark.django_db
 
 MAX_STATEMENTS = 15
+NOTIFICATION_STATEMENTS = 2
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 FILLS_THAT_DAY = 1000
 
@@ -75,7 +79,10 @@ BOOKS = {
 }
 
 
-def statements_of_one_market_order(make_user, book: str, side: str) -> list[str]:
+def statements_of_one_market_order(
+    make_user, run_on_commit, book: str, side: str
+) -> tuple[list[str], list[str]]:
+    """(the order's statements, its notification's) for one market order on `book`."""
     user = make_user()
     _holding_aapl(user)
     BOOKS[book](user, side)
@@ -85,12 +92,15 @@ def statements_of_one_market_order(make_user, book: str, side: str) -> list[str]
     # caches, the connection), as every order but a process's first finds them.
     warm = client.post("/api/v1/orders/", {**body, "symbol": "KO"}, format="json")
     assert warm.status_code == 201, warm.content
-    with CaptureQueriesContext(connection) as captured:
+    # A test's transaction never commits: its on-commit work runs as the block is left.
+    with CaptureQueriesContext(connection) as captured, run_on_commit(execute=True):
         response = client.post("/api/v1/orders/", body, format="json")
+        placing = len(captured.captured_queries)
     assert response.status_code == 201, response.content
     assert response.json()["order"]["status"] == "filled"
-    statements, _ = split_statements(captured.captured_queries)
-    return statements
+    statements, _ = split_statements(captured.captured_queries[:placing])
+    after_commit, _ = split_statements(captured.captured_queries[placing:])
+    return statements, after_commit
 
 
 @pytest.fixture
@@ -102,14 +112,17 @@ def desk_limits(settings):
 @pytest.mark.usefixtures("desk_limits")
 @pytest.mark.parametrize("side", ["buy", "sell"])
 def test_a_market_order_costs_the_same_few_statements_whatever_the_book_and_the_day(
-    make_user, side
+    make_user, django_capture_on_commit_callbacks, side
 ):
     counts = {}
     for book in BOOKS:
-        statements = statements_of_one_market_order(make_user, book, side)
-        counts[book] = len(statements)
+        statements, notifying = statements_of_one_market_order(
+            make_user, django_capture_on_commit_callbacks, book, side
+        )
+        counts[book] = (len(statements), len(notifying))
         listing = "\n".join(statements)
         assert len(statements) <= MAX_STATEMENTS, f"{book}: {len(statements)}\n{listing}"
+        assert len(notifying) == NOTIFICATION_STATEMENTS, "\n".join(notifying)
     assert len(set(counts.values())) == 1, counts
 
 
