@@ -10,7 +10,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import FilteredRelation, Q, QuerySet
+from django.db.models import FilteredRelation, Max, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from accounts.models import BrokerAccount, User
@@ -20,6 +20,7 @@ from tradedesk.broker import types
 from .models import (
     PENDING_APPROVAL,
     Order,
+    OrderEvent,
     OrderTemplate,
     PositionSnapshot,
     TradingHalt,
@@ -177,60 +178,103 @@ class Execution(NamedTuple):
     side: str  # buy | sell
     qty: Decimal
     at: datetime
+    order_id: int
 
 
-def fills_since(broker_account: BrokerAccount, since: datetime) -> list[Execution]:
-    """The account's executions at or after `since`, oldest first (tuples, not models: a busy
-    day has hundreds).
+class FillRead(NamedTuple):
+    executions: list[Execution]  # the events', oldest first: by time, then order
+    # The fills no event carries, by order: the rest of its filled qty, at its filled_at.
+    rests: dict[int, Execution]
+    last_event: int  # the highest fill event id read (after_event when none was)
+    last_updated: datetime | None  # the latest updated_at of the orders read
+    # An event read is older than one of its order's read before: the executions before it
+    # must be replayed again.
+    reordered: bool
+
+
+def fills_since(
+    broker_account: BrokerAccount,
+    since: datetime,
+    *,
+    after_event: int | None = None,
+    updated_since: datetime | None = None,
+) -> FillRead:
+    """The account's executions at or after `since` (tuples, not models: a busy day has
+    hundreds); with `after_event`, only those of the fill events after that one, of the
+    orders updated at or after `updated_since` (so the read does not grow with the day).
 
     Each rise of an order's filled qty in its OrderEvents is one execution at that event's
     time, so a partial fill counts even when the order is canceled afterwards (it never gets
-    a filled_at); a fill no event carries (a row written without one) is taken at filled_at.
-    One indexed read: the account's orders with fills changed since `since`
+    a filled_at); a fill no event carries (a row written without one) is taken at filled_at
+    (`rests`; the orders read without `after_event` are all the window's).
+    One indexed read: the account's orders with fills changed since `since`/`updated_since`
     (order_account_filled; a fill always moves updated_at), their fill events joined
-    (order_event_order_at; an order without one joins a row of NULLs).
+    (order_event_order_at; an order without one joins a row of NULLs), and after
+    `after_event`, what each order's earlier fill events recorded (the same index).
     """
-    rows = (
-        Order.objects.filter(
-            broker_account=broker_account,
-            filled_qty__gt=0,
-            updated_at__gte=since,
-            side__in=types.ORDER_SIDES,  # an mleg order's executions are its legs'
+    condition = Q(events__filled_qty__gt=0)
+    if after_event is not None:
+        condition &= Q(events__id__gt=after_event)
+    orders = Order.objects.filter(
+        broker_account=broker_account,
+        filled_qty__gt=0,
+        updated_at__gte=since if updated_since is None else updated_since,
+        side__in=types.ORDER_SIDES,  # an mleg order's executions are its legs'
+    ).annotate(fill_events=FilteredRelation("events", condition=condition))
+    fields = [
+        "id",
+        "symbol",
+        "side",
+        "filled_qty",
+        "filled_at",
+        "updated_at",
+        "fill_events__id",
+        "fill_events__filled_qty",
+        "fill_events__at",
+    ]
+    if after_event is not None:
+        earlier = OrderEvent.objects.filter(
+            order=OuterRef("pk"), filled_qty__gt=0, id__lte=after_event
+        ).values("order")
+        orders = orders.annotate(
+            recorded=Subquery(earlier.annotate(most=Max("filled_qty")).values("most")),
+            recorded_at=Subquery(earlier.annotate(latest=Max("at")).values("latest")),
         )
-        .annotate(fill_events=FilteredRelation("events", condition=Q(events__filled_qty__gt=0)))
-        .order_by("id", "fill_events__at", "fill_events__id")
-        .values_list(
-            "id",
-            "symbol",
-            "side",
-            "filled_qty",
-            "filled_at",
-            "fill_events__filled_qty",
-            "fill_events__at",
-        )
-    )
-    orders = {}
+        fields += ["recorded", "recorded_at"]
+    rows = orders.order_by("id", "fill_events__at", "fill_events__id").values_list(*fields)
+    filled = {}
     events = []
-    for order_id, symbol, side, filled_qty, filled_at, event_filled_qty, event_at in rows:
-        orders[order_id] = _FilledOrder(symbol, side, filled_qty, filled_at)
+    recorded: dict[int, Decimal] = defaultdict(Decimal)
+    last_event, last_updated, reordered = after_event or 0, None, False
+    for order_id, symbol, side, filled_qty, filled_at, updated_at, event_id, *event in rows:
+        filled[order_id] = _FilledOrder(symbol, side, filled_qty, filled_at)
+        last_updated = updated_at if last_updated is None else max(last_updated, updated_at)
+        event_filled_qty, event_at, *before = event
+        if before and before[0] is not None:
+            recorded[order_id] = before[0]
+            reordered = reordered or (event_at is not None and event_at < before[1])
         if event_at is not None:
             events.append((order_id, event_filled_qty, event_at))
-    recorded: dict[int, Decimal] = defaultdict(Decimal)
-    executions: list[tuple[datetime, int, Decimal]] = []
+            last_event = max(last_event, event_id)
+    executions = []
     for order_id, filled_qty, at in events:
-        if filled_qty > recorded[order_id]:
-            executions.append((at, order_id, filled_qty - recorded[order_id]))
-            recorded[order_id] = filled_qty
-    for order_id, order in orders.items():
+        if filled_qty > recorded[order_id] and at >= since:
+            order = filled[order_id]
+            executions.append(
+                Execution(order.symbol, order.side, filled_qty - recorded[order_id], at, order_id)
+            )
+        recorded[order_id] = max(recorded[order_id], filled_qty)
+    rests = {}
+    for order_id, order in filled.items():
         rest = order.filled_qty - recorded[order_id]
-        if rest > 0 and order.filled_at is not None:
-            executions.append((order.filled_at, order_id, rest))
-    executions.sort()
-    return [
-        Execution(orders[order_id].symbol, orders[order_id].side, qty, at)
-        for at, order_id, qty in executions
-        if at >= since
-    ]
+        if rest > 0 and order.filled_at is not None and order.filled_at >= since:
+            rests[order_id] = Execution(order.symbol, order.side, rest, order.filled_at, order_id)
+    executions.sort(key=execution_order)
+    return FillRead(executions, rests, last_event, last_updated, reordered)
+
+
+def execution_order(execution: Execution) -> tuple[datetime, int, Decimal]:
+    return execution.at, execution.order_id, execution.qty
 
 
 def _placed_since(user: User, since: datetime) -> QuerySet[Order]:

@@ -324,13 +324,16 @@ def test_only_an_order_that_can_close_the_position_reads_the_fills(
 
 @pytest.mark.django_db
 @pytest.mark.services
-def test_the_fills_are_read_through_indexes(trader):
+# In full, and after the last fill event a kept count applied (what each earlier event recorded
+# beside): both through indexes.
+@pytest.mark.parametrize("after_event", [None, 1], ids=["window", "after-last-applied"])
+def test_the_fills_are_read_through_indexes(trader, after_event):
     require_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
     account = trader.broker_accounts.get()
     fill(account, "buy", "10", _at(24, 14, 40))
 
     with CaptureQueriesContext(connection) as queries:
-        selectors.fills_since(account, _at(18, 5))
+        selectors.fills_since(account, _at(18, 5), after_event=after_event)
 
     (read,) = (query["sql"] for query in queries.captured_queries)
     with connection.cursor() as cursor:
