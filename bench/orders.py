@@ -40,6 +40,7 @@ CRUD_PATH = "/bench/crud/"
 RECORD_PATH = "/bench/record/"
 ORDERS_PATH = "/api/v1/orders/"
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+DAY_SAMPLES = 60  # orders timed per account in the day-cost comparison
 
 # Served as "bench.orders:application" (WSGI, gunicorn) or "bench.orders:asgi_application"
 # (daphne): the project's URLs plus the bench's routes.
@@ -318,28 +319,31 @@ def _statements(trader, connection) -> dict:
 
 
 def _day_cost(day_orders: int, connection) -> dict:
-    """Median ms per market order, in-process, as the account's 10th order of the day and as
-    its day_orders-th (the orders before it written in bulk)."""
+    """Median ms per market order, in-process, as an account's 10th order of the day and as
+    another's day_orders-th (the orders before it written in bulk). The two accounts' orders
+    alternate, so whatever else the machine does falls on both alike."""
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.services import register_user
     from orders.tests.day_support import fill_day
 
-    def cost(history: int) -> float:
+    def trader(history: int):
         username = f"day{history}-{os.getpid()}"
         user = register_user(username=username, password="bench-Passw0rd!-long")
         client = _client(str(RefreshToken.for_user(user).access_token))
         fill_day(user, history - 10, symbols=BENCH_SYMBOLS, price="40")
         for i in range(10):  # the day's last few through the API: caches warm as any day's
             _place(client, _body(i))
-        seconds = []
-        for i in range(30):
+        return client
+
+    clients = {"10": trader(10), str(day_orders): trader(day_orders)}
+    seconds: dict[str, list[float]] = {name: [] for name in clients}
+    for i in range(DAY_SAMPLES):
+        for name, client in clients.items():
             started = time.perf_counter()
             _place(client, _body(i))
-            seconds.append(time.perf_counter() - started)
-        return statistics.median(seconds) * 1000
-
-    return {"10": cost(10), str(day_orders): cost(day_orders)}
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(each) * 1000 for name, each in seconds.items()}
 
 
 # --- the run --------------------------------------------------------------------------
