@@ -9,6 +9,6 @@ class NotificationsConfig(AppConfig):
         # orders announces notices; it never imports this app (apps form floors).
         from orders.events import notice
 
-        from . import services
+        from . import services, tasks  # noqa: F401  (tasks: registered for services' look-ups)
 
         notice.connect(services.deliver_notices, dispatch_uid="notifications-notices")

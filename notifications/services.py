@@ -22,6 +22,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import requests
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -38,7 +39,6 @@ from orders.events import Notice
 from orders.models import Order
 from tradedesk.broker.types import BrokerOrder
 
-from . import tasks
 from .models import (
     CHANNELS,
     NOTICE_KINDS,
@@ -59,6 +59,12 @@ INLINE_NOTICES = 20
 LIVE_FRAMES_PER_BATCH = 5
 RESPONSE_EXCERPT_BYTES = 500
 MAX_ENDPOINTS_PER_USER = 5
+
+
+def _task(name: str):
+    """A task of notifications/tasks.py by name: the tasks call these services, so services
+    look them up rather than import them (as orders.sync.runs does)."""
+    return current_app.tasks[f"notifications.tasks.{name}"]
 
 
 # --- notices → notifications -----------------------------------------------------------
@@ -86,7 +92,7 @@ def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> None:
         }
         for n in notices
     ]
-    tasks.deliver_notices_later.delay(plain)
+    _task("deliver_notices_later").delay(plain)
 
 
 def deliver_later(plain: list[dict]) -> None:
@@ -121,7 +127,7 @@ def deliver(notices: list[Notice]) -> None:
     _publish([n for n in made if n.on_page])
     queued = [n.pk for n in made if n.by_email or n.by_webhook]
     if queued:
-        transaction.on_commit(lambda: tasks.dispatch_notifications.delay(queued))
+        transaction.on_commit(lambda: _task("dispatch_notifications").delay(queued))
 
 
 def _addressed(notices: list[Notice]) -> list[_Addressed]:
@@ -435,7 +441,7 @@ def send_test(endpoint: WebhookEndpoint) -> Notification:
     )
     endpoint_id = endpoint.pk
     transaction.on_commit(
-        lambda: tasks.deliver_webhook.delay(notification.pk, endpoint_id, attempt=1)
+        lambda: _task("deliver_webhook").delay(notification.pk, endpoint_id, attempt=1)
     )
     return notification
 
@@ -526,7 +532,7 @@ def dispatch(notification_ids: list[int]) -> None:
         endpoints[user_id].append(endpoint_id)
     for notification in notifications:
         if notification.by_email:
-            tasks.send_notification_email.delay(notification.pk)
+            _task("send_notification_email").delay(notification.pk)
         if notification.by_webhook:
             for endpoint_id in endpoints[notification.user_id]:
-                tasks.deliver_webhook.delay(notification.pk, endpoint_id, attempt=1)
+                _task("deliver_webhook").delay(notification.pk, endpoint_id, attempt=1)

@@ -1,6 +1,6 @@
 """What the orders app records in tradedesk.metrics: each placement's latency and outcome, the
 gate's refusals by code, each finished sync run. Decorators, so the services they measure
-stay as they are (services imports them, so services' exceptions are imported on first use).
+stay as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from accounts.services import SecondFactorRequired
 from tradedesk import metrics, ratelimit
 from tradedesk.broker.errors import BrokerUnavailable, RateLimited
 
+from .errors import IdempotencyConflict, OrderInvalid, SubmissionPending, WarningsUnconfirmed
 from .models import PENDING_APPROVAL, SyncRun
 
 # A placed order's status as an outcome; any other status (the broker's to add) is accepted,
@@ -27,8 +28,6 @@ RATE_LIMITED = "rate_limited"
 
 def placement_outcome(result=None, error: BaseException | None = None) -> str:
     """What became of a place_order call: its Placement, or what it raised."""
-    from .services import IdempotencyConflict, OrderInvalid, SubmissionPending, WarningsUnconfirmed
-
     if error is None:
         if not result.created:
             return "repeat"  # the same client_order_id again: the first order's answer
@@ -76,8 +75,6 @@ def _observe_placement(broker: str, outcome: str, started: float) -> None:
 def refusal_codes(error: BaseException) -> list[str]:
     """The codes of a gate refusal: each error of a refused verdict, the rate limit's, the
     second factor's; [] for what is no refusal."""
-    from .services import OrderInvalid
-
     if isinstance(error, OrderInvalid):
         return [issue.code for issue in error.verdict.errors]
     if isinstance(error, ratelimit.RateLimitExceeded):

@@ -31,6 +31,7 @@ from tradedesk.broker.errors import (
 )
 
 from . import approvals, events, selectors, throttles
+from .errors import IdempotencyConflict, OrderInvalid, SubmissionPending, WarningsUnconfirmed
 from .metrics import counted_refusals, timed_placement
 from .models import ORDER_TERMS, PENDING_APPROVAL, Order
 from .record import apply_broker_order, apply_first_answer, record_event, track_events
@@ -47,35 +48,6 @@ from .validation import (
 
 # Input fields that make two submissions with one client_order_id "the same order".
 _IDENTITY_FIELDS = ORDER_TERMS
-
-
-class OrderInvalid(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__("invalid order")
-        self.verdict = verdict
-
-
-class WarningsUnconfirmed(Exception):
-    """The order is valid but has warnings the trader hasn't confirmed (the ticket page asks)."""
-
-    def __init__(self, verdict: Verdict):
-        super().__init__("warnings need confirmation")
-        self.verdict = verdict
-
-
-class IdempotencyConflict(Exception):
-    """The client_order_id is already used by a different order."""
-
-
-class SubmissionPending(BrokerUnavailable):
-    """The broker went silent during submission: the order is kept pending, never resubmitted.
-
-    A later look-up by client_order_id (a repeated POST, or the next sync) resolves it.
-    """
-
-    def __init__(self, order: Order, cause: BrokerUnavailable):
-        super().__init__(cause.message, code=cause.code)
-        self.order = order
 
 
 class NotTheirOrder(Exception):
