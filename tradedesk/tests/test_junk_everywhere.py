@@ -26,12 +26,33 @@ JUNK = [
         "/api/v1/orders/",
         "/api/v1/auth/token/",
         "/api/v1/auth/token/refresh/",
+        "/api/v1/order-templates/",
+        "/api/v1/order-templates/1/place/",
+        "/api/v1/orders/1/approve/",
+        "/api/v1/orders/1/reject/",
+        "/api/v1/notifications/1/read/",
+        "/api/v1/webhook-endpoints/",
     ],
 )
 @pytest.mark.parametrize("body", JUNK)
 def test_post_junk(api, path, body):
     r = api.generic("POST", path, body, content_type="application/json")
     assert r.status_code < 500, (path, body, r.status_code, r.content[:200])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/api/v1/notifications/preferences/"),
+        ("PUT", "/api/v1/order-templates/1/"),
+        ("PATCH", "/api/v1/order-templates/1/"),
+        ("PATCH", "/api/v1/webhook-endpoints/1/"),
+    ],
+)
+@pytest.mark.parametrize("body", JUNK)
+def test_put_and_patch_junk(api, method, path, body):
+    r = api.generic(method, path, body, content_type="application/json")
+    assert r.status_code < 500, (method, path, body, r.status_code, r.content[:200])
 
 
 @pytest.mark.parametrize(
@@ -55,6 +76,14 @@ def test_post_junk(api, path, body):
         "/api/v1/orders/sync/not-a-uuid/",
         "/api/v1/orders/99999999999999999999999/",
         "/api/v1/broker-accounts/xyz/",
+        "/api/v1/order-templates/?page=zzz",
+        "/api/v1/order-templates/?page=-1",
+        "/api/v1/order-templates/99999999999999999999999/",
+        "/api/v1/notifications/?cursor=zzz",
+        "/api/v1/notifications/?page_size=-1",
+        "/api/v1/webhook-endpoints/99999999999999999999999/",
+        "/api/v1/approvals/?cursor=%00",
+        "/metrics?name[]=%00",
     ],
 )
 def test_get_junk(api, url):
@@ -74,6 +103,10 @@ def test_get_junk(api, url):
         "/positions/history/?period=abc",
         "/watchlist/?x=1",
         "/orders/new/?type=%00",
+        "/orders/new/?template=abc",
+        "/orders/new/?template=99999999999999999999999",
+        "/accounts/notifications/?page=%00",
+        "/approvals/?page=-1",
     ],
 )
 def test_page_junk(client, trader, url):
