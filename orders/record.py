@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from accounts.models import User
+from tradedesk import rows
 from tradedesk.broker import types
 
 from . import events
@@ -111,6 +112,8 @@ def apply_broker_order(
 
 # What the broker's snapshot sets on the row beside MIRRORED_FIELDS.
 _BROKER_FIELDS = ("broker_order_id", "broker_created_at", "replaced_by", "replaces")
+# What apply_first_answer writes.
+_ANSWER_FIELDS = (*MIRRORED_FIELDS, *_BROKER_FIELDS, "broker_updated_at", "updated_at")
 
 
 def apply_first_answer(
@@ -126,10 +129,8 @@ def apply_first_answer(
         return False
     before = _mirror(order, snapshot)
     order.updated_at = timezone.now()
-    written = {name: getattr(order, name) for name in (*MIRRORED_FIELDS, *_BROKER_FIELDS)}
-    if not Order.objects.filter(pk=order.pk, **recorded).update(
-        **written, broker_updated_at=order.broker_updated_at, updated_at=order.updated_at
-    ):
+    written = {name: getattr(order, name) for name in _ANSWER_FIELDS}
+    if not rows.update(Order, written, {"id": order.pk, **recorded}):
         return False
     _audit_change(order, before, source=source, actor=actor)
     return True
@@ -193,7 +194,7 @@ def record_event(
 
     An order whose events this process holds (`track_events`) gets it added there too, so
     its reply needs no read of what was just written."""
-    recorded = OrderEvent.objects.create(
+    recorded = OrderEvent(
         order=order,
         event=event,
         status=order.status,
@@ -204,6 +205,7 @@ def record_event(
         detail=detail,
         at=at or timezone.now(),
     )
+    rows.insert(recorded)  # OrderEvent.objects.create, without building the INSERT each time
     events.publish_order_after_commit(order, event)
     held = getattr(order, "_prefetched_objects_cache", {}).get("events")
     if held is not None:
