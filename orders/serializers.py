@@ -41,6 +41,23 @@ class RejectUnknownFields:
         return value
 
 
+class FieldsBuiltOnce:
+    """A serializer mixin: the fields are built once per class and process, not per instance
+    (DRF deep-copies and binds every declared field for each one: most of parsing an order
+    body). The shared fields stay bound to the first instance, and a field reads its
+    serializer's `partial` and `context` through that binding: an instance given either
+    builds its own. The serializer's own validate_* methods run on each instance."""
+
+    @property
+    def fields(self):
+        if self.partial or self._context:
+            return super().fields
+        cls = type(self)
+        if "_fields_built_once" not in cls.__dict__:
+            cls._fields_built_once = super().fields
+        return cls._fields_built_once
+
+
 def _client_order_id() -> serializers.CharField:
     return serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
 
@@ -93,7 +110,7 @@ class OrderInputSerializer(serializers.Serializer):
         return OrderInput(**data)
 
 
-class OrderBodySerializer(RejectUnknownFields, OrderInputSerializer):
+class OrderBodySerializer(FieldsBuiltOnce, RejectUnknownFields, OrderInputSerializer):
     """The API's order body: as the ticket's, but unknown keys are refused (a typo is not
     silently dropped)."""
 
