@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 
 from accounts.models import BrokerAccount
 from accounts.selectors import active_broker_accounts
@@ -222,13 +225,44 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(required=False)
 
 
-class OrderEventSerializer(serializers.ModelSerializer):
+class ColumnsRead:
+    """A ModelSerializer mixin: a field that shows one of the model's own columns (its
+    source its name) reads it with getattr, not through DRF's generic look-up (mappings,
+    callables, dotted sources: a third of an order reply's cost); any other field
+    (relations, methods, nested serializers) is read by DRF's. What a value becomes is DRF's
+    to_representation, None kept as None."""
+
+    @cached_property
+    def _reads(self) -> list[tuple[serializers.Field, str | None]]:
+        meta = self.Meta.model._meta
+        columns = {field.name for field in meta.concrete_fields if not field.is_relation}
+        return [
+            (field, field.source if field.source in columns else None)
+            for field in self._readable_fields
+        ]
+
+    def to_representation(self, instance) -> dict:
+        shown = {}
+        for field, column in self._reads:
+            if column is not None:
+                value = plain = getattr(instance, column)
+            else:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                plain = value.pk if isinstance(value, PKOnlyObject) else value
+            shown[field.field_name] = None if plain is None else field.to_representation(value)
+        return shown
+
+
+class OrderEventSerializer(ColumnsRead, serializers.ModelSerializer):
     class Meta:
         model = OrderEvent
         fields = ["event", "status", "filled_qty", "price", "qty", "source", "detail", "at"]
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ColumnsRead, serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = [
