@@ -419,10 +419,19 @@ def record_submission(
     return order
 
 
+@functools.cache
+def _by_client_order_id_sql() -> str:
+    return (
+        f"SELECT {rows.shape(Order).columns('o')} FROM {quoted(Order._meta.db_table)} o"  # noqa: S608
+        f" WHERE o.{quoted('broker_account_id')} = %s AND o.{quoted('client_order_id')} = %s"
+    )
+
+
 def _by_client_order_id(broker_account: BrokerAccount, client_order_id: str) -> Order | None:
-    return Order.objects.filter(
-        broker_account=broker_account, client_order_id=client_order_id
-    ).first()
+    """The account's order with this client_order_id (unique per account), if any: read by
+    SQL written once, as every order with a client's own id asks first."""
+    found = rows.fetch(_by_client_order_id_sql(), [broker_account.pk, client_order_id])
+    return rows.shape(Order).load(found[0]) if found else None
 
 
 def _repeat(existing: Order, order_input: OrderInput) -> Placement:
