@@ -144,7 +144,7 @@ def _book_sql() -> str:
     def column(name: str, alias: str = "o") -> str:
         return f"{alias}.{quote(order.get_field(name).column)}"
 
-    columns = ", ".join(f"o.{quote(field.column)}" for field in order.concrete_fields)
+    columns = rows.shape(Order).columns("o")
     terminal = ", ".join(_literal(status) for status in sorted(types.TERMINAL_STATUSES))
     table, accounts = quote(order.db_table), quote(BrokerAccount._meta.db_table)
     return (
@@ -176,9 +176,11 @@ def exposure_and_placed_today(
     order_user_placed) that holds no filled order."""
     since = connection.ops.adapt_datetimefield_value(since)
     params = [user.pk, since, broker_account.pk, symbol, broker_account.pk]
-    rows = list(Order.objects.raw(_book_sql(), params))
-    orders = [order for order in rows if order.pk is not None]  # the NULL row of no orders
-    return orders, rows[0].placed_today if rows else 0
+    found = rows.fetch(_book_sql(), params)
+    # Loaded by a shape built once (a raw queryset built its converters for every read);
+    # the NULL row of no orders loads as None.
+    orders = [order for row in found if (order := rows.shape(Order).load(row)) is not None]
+    return orders, found[0][-1] if found else 0
 
 
 def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:
