@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
+from conftest import SlowChannelLayer
 from notifications import services
 from notifications.models import NOTICE_KINDS, Notification
 from orders import events
@@ -163,27 +164,13 @@ def test_each_notice_takes_the_channels_from_its_recipient_as_they_are_then(trad
 
 
 @pytest.mark.django_db(transaction=True)  # real commits: the frame follows them
-def test_the_request_does_not_wait_for_the_live_frame(api, trader, monkeypatch):
-    import threading
-
-    release = threading.Event()
-    sent = []
-
-    class SlowLayer:
-        async def group_send(self, group, message):
-            release.wait(5)  # a channel layer slower than the request
-            sent.append((group, message))
-
-    monkeypatch.setattr(services, "get_channel_layer", SlowLayer)
-    response = api.post(
-        "/api/v1/orders/",
-        {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market"},
-        format="json",
-    )
-    assert response.status_code == 201  # answered while the layer still holds the frame
-    assert sent == [] and Notification.objects.get().kind == "fill"
-    release.set()
+def test_placing_does_not_wait_for_the_live_frame(trader, monkeypatch):
+    layer = SlowChannelLayer()
+    monkeypatch.setattr(services, "get_channel_layer", lambda: layer)
+    order = market_buy(trader)  # placed while the layer still holds the frame
+    assert layer.sent == [] and Notification.objects.get().order == order
+    layer.release.set()
     events.wait_for_sends()
-    [(group, payload)] = sent
+    [(group, payload)] = layer.sent
     assert group == f"orders.user.{trader.pk}"
     assert [frame["kind"] for frame in payload["messages"]] == ["fill"]

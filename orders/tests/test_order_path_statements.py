@@ -9,7 +9,6 @@ transaction, its recipient's preferences applied in that INSERT)."""
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -17,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from conftest import client_for
+from conftest import SlowChannelLayer, client_for
 from orders import events, services
 from orders.models import Order
 from orders.tests.day_support import fill_day
@@ -148,26 +147,19 @@ def test_the_split_counts_transaction_control_apart():
 def test_a_placements_frames_go_out_in_one_send_in_order_and_the_request_does_not_wait(
     api, monkeypatch
 ):
-    release = threading.Event()
-    sent = []
-
-    class SlowLayer:
-        async def group_send(self, group, message):
-            release.wait(5)  # a channel layer slower than the request
-            sent.append(message)
-
-    monkeypatch.setattr(events, "get_channel_layer", SlowLayer)
+    layer = SlowChannelLayer()
+    monkeypatch.setattr(events, "get_channel_layer", lambda: layer)
     response = api.post(
         "/api/v1/orders/",
         {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market"},
         format="json",
     )
     assert response.status_code == 201  # answered while the layer still holds the send
-    assert sent == []
-    release.set()
+    assert layer.sent == []
+    layer.release.set()
     events.wait_for_sends()
 
-    (payload,) = sent
+    [(_, payload)] = layer.sent
     assert payload["type"] == "order.updates"
     frames = payload["messages"]
     assert [frame["event"] for frame in frames] == ["submitted", "fill"]
