@@ -221,3 +221,19 @@ def log_in(page, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: urlsplit(url).path == "/")
+
+
+class SlowChannelLayer:
+    """A channel layer slower than the request: each group_send waits for `release`, then
+    lands in `sent` as (group, message). Patch a module's get_channel_layer with
+    `lambda: layer`."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.sent: list[tuple[str, dict]] = []
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.release.wait(5)
+        self.sent.append((group, message))

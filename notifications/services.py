@@ -8,9 +8,9 @@ holding orders.approve_order, not the submitter) and, as "waiting", to the submi
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
-import logging
 import random
 import secrets
 import socket
@@ -28,8 +28,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import URLValidator
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -41,6 +41,7 @@ from tradedesk.broker.types import BrokerOrder
 
 from .models import (
     CHANNELS,
+    DEFAULT_KINDS,
     NOTICE_KINDS,
     TEST_KIND,
     Notification,
@@ -49,8 +50,6 @@ from .models import (
     WebhookEndpoint,
 )
 from .signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
-
-logger = logging.getLogger(__name__)
 
 # Notices delivered in the announcing thread; more (a sync batch) go to a task.
 INLINE_NOTICES = 20
@@ -76,9 +75,9 @@ class _Addressed:
 
 
 def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> None:
-    """orders.events.notice, after the commit: a few notices (an order placed, a live update)
-    are delivered at once; a sync batch's many go to a Celery task, so the sync waits for none
-    of it (at most one enqueue per batch)."""
+    """orders.events.notice, inside the transaction that made the notices true: a few (an
+    order placed, a live update) are stored in it at once; a sync batch's many go to a Celery
+    task once it commits, so the sync waits for none of it (at most one enqueue per batch)."""
     if len(notices) <= INLINE_NOTICES:
         deliver(notices)
         return
@@ -92,7 +91,7 @@ def deliver_notices(sender=None, *, notices: list[Notice], **kwargs) -> None:
         }
         for n in notices
     ]
-    _task("deliver_notices_later").delay(plain)
+    transaction.on_commit(lambda: _task("deliver_notices_later").delay(plain))
 
 
 def deliver_later(plain: list[dict]) -> None:
@@ -109,25 +108,22 @@ def deliver_later(plain: list[dict]) -> None:
 
 
 def deliver(notices: list[Notice]) -> None:
-    """Store each recipient's notification for the channels they chose, publish the page ones
-    live and queue e-mails and webhooks."""
+    """Store each recipient's notification for the channels they chose, in the caller's
+    transaction (the fact and its notification commit together); once it commits, publish
+    the page ones live and queue e-mails and webhooks."""
     addressed = _addressed(notices)
     if not addressed:
         return
-    users = _recipients({a.user_id for a in addressed})
-    made = []
-    for item in addressed:
-        user = users.get(item.user_id)
-        if user is None:
-            continue
-        page, email, webhook = _channels(user, item.notice.kind)
-        if page or email or webhook:
-            made.append(_notification(item, user, page=page, email=email, webhook=webhook))
-    Notification.objects.bulk_create(made)
+    made = _store(addressed)
+    if made:
+        transaction.on_commit(lambda: _send_out(made))
+
+
+def _send_out(made: list[Notification]) -> None:
     _publish([n for n in made if n.on_page])
     queued = [n.pk for n in made if n.by_email or n.by_webhook]
     if queued:
-        transaction.on_commit(lambda: _task("dispatch_notifications").delay(queued))
+        _task("dispatch_notifications").delay(queued)
 
 
 def _addressed(notices: list[Notice]) -> list[_Addressed]:
@@ -156,34 +152,12 @@ def _approvers(submitter_id: int) -> list[int]:
     return list(operators.values_list("pk", flat=True).distinct())
 
 
-def _recipients(user_ids: set[int]) -> dict[int, User]:
-    """The active users among `user_ids`, with their preferences and whether they have an
-    active webhook endpoint: one query."""
-    active_endpoint = WebhookEndpoint.objects.filter(user=OuterRef("pk"), active=True)
-    users = (
-        User.objects.filter(pk__in=user_ids, is_active=True)
-        .select_related("notification_preferences")
-        .annotate(has_webhook=Exists(active_endpoint))
-    )
-    return {user.pk: user for user in users}
-
-
 def preferences_of(user: User) -> NotificationPreferences:
     """The user's preferences (unsaved defaults if they never chose)."""
     try:
         return user.notification_preferences
     except NotificationPreferences.DoesNotExist:
         return NotificationPreferences(user=user)
-
-
-def _channels(user: User, kind: str) -> tuple[bool, bool, bool]:
-    """(page, email, webhook) for a notice of `kind`: as chosen, where the user can be reached."""
-    prefs = preferences_of(user)
-    return (
-        kind in prefs.page,
-        bool(user.email) and kind in prefs.email,
-        user.has_webhook and kind in prefs.webhook,
-    )
 
 
 def save_preferences(user: User, chosen: dict[str, list[str]]) -> NotificationPreferences:
@@ -198,20 +172,139 @@ def save_preferences(user: User, chosen: dict[str, list[str]]) -> NotificationPr
     return prefs
 
 
-def _notification(item: _Addressed, user: User, *, page: bool, email: bool, webhook: bool):
+# --- storing: the recipients' preferences applied in the INSERT itself -------------------
+# Each addressed notice is a VALUES row; the INSERT ... SELECT joins it to its recipient
+# (active users only), their preferences (DEFAULT_KINDS without a row) and whether they have
+# an active webhook endpoint, and stores it only if some channel is left: one statement for
+# any number of notices, where reading the recipients first cost one more (and the ORM's
+# query building, the larger part of a notification's cost on the order path).
+_STORED = ("user_id", "kind", "order_id", "title", "body", "detail", "order_state")
+# A VALUES row: its place among the notices, what is stored, and each channel's default for
+# the kind (for a recipient without preferences).
+_VALUES = ("position", *_STORED, *(f"default_{channel}" for channel in CHANNELS))
+# The Notification field whose type each value takes (position: an integer).
+_TYPED_AS = {
+    "user_id": "user",
+    "order_id": "order",
+    "default_page": "on_page",
+    "default_email": "by_email",
+    "default_webhook": "by_webhook",
+}
+_RETURNED = (
+    "id",
+    "user_id",
+    "kind",
+    "order_id",
+    "title",
+    "body",
+    "on_page",
+    "by_email",
+    "by_webhook",
+)
+# SQLite allows 32,766 parameters per statement (created_at is one more).
+_ROWS_PER_STATEMENT = (32_766 - 1) // len(_VALUES)
+
+
+def _typed(name: str) -> str:
+    """The placeholder of value `name`, typed as the column it fills on PostgreSQL (which
+    types a VALUES column of NULLs as text); SQLite takes values as they come (and its CAST
+    would turn a datetime into a number)."""
+    if connection.vendor != "postgresql":
+        return "%s"
+    if name == "position":
+        return "CAST(%s AS integer)"
+    field = Notification._meta.get_field(_TYPED_AS.get(name, name))
+    return f"CAST(%s AS {field.db_type(connection)})"
+
+
+def _kind_chosen(channel: str) -> str:
+    """SQL: the row's kind is among those its recipient chose for `channel`."""
+    if connection.vendor == "postgresql":
+        held = f"p.{channel} @> jsonb_build_array(v.kind)"
+    else:
+        held = f"EXISTS (SELECT 1 FROM json_each(p.{channel}) WHERE value = v.kind)"  # noqa: S608
+    return f"CASE WHEN p.id IS NULL THEN v.default_{channel} ELSE {held} END"
+
+
+@functools.cache
+def _insert_sql(vendor: str, rows: int) -> str:  # vendor: the statement differs per database
+    row = "(" + ", ".join(map(_typed, _VALUES)) + ")"
+    named = ", ".join(f"column{n} AS {name}" for n, name in enumerate(_VALUES, 1))
+    stored = ", ".join(_STORED)
+    return f"""
+        INSERT INTO {Notification._meta.db_table}
+            ({stored}, on_page, by_email, by_webhook, created_at)
+        SELECT {stored}, on_page, by_email, by_webhook, {_typed("created_at")} FROM (
+            SELECT v.*,
+                {_kind_chosen("page")} AS on_page,
+                (u.email <> '' AND {_kind_chosen("email")}) AS by_email,
+                (EXISTS (
+                    SELECT 1 FROM {WebhookEndpoint._meta.db_table} e
+                    WHERE e.user_id = u.id AND e.active
+                ) AND {_kind_chosen("webhook")}) AS by_webhook
+            FROM (SELECT {named} FROM (VALUES {", ".join([row] * rows)}) AS addressed) AS v
+            JOIN {User._meta.db_table} u ON u.id = v.user_id AND u.is_active
+            LEFT JOIN {NotificationPreferences._meta.db_table} p ON p.user_id = u.id
+        ) AS chosen
+        WHERE on_page OR by_email OR by_webhook
+        ORDER BY position
+        RETURNING {", ".join(_RETURNED)}
+    """  # noqa: S608 (our identifiers; the values are parameters)
+
+
+def _store(addressed: list[_Addressed]) -> list[Notification]:
+    """Insert the notifications the recipients' preferences call for; the stored ones, in
+    the order of `addressed`."""
+    now = timezone.now()
+    created_at = Notification._meta.get_field("created_at").get_db_prep_save(now, connection)
+    rows = [_row(position, item) for position, item in enumerate(addressed)]
+    made = []
+    # Inside the caller's transaction this adds nothing; alone (a task's batch of thousands,
+    # several statements) it stores all or nothing.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            part = rows[start : start + _ROWS_PER_STATEMENT]
+            # created_at's placeholder comes first in the statement, then the rows'.
+            cursor.execute(
+                _insert_sql(connection.vendor, len(part)),
+                [created_at, *(value for row in part for value in row)],
+            )
+            for pk, user_id, kind, order_id, title, body, *chosen in cursor.fetchall():
+                page, email, webhook = map(bool, chosen)  # SQLite answers 0 and 1
+                made.append(
+                    Notification(
+                        pk=pk,
+                        user_id=user_id,
+                        kind=kind,
+                        order_id=order_id,
+                        title=title,
+                        body=body,
+                        on_page=page,
+                        by_email=email,
+                        by_webhook=webhook,
+                        created_at=now,
+                    )
+                )
+    # Inserted in `addressed`'s order (ORDER BY position), so numbered in it.
+    return sorted(made, key=lambda notification: notification.pk)
+
+
+def _row(position: int, item: _Addressed) -> tuple:
+    """The VALUES of one addressed notice (_VALUES), prepared for the database."""
     notice = item.notice
     title, body = _wording(notice, as_approver=item.as_approver)
-    return Notification(
-        user=user,
-        kind=notice.kind,
-        order_id=notice.order_id,
-        title=title[:200],
-        body=body,
-        detail=notice.details,
-        order_state=_order_state(notice) if notice.order is not None else None,
-        on_page=page,
-        by_email=email,
-        by_webhook=webhook,
+    state = _order_state(notice) if notice.order is not None else None
+    fields = Notification._meta
+    return (
+        position,
+        item.user_id,
+        notice.kind,
+        notice.order_id,
+        title[:200],
+        body,
+        fields.get_field("detail").get_db_prep_save(notice.details, connection),
+        fields.get_field("order_state").get_db_prep_save(state, connection),
+        *(notice.kind in DEFAULT_KINDS[channel] for channel in CHANNELS),
     )
 
 
@@ -337,10 +430,9 @@ def _publish(notifications: list[Notification]) -> None:
             for group, payload in payloads.items():
                 await layer.group_send(group, payload)
 
-    try:
-        events.run_from_sync(send)
-    except Exception:  # the rows are stored: the page shows them even when the layer is down
-        logger.exception("publishing notifications failed")
+    # Handed over without waiting (in turn with this thread's other sends); a failure is
+    # logged (the rows are stored: the page shows them even when the layer is down).
+    events.send_from_sync(send)
 
 
 # --- reading and marking -----------------------------------------------------------------

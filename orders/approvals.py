@@ -103,7 +103,7 @@ def hold_if_needed(order: Order, request: OrderInput, broker: Broker) -> Order:
         expires_at=expires_at(order).isoformat(),
         legs=legs,
     )
-    events.announce_after_commit(
+    events.announce(
         "approval_needed",
         user_id=order.user_id,
         order=order,
@@ -175,7 +175,7 @@ def _end(order: Order, status: str, event: str, *, source: str, actor: User | No
     record_event(order, event, source=source, actor=actor, at=now, **detail)
     if event != "canceled":  # the trader canceled it themself: nothing to tell them
         decision = "expired" if status == "expired" else "rejected"
-        events.announce_after_commit(
+        events.announce(
             "approval_decided",
             user_id=order.user_id,
             order=order,
@@ -222,7 +222,7 @@ def claim(order: Order, operator: User, *, source: str) -> Order:
     current.submitted_at = now
     current.save(update_fields=["status", "submitted_at", "updated_at"])
     record_event(current, "approved", source=source, actor=operator, at=now)
-    events.announce_after_commit(
+    events.announce(
         "approval_decided",
         user_id=current.user_id,
         order=current,

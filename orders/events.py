@@ -44,8 +44,10 @@ def announce_executions_after_commit(broker_account_id: int, order_ids: list[int
 
 
 # What a person should hear about (notifications listen; orders imports none of them). Sent
-# once the transaction that made it true has committed, with kwarg notices: the Notices that
-# one announce call made (a sync batch announces its fills at once, so listeners write in bulk).
+# inside the transaction that makes it true, with kwarg notices: the Notices that one announce
+# call made (a sync batch announces its fills at once, so listeners write in bulk). A listener
+# stores what it makes in that transaction, so the fact and its notification commit or roll
+# back together, and tells anyone outside (the stream, e-mail) only once it has committed.
 NOTICE_KINDS = (
     "fill",
     "partial_fill",
@@ -77,7 +79,7 @@ class Notice:
             raise ValueError(f"unknown notice kind {self.kind!r}")
 
 
-def announce_after_commit(
+def announce(
     kind: str,
     *,
     user_id: int | None,
@@ -86,21 +88,19 @@ def announce_after_commit(
     **details,
 ) -> None:
     order_id = order.pk if order is not None else None
-    announce_all_after_commit(
+    announce_all(
         [Notice(kind, user_id, order=order, order_id=order_id, actor_id=actor_id, details=details)]
     )
 
 
-def announce_all_after_commit(notices: list[Notice]) -> None:
+def announce_all(notices: list[Notice]) -> None:
+    """Send `notice` now, in the caller's transaction (a listener's failure is logged: the
+    fact stands without its notification)."""
     if not notices:
         return
-
-    def send() -> None:
-        for _, error in notice.send_robust(Order, notices=notices):
-            if error is not None:
-                logger.error("notice receiver failed: %r", error)
-
-    transaction.on_commit(send)
+    for _, error in notice.send_robust(Order, notices=notices):
+        if error is not None:
+            logger.error("notice receiver failed: %r", error)
 
 
 def user_group(user_id: int) -> str:
@@ -265,7 +265,7 @@ def _done(future: concurrent.futures.Future) -> None:
     with _in_flight_lock:
         _in_flight.discard(future)
     if not future.cancelled() and future.exception() is not None:
-        logger.error("order frames not sent: %r", future.exception())
+        logger.error("channel-layer send failed: %r", future.exception())
 
 
 @atexit.register

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import BrokerAccount, User
 
 from . import selectors, services
-from .events import announce_after_commit
+from .events import announce
 from .models import TradingHalt
 
 REASON_MAX = TradingHalt._meta.get_field("lift_reason").max_length
@@ -31,7 +31,7 @@ class HaltSet:
 def _announce(kind: str, halt: TradingHalt, operator: User, reason: str) -> None:
     # The trader concerned: the user halted, or the halted account's owner (desk: everyone).
     owner = halt.broker_account.user_id if halt.broker_account_id else halt.user_id
-    announce_after_commit(
+    announce(
         kind,
         user_id=owner,
         actor_id=operator.pk,

@@ -213,9 +213,7 @@ def record_event(
         held._result_cache.sort(key=lambda each: (each.at, each.pk))  # OrderEvent's ordering
     if event in events.ORDER_EVENT_NOTICES:
         actor_id = actor.pk if actor else None
-        events.announce_after_commit(
-            event, user_id=order.user_id, order=order, actor_id=actor_id, **detail
-        )
+        events.announce(event, user_id=order.user_id, order=order, actor_id=actor_id, **detail)
     return recorded
 
 

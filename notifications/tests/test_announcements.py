@@ -187,9 +187,35 @@ def test_halts_reach_whom_they_cover(trader, other_trader, operator, committed):
     assert (latest.title, latest.body) == ("Halt set: your account is reduce-only", "margin")
 
 
-def test_nothing_is_stored_before_the_commit(trader):
-    market_buy(trader)  # the test's transaction never commits
+class RolledBack(Exception):
+    pass
+
+
+def test_a_fill_and_its_notification_commit_or_roll_back_together(trader, committed, monkeypatch):
+    from django.core import mail
+    from django.db import transaction
+
+    from notifications import services as notification_services
+    from orders import events
+
+    sent = []
+
+    class Layer:
+        async def group_send(self, group, message):
+            sent.append(message)
+
+    monkeypatch.setattr(notification_services, "get_channel_layer", Layer)
+    trader.email = "alice@example.com"
+    trader.save()
+    with committed(), pytest.raises(RolledBack), transaction.atomic():
+        order = market_buy(trader)
+        # Stored in the fill's transaction: no crash between them can lose it.
+        assert Notification.objects.get().order == order
+        raise RolledBack
+    events.wait_for_sends()
     assert not Notification.objects.exists()
+    # What goes out after the commit (the live frame, the e-mail) went with the rollback.
+    assert (sent, mail.outbox) == ([], [])
 
 
 def test_a_big_sync_batch_is_delivered_by_a_task_not_the_sync(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
+from conftest import SlowChannelLayer
 from notifications import services
 from notifications.models import NOTICE_KINDS, Notification
+from orders import events
 
 from .conftest import market_buy
 
@@ -16,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def frames(monkeypatch):
-    """The channel-layer messages sent to each group."""
+    """The channel-layer messages sent to each group (handed over without waiting: read them
+    after events.wait_for_sends())."""
     sent = []
 
     class Layer:
@@ -38,6 +41,7 @@ def test_a_fill_is_emailed_listed_and_sent_live(reachable, frames, committed, se
     settings.DESK_URL = "https://desk.example"
     with committed():
         order = market_buy(reachable)
+    events.wait_for_sends()
 
     [message] = mail.outbox
     note = Notification.objects.get()
@@ -89,9 +93,11 @@ def test_a_channel_turned_off_sends_nothing(reachable, frames, committed):
     assert Notification.objects.get().on_page
 
     services.save_preferences(reachable, {"page": [], "email": [], "webhook": []})
+    events.wait_for_sends()
     frames.clear()
     with committed():
         market_buy(reachable)
+    events.wait_for_sends()
     # Nowhere to go: nothing stored, nothing sent live.
     assert Notification.objects.count() == 1
     assert [m for _, m in frames if m["type"] == "notification.message"] == []
@@ -100,16 +106,18 @@ def test_a_channel_turned_off_sends_nothing(reachable, frames, committed):
 def test_a_batch_of_many_sends_the_newest_few_live_and_counts_the_rest(trader, frames, committed):
     from orders.events import Notice
 
-    order = market_buy(trader)
+    order = market_buy(trader)  # its own fill's notification is stored, never sent (no commit)
     notices = [Notice("fill", trader.pk, order=order, order_id=order.pk) for _ in range(12)]
-    services.deliver(notices)
+    with committed():
+        services.deliver(notices)
+    events.wait_for_sends()
 
     [payload] = [m for _, m in frames if m["type"] == "notification.message"]
     sent = payload["messages"]
     assert len(sent) == services.LIVE_FRAMES_PER_BATCH + 1
     assert (sent[0]["kind"], sent[0]["count"]) == ("more", 12 - services.LIVE_FRAMES_PER_BATCH)
     assert sum(frame["count"] for frame in sent) == 12
-    assert Notification.objects.count() == 12
+    assert Notification.objects.count() == 1 + 12
 
 
 def test_unknown_channels_or_kinds_are_refused(trader):
@@ -122,3 +130,47 @@ def test_unknown_channels_or_kinds_are_refused(trader):
         not hasattr(trader, "notification_preferences")
         or trader.notification_preferences.pk is None
     )
+
+
+def test_each_notice_takes_the_channels_from_its_recipient_as_they_are_then(trader):
+    """The INSERT that stores a notification reads the preferences (or the defaults), the
+    address, the active endpoints and the account's being active: a change reaches the very
+    next notice."""
+    from orders.events import Notice
+
+    order = market_buy(trader)
+
+    def channels(kind: str = "fill") -> tuple[bool, bool, bool] | None:
+        Notification.objects.all().delete()
+        services.deliver([Notice(kind, trader.pk, order=order, order_id=order.pk)])
+        return Notification.objects.values_list("on_page", "by_email", "by_webhook").first()
+
+    assert channels() == (True, False, False)  # defaults; no address, no endpoint
+    trader.email = "alice@example.com"
+    trader.save()
+    assert channels() == (True, True, False)
+    assert channels("partial_fill") == (True, False, False)  # by default, not e-mailed
+    endpoint = services.add_endpoint(trader, "https://hooks.example/desk").endpoint
+    assert channels() == (True, True, True)
+    services.set_endpoint_active(endpoint, False)
+    assert channels() == (True, True, False)
+    services.set_endpoint_active(endpoint, True)
+    services.save_preferences(trader, {"page": [], "email": ["fill"], "webhook": ["fill"]})
+    assert channels() == (False, True, True)
+    assert channels("partial_fill") is None  # nowhere to go: not stored
+    trader.is_active = False
+    trader.save()
+    assert channels() is None
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the frame follows them
+def test_placing_does_not_wait_for_the_live_frame(trader, monkeypatch):
+    layer = SlowChannelLayer()
+    monkeypatch.setattr(services, "get_channel_layer", lambda: layer)
+    order = market_buy(trader)  # placed while the layer still holds the frame
+    assert layer.sent == [] and Notification.objects.get().order == order
+    layer.release.set()
+    events.wait_for_sends()
+    [(group, payload)] = layer.sent
+    assert group == f"orders.user.{trader.pk}"
+    assert [frame["kind"] for frame in payload["messages"]] == ["fill"]

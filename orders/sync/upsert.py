@@ -528,7 +528,7 @@ def _publish(
         if outcome.event is not None
     ]
     events.publish_after_commit(batch.user_id, messages)
-    events.announce_all_after_commit(
+    events.announce_all(
         [
             events.Notice(
                 outcome.event,

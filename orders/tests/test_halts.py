@@ -1,5 +1,6 @@
-"""Halts: set and lifted through one service, audited (who, when, why) and announced after
-commit; setting one can cancel the open orders it covers; admin goes through the same door."""
+"""Halts: set and lifted through one service, audited (who, when, why) and announced in their
+transaction (told on once it commits); setting one can cancel the open orders it covers; admin
+goes through the same door."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from accounts.selectors import default_broker_account
 from conftest import place_resting_buy
@@ -23,10 +25,12 @@ def operator(make_user):
 
 @pytest.fixture
 def notices():
+    """The notices announced, as a listener tells them on: once their transaction commits."""
     heard = []
 
     def listen(sender, notices, **kwargs):
-        heard.extend(dataclasses.asdict(n) for n in notices)
+        told = [dataclasses.asdict(n) for n in notices]
+        transaction.on_commit(lambda: heard.extend(told))
 
     events.notice.connect(listen)
     yield heard
@@ -85,8 +89,23 @@ def test_without_cancel_all_open_orders_stay_and_a_desk_halt_announces_desk_wide
     assert notices[0]["kind"] == "halt_on" and notices[0]["user_id"] is None
 
 
-def test_nothing_is_announced_before_the_commit(trader, operator, notices):
-    halts.set_halt(scope="user", target=trader, mode="halted", reason="x", operator=operator)
+def test_a_halt_is_announced_inside_its_transaction_and_told_on_only_after_it(
+    trader, operator, notices
+):
+    outside = len(connection.atomic_blocks)
+    inside = []
+
+    def listen(sender, notices, **kwargs):
+        inside.append((len(connection.atomic_blocks), TradingHalt.objects.exists()))
+
+    events.notice.connect(listen)
+    try:
+        halts.set_halt(scope="user", target=trader, mode="halted", reason="x", operator=operator)
+    finally:
+        events.notice.disconnect(listen)
+    # In the halt's own transaction, the halt stored: a listener's rows commit with it.
+    [(depth, stored)] = inside
+    assert depth > outside and stored
     assert notices == []  # the test's transaction never commits
 
 
