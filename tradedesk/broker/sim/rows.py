@@ -89,11 +89,16 @@ def _parameter(field: Field, value, db: BaseDatabaseWrapper):
 
 
 @functools.cache
+def _fields(model: type[Model]) -> list[Field]:
+    """What an INSERT of the model writes: every concrete field but an auto primary key."""
+    return [field for field in model._meta.concrete_fields if field is not model._meta.auto_field]
+
+
+@functools.cache
 def _insert_statement(model: type[Model], count: int):
-    """INSERT of `count` rows of every concrete field but an auto primary key, which comes
-    back (RETURNING); and the fields, in their placeholders' order."""
-    auto = model._meta.auto_field
-    fields = [field for field in model._meta.concrete_fields if field is not auto]
+    """INSERT of `count` rows, the auto primary key (if any) coming back (RETURNING); and the
+    fields, in their placeholders' order."""
+    auto, fields = model._meta.auto_field, _fields(model)
     row = f"({', '.join(['%s'] * len(fields))})"
     returning, _ = connection.ops.return_insert_columns([auto] if auto else [])
     sql = (
@@ -110,7 +115,8 @@ def insert(instances: Sequence[Model]) -> None:
     if not instances:
         return
     db, model = connections[DEFAULT_DB_ALIAS], type(instances[0])
-    size = db.ops.bulk_batch_size(_insert_statement(model, 1)[1], instances)
+    # One row (most inserts here) fits any backend's statement.
+    size = 1 if len(instances) == 1 else db.ops.bulk_batch_size(_fields(model), instances)
     for start in range(0, len(instances), size):
         batch = instances[start : start + size]
         sql, fields, auto = _insert_statement(model, len(batch))
