@@ -10,6 +10,7 @@ refuses, and how, is `rules.py`'s.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -48,16 +49,12 @@ from tradedesk.broker.types import (
     Trade,
 )
 
-from . import ledger, market, matching, rules
+from . import ledger, market, matching, rows, rules
 from .matching import close, record
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS
 
 _MAX_BARS = 10_000
-_ACCOUNT_FIELDS = [field.name for field in SimAccount._meta.concrete_fields]
-_ACCOUNT_ATTNAMES = [field.attname for field in SimAccount._meta.concrete_fields]
-_POSITION_FIELDS = [field.name for field in SimPosition._meta.concrete_fields]
-_POSITION_ATTNAMES = [field.attname for field in SimPosition._meta.concrete_fields]
 
 
 def open_account(starting_cash: Decimal | None = None) -> str:
@@ -147,24 +144,18 @@ class SimBroker(Broker):
         a locking read that waited would see the positions as they were when it began
         (PostgreSQL re-reads only the locked row). SQLite's IMMEDIATE transactions hold the
         whole database already."""
-        accounts = SimAccount.objects.filter(account_id=self.account_id)
+        lock, read = _locked_account_sql()
         if connection.features.has_select_for_update:
-            list(accounts.select_for_update().values_list("pk", flat=True))
-        rows = list(
-            accounts.values_list(
-                *_ACCOUNT_FIELDS, *(f"positions__{name}" for name in _POSITION_FIELDS)
-            )
-        )
-        if not rows:
+            with connection.cursor() as cursor:
+                cursor.execute(lock, [self.account_id])
+        found = rows.fetch(read, [self.account_id], SimAccount, SimPosition)
+        if not found:
             raise AuthenticationFailed("unknown paper-exchange account")
-        db = SimAccount.objects.db
-        width = len(_ACCOUNT_FIELDS)
-        account = SimAccount.from_db(db, _ACCOUNT_ATTNAMES, rows[0][:width])
-        account._positions = {}
-        for row in rows:
-            if row[width] is not None:  # the join's one row of an account with no positions
-                position = SimPosition.from_db(db, _POSITION_ATTNAMES, row[width:])
-                account._positions[position.symbol] = position
+        account = found[0][0]
+        # An account with no positions is the join's one row without one (None).
+        account._positions = {
+            position.symbol: position for _, position in found if position is not None
+        }
         return account
 
     def _order(self, account: SimAccount, **lookup) -> SimOrder:
@@ -404,7 +395,7 @@ class SimBroker(Broker):
             old.replaced_by = new.id
             # Legs follow their parent to the new order rather than die with the old one.
             old.legs.update(parent=new)
-            close(old, "replaced", now)
+            close(old, "replaced", now, "replaced_by")
             record(new, "new", now)
         self.process()
         new.refresh_from_db()
@@ -586,6 +577,23 @@ def process_open_orders(now: datetime | None = None) -> int:
     return count
 
 
+@functools.cache
+def _locked_account_sql() -> tuple[str, str]:
+    """_locked_account's lock of the account row and its read of the account joined to its
+    positions, built once (the ORM took longer to build them than the database to run them)."""
+    account, position, quoted = SimAccount._meta, SimPosition._meta, rows.quoted
+    accounts = f"{quoted(account.db_table)} a"
+    by_id = f"WHERE a.{quoted(account.get_field('account_id').column)} = %s"
+    lock = f"SELECT a.{quoted(account.pk.column)} FROM {accounts} {by_id} FOR UPDATE"  # noqa: S608
+    read = (
+        f"SELECT {rows.columns(SimAccount, 'a')}, {rows.columns(SimPosition, 'p')}"  # noqa: S608
+        f" FROM {accounts} LEFT JOIN {quoted(position.db_table)} p"
+        f" ON p.{quoted(position.get_field('account').column)} = a.{quoted(account.pk.column)}"
+        f" {by_id}"
+    )
+    return lock, read
+
+
 def _initial_status(now: datetime) -> str:
     # Alpaca reports `accepted` for an order received while the market is closed.
     return "new" if calendar.is_open(now) else "accepted"
@@ -620,7 +628,7 @@ def _new_order(account: SimAccount, request: OrderRequest, now: datetime, **fiel
     if order.order_class != "simple":
         # Its legs point at it and are looked up as it fills: stored first. A simple
         # order is stored as matching leaves it (match_placed), filled or resting.
-        order.save(force_insert=True)
+        rows.insert([order])
     record(order, "new", now)
     return order
 

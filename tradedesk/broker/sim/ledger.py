@@ -11,7 +11,7 @@ from django.conf import settings
 from tradedesk.broker import calendar, types
 from tradedesk.broker.types import Account, Position
 
-from . import market
+from . import market, rows
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS
 
@@ -62,9 +62,7 @@ def last_equity(account: SimAccount, held: list[SimPosition], now: datetime) -> 
     if account.close_equity_at != close_at:
         account.close_equity = close_equity(account, held, close_at)
         account.close_equity_at = close_at
-        SimAccount.objects.filter(pk=account.pk).update(
-            close_equity=account.close_equity, close_equity_at=close_at
-        )
+        rows.update(account, "close_equity", "close_equity_at")
     return account.close_equity
 
 

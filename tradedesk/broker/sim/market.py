@@ -117,9 +117,16 @@ def _quote_in_second(symbol: str, tick: datetime, seed: int) -> Quote:
 
 def trade(symbol: str, at: datetime) -> Trade:
     """The last trade at `at`: on the bid or the ask of that second's quote."""
-    current = quote(symbol, at)
+    return _trade_in_second(symbol, _second(at), settings.TRADEDESK_SIM_SEED)
+
+
+# Like the quote, asked for again within the second: an order's checks and its answer price
+# every position of the account.
+@lru_cache(maxsize=4096)
+def _trade_in_second(symbol: str, tick: datetime, seed: int) -> Trade:
+    current = _quote_in_second(symbol, tick, seed)
     seconds = int(current.timestamp.timestamp())
-    key = _symbol_key(symbol, settings.TRADEDESK_SIM_SEED)
+    key = _symbol_key(symbol, seed)
     on_ask = _unit(key, 104, seconds) >= 0
     return Trade(
         symbol=symbol,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from django.conf import settings
 
 from tradedesk.broker import calendar, types
 
-from . import ledger, market
+from . import ledger, market, rows
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 
 QTY_STEP = Decimal("0.000000001")
@@ -83,7 +84,7 @@ def journaled() -> Iterator[None]:
         yield
     finally:
         _journal.reset(token)
-    SimOrderEvent.objects.bulk_create(events)
+    rows.insert(events)
 
 
 def record(order: SimOrder, event: str, at: datetime, **values) -> SimOrderEvent:
@@ -102,7 +103,7 @@ def record(order: SimOrder, event: str, at: datetime, **values) -> SimOrderEvent
     )
     journal = _journal.get()
     if journal is None:
-        update.save(force_insert=True)
+        rows.insert([update])
     else:
         journal.append(update)
     return update
@@ -112,15 +113,16 @@ def _save(order: SimOrder, *fields: str) -> None:
     """Store changed fields of an order; one placed in this transaction and not inserted yet
     is written whole when it is (match_placed), its changes included."""
     if not order._state.adding:
-        order.save(update_fields=list(fields))
+        rows.update(order, *fields)
 
 
-def close(order: SimOrder, status: str, at: datetime) -> None:
-    """End an order (canceled, expired, replaced) and whatever depends on it."""
+def close(order: SimOrder, status: str, at: datetime, *changed: str) -> None:
+    """End an order (canceled, expired, replaced) and whatever depends on it; `changed`
+    names other fields the caller changed, stored with it."""
     order.status = status
     order.updated_at = at
     setattr(order, f"{status}_at", at)
-    order.save()
+    _save(order, "status", "updated_at", f"{status}_at", *changed)
     record(order, status, at)
     # Legs still waiting for their entry can never become active now (a simple order has none).
     for leg in _held_legs(order):
@@ -150,7 +152,8 @@ def _apply_to_position(account: SimAccount, symbol: str, signed: Decimal, price:
     matched (match_account, match_placed), once for all of its fills."""
     positions = ledger.positions_by_symbol(account)
     position = positions.get(symbol)
-    if position is None:
+    opened = position is None
+    if opened:
         position = positions[symbol] = SimPosition(
             account=account, symbol=symbol, qty=Decimal("0"), avg_entry_price=Decimal("0")
         )
@@ -163,7 +166,10 @@ def _apply_to_position(account: SimAccount, symbol: str, signed: Decimal, price:
         ) / new_qty
     # Reducing a position leaves its average entry price as it was.
     position.qty = new_qty
-    position.save()
+    if opened:
+        rows.insert([position])
+    else:
+        rows.update(position, "qty", "avg_entry_price")
     account.cash -= signed * price
     return new_qty
 
@@ -190,7 +196,17 @@ def fill(
     order.status = "filled" if done else "partially_filled"
     if done:
         order.filled_at = at
-    order.save()
+    # qty too: a notional order's is fixed at its first fill (_fill_qty).
+    _save(
+        order,
+        "qty",
+        "filled_qty",
+        "filled_avg_price",
+        "last_fill_quote_at",
+        "updated_at",
+        "status",
+        "filled_at",
+    )
     record(
         order,
         "fill" if done else "partial_fill",
@@ -203,7 +219,7 @@ def fill(
         for leg in _held_legs(order):
             leg.status = "new"
             leg.active_at = leg.updated_at = at
-            leg.save()
+            _save(leg, "status", "active_at", "updated_at")
             record(leg, "new", at)
     # What one exit sold, its siblings no longer need to: shrink them, cancel the used up.
     for sibling in oco_group(order):
@@ -369,7 +385,7 @@ def match_account(account: SimAccount, now: datetime, *, store: bool = True) -> 
 
     The account row (its cash after fills, `matched_at`) is stored unless `store` is False:
     then the caller stores it with its own changes (match_placed)."""
-    orders = list(account.orders.filter(status__in=types.OPEN_STATUSES).order_by("created_at"))
+    orders = [order for (order,) in rows.fetch(_open_orders_sql(), [account.pk, *_OPEN], SimOrder)]
     if not orders:
         # Nothing to bring up to date, nor to remember: an order placed later works from its
         # own active_at, which is later than any matched_at this could write.
@@ -400,8 +416,28 @@ def match_account(account: SimAccount, now: datetime, *, store: bool = True) -> 
     return [order for order in orders if order.status in types.OPEN_STATUSES]
 
 
+_OPEN = sorted(types.OPEN_STATUSES)
+
+
+@functools.cache
+def _open_orders_sql() -> str:
+    """match_account's read (the account's open orders, oldest first), built once: the ORM
+    took longer to build it than the database to run it."""
+    order, quoted = SimOrder._meta, rows.quoted
+
+    def column(name: str) -> str:
+        return f"o.{quoted(order.get_field(name).column)}"
+
+    statuses = ", ".join(["%s"] * len(_OPEN))
+    return (
+        f"SELECT {rows.columns(SimOrder, 'o')} FROM {quoted(order.db_table)} o"  # noqa: S608
+        f" WHERE {column('account')} = %s AND {column('status')} IN ({statuses})"
+        f" ORDER BY {column('created_at')}"
+    )
+
+
 def _store_account(account: SimAccount) -> None:
-    account.save(update_fields=["cash", "matched_at"])
+    rows.update(account, "cash", "matched_at")
 
 
 def match_placed(account: SimAccount, placed: list[SimOrder], now: datetime) -> list[SimOrder]:
@@ -416,9 +452,7 @@ def match_placed(account: SimAccount, placed: list[SimOrder], now: datetime) -> 
     stepped = _step_all(
         account, placed, lambda order: live_observation(order, now), lambda order: True
     )
-    for order in stepped:
-        if order._state.adding:
-            order.save(force_insert=True)
+    rows.insert([order for order in stepped if order._state.adding])
     account.matched_at = now
     _store_account(account)
     return stepped

@@ -50,6 +50,17 @@ def test_different_seeds_give_different_markets(settings):
     assert seed_one == [market.quote(symbol, AT).ask_price for symbol in REQUIRED]
 
 
+def test_trades_follow_the_seed_and_the_second(settings):
+    """A second's trade is worked out once (cached): another seed or second is another one."""
+    settings.TRADEDESK_SIM_SEED = 1
+    seed_one = [market.trade(symbol, AT).price for symbol in REQUIRED]
+    settings.TRADEDESK_SIM_SEED = 2
+    assert [market.trade(symbol, AT).price for symbol in REQUIRED] != seed_one
+    assert market.trade("MSFT", AT.replace(microsecond=999_999)) == market.trade("MSFT", AT)
+    next_second = AT.replace(microsecond=0) + timedelta(seconds=1)
+    assert market.trade("MSFT", next_second).timestamp == next_second
+
+
 def test_another_process_computes_the_identical_quote_trade_and_bar():
     script = f"""
 import json, django
