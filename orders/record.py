@@ -205,7 +205,7 @@ def record_event(
         detail=detail,
         at=at or timezone.now(),
     )
-    rows.insert(recorded)  # OrderEvent.objects.create, without building the INSERT each time
+    rows.insert([recorded])  # OrderEvent.objects.create, without building the INSERT each time
     events.publish_order_after_commit(order, event)
     held = getattr(order, "_prefetched_objects_cache", {}).get("events")
     if held is not None:

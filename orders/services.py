@@ -413,7 +413,7 @@ def record_submission(
             request_fingerprint=request_fingerprint(request),
             **{name: getattr(request, name) for name in _IDENTITY_FIELDS},
         )
-        rows.insert(order)  # Order.objects.create, without building the INSERT each time
+        rows.insert([order])  # Order.objects.create, without building the INSERT each time
         track_events(order)
         record_event(order, "submitted", source=source, actor=user, at=now)
     return order

@@ -43,7 +43,7 @@ def test_insert_stores_what_save_stores_defaults_and_auto_now_included(trader):
     by_orm = _order(trader, client_order_id="orm")
     by_orm.save()
     written = _order(trader, client_order_id="rows")
-    rows.insert(written)
+    rows.insert([written])
     assert written.pk is not None and not written._state.adding
     stored = Order.objects.get(pk=written.pk)
     assert stored.updated_at == written.updated_at is not None
@@ -60,7 +60,7 @@ def test_insert_stores_what_save_stores_defaults_and_auto_now_included(trader):
         detail={"code": "x", "n": 3},
         at=timezone.now(),
     )
-    rows.insert(event)
+    rows.insert([event])
     assert _columns(OrderEvent.objects.get(pk=event.pk)) == _columns(event)
 
 

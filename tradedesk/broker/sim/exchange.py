@@ -22,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Prefetch
 from django.utils import timezone
 
+from tradedesk import rows
 from tradedesk.broker import calendar, types
 from tradedesk.broker.base import Broker
 from tradedesk.broker.errors import (
@@ -49,7 +50,7 @@ from tradedesk.broker.types import (
     Trade,
 )
 
-from . import ledger, market, matching, rows, rules
+from . import ledger, market, matching, rules
 from .matching import close, record
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS
@@ -148,7 +149,7 @@ class SimBroker(Broker):
         if connection.features.has_select_for_update:
             with connection.cursor() as cursor:
                 cursor.execute(lock, [self.account_id])
-        found = rows.fetch(read, [self.account_id], SimAccount, SimPosition)
+        found = rows.instances(read, [self.account_id], SimAccount, SimPosition)
         if not found:
             raise AuthenticationFailed("unknown paper-exchange account")
         account = found[0][0]
@@ -586,7 +587,7 @@ def _locked_account_sql() -> tuple[str, str]:
     by_id = f"WHERE a.{quoted(account.get_field('account_id').column)} = %s"
     lock = f"SELECT a.{quoted(account.pk.column)} FROM {accounts} {by_id} FOR UPDATE"  # noqa: S608
     read = (
-        f"SELECT {rows.columns(SimAccount, 'a')}, {rows.columns(SimPosition, 'p')}"  # noqa: S608
+        f"SELECT {rows.shape(SimAccount).columns('a')}, {rows.shape(SimPosition).columns('p')}"  # noqa: S608
         f" FROM {accounts} LEFT JOIN {quoted(position.db_table)} p"
         f" ON p.{quoted(position.get_field('account').column)} = a.{quoted(account.pk.column)}"
         f" {by_id}"

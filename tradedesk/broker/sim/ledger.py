@@ -8,10 +8,11 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from tradedesk import rows
 from tradedesk.broker import calendar, types
 from tradedesk.broker.types import Account, Position
 
-from . import market, rows
+from . import market
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 from .universe import ASSETS
 
@@ -62,7 +63,7 @@ def last_equity(account: SimAccount, held: list[SimPosition], now: datetime) -> 
     if account.close_equity_at != close_at:
         account.close_equity = close_equity(account, held, close_at)
         account.close_equity_at = close_at
-        rows.update(account, "close_equity", "close_equity_at")
+        rows.save_columns(account, "close_equity", "close_equity_at")
     return account.close_equity
 
 

@@ -20,9 +20,10 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 
+from tradedesk import rows
 from tradedesk.broker import calendar, types
 
-from . import ledger, market, rows
+from . import ledger, market
 from .models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 
 QTY_STEP = Decimal("0.000000001")
@@ -113,7 +114,7 @@ def _save(order: SimOrder, *fields: str) -> None:
     """Store changed fields of an order; one placed in this transaction and not inserted yet
     is written whole when it is (match_placed), its changes included."""
     if not order._state.adding:
-        rows.update(order, *fields)
+        rows.save_columns(order, *fields)
 
 
 def close(order: SimOrder, status: str, at: datetime, *changed: str) -> None:
@@ -169,7 +170,7 @@ def _apply_to_position(account: SimAccount, symbol: str, signed: Decimal, price:
     if opened:
         rows.insert([position])
     else:
-        rows.update(position, "qty", "avg_entry_price")
+        rows.save_columns(position, "qty", "avg_entry_price")
     account.cash -= signed * price
     return new_qty
 
@@ -385,7 +386,8 @@ def match_account(account: SimAccount, now: datetime, *, store: bool = True) -> 
 
     The account row (its cash after fills, `matched_at`) is stored unless `store` is False:
     then the caller stores it with its own changes (match_placed)."""
-    orders = [order for (order,) in rows.fetch(_open_orders_sql(), [account.pk, *_OPEN], SimOrder)]
+    found = rows.instances(_open_orders_sql(), [account.pk, *_OPEN], SimOrder)
+    orders = [order for (order,) in found]
     if not orders:
         # Nothing to bring up to date, nor to remember: an order placed later works from its
         # own active_at, which is later than any matched_at this could write.
@@ -430,14 +432,14 @@ def _open_orders_sql() -> str:
 
     statuses = ", ".join(["%s"] * len(_OPEN))
     return (
-        f"SELECT {rows.columns(SimOrder, 'o')} FROM {quoted(order.db_table)} o"  # noqa: S608
+        f"SELECT {rows.shape(SimOrder).columns('o')} FROM {quoted(order.db_table)} o"  # noqa: S608
         f" WHERE {column('account')} = %s AND {column('status')} IN ({statuses})"
         f" ORDER BY {column('created_at')}"
     )
 
 
 def _store_account(account: SimAccount) -> None:
-    rows.update(account, "cash", "matched_at")
+    rows.save_columns(account, "cash", "matched_at")
 
 
 def match_placed(account: SimAccount, placed: list[SimOrder], now: datetime) -> list[SimOrder]:

@@ -1,5 +1,5 @@
-"""The exchange's prebuilt statements (sim/rows.py) write the rows the ORM writes and read back
-the instances it reads, on SQLite and PostgreSQL."""
+"""The exchange's statements written once (tradedesk/rows.py) write the rows the ORM writes and
+read back the instances it reads, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from tradedesk.broker.sim import rows
+from tradedesk import rows
 from tradedesk.broker.sim.models import SimAccount, SimOrder, SimOrderEvent, SimPosition
 
 from .conftest import OPEN, request
@@ -96,7 +96,7 @@ def test_an_update_writes_only_the_named_columns(broker):
     order.status, order.filled_qty = "filled", Decimal("12.345678901")
     order.symbol = "MSFT"  # changed in memory only: not named, not written
     with CaptureQueriesContext(connection) as statements:
-        rows.update(order, "status", "filled_qty")
+        rows.save_columns(order, "status", "filled_qty")
 
     [update] = statements.captured_queries
     assert '"symbol"' not in update["sql"]
@@ -112,7 +112,7 @@ def test_an_update_of_a_row_that_is_gone_raises():
     account = SimAccount.objects.create(account_id="gone", cash=Decimal("1"))
     SimAccount.objects.filter(pk=account.pk).delete()
     with pytest.raises(DatabaseError):
-        rows.update(account, "cash")
+        rows.save_columns(account, "cash")
 
 
 def test_the_locked_read_is_the_account_and_its_positions_as_the_orm_reads_them(broker):
