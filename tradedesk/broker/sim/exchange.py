@@ -145,19 +145,26 @@ class SimBroker(Broker):
         a locking read that waited would see the positions as they were when it began
         (PostgreSQL re-reads only the locked row). SQLite's IMMEDIATE transactions hold the
         whole database already."""
-        lock, read = _locked_account_sql()
+        account, _ = self._locked_book(with_open_orders=False)
+        return account
+
+    def _locked_book(self, *, with_open_orders: bool = True) -> tuple[SimAccount, list[SimOrder]]:
+        """_locked_account, and the account's open orders oldest first in the same read (a
+        UNION ALL after the positions' rows) for a caller that matches them at once."""
+        lock, read = _locked_account_sql(with_open_orders)
         if connection.features.has_select_for_update:
             with connection.cursor() as cursor:
                 cursor.execute(lock, [self.account_id])
-        found = rows.instances(read, [self.account_id], SimAccount, SimPosition)
-        if not found:
+        params = [self.account_id, *([self.account_id, *_OPEN] if with_open_orders else [])]
+        found = rows.instances(read, params, SimAccount, SimPosition, SimOrder)
+        if not found or found[0][0] is None:
             raise AuthenticationFailed("unknown paper-exchange account")
         account = found[0][0]
         # An account with no positions is the join's one row without one (None).
         account._positions = {
-            position.symbol: position for _, position in found if position is not None
+            position.symbol: position for _, position, _ in found if position is not None
         }
-        return account
+        return account, [order for _, _, order in found if order is not None]
 
     def _order(self, account: SimAccount, **lookup) -> SimOrder:
         try:
@@ -173,7 +180,8 @@ class SimBroker(Broker):
         """Match the account's open orders against the market as it is now."""
         now = self._now()
         with transaction.atomic():
-            matching.match_account(self._account(lock=True), now)
+            account, open_orders = self._locked_book()
+            matching.match_account(account, now, open_orders=open_orders)
 
     def _matched(self) -> tuple[SimAccount, list[SimOrder]]:
         """The account and its open orders, matched up to now (what every read starts from)."""
@@ -183,8 +191,8 @@ class SimBroker(Broker):
             return account, []
         now = self._now()
         with transaction.atomic():
-            account = self._account(lock=True)
-            return account, matching.match_account(account, now)
+            account, open_orders = self._locked_book()
+            return account, matching.match_account(account, now, open_orders=open_orders)
 
     def events_after(self, last_event_id: int, limit: int = 500) -> list[tuple[int, OrderUpdate]]:
         """The account's trade updates after `last_event_id`, oldest first (the stream's feed)."""
@@ -270,9 +278,11 @@ class SimBroker(Broker):
         self._after_submit = None
         try:
             with transaction.atomic(), matching.journaled():
-                account = self._account(lock=True)
+                account, open_orders = self._locked_book()
                 # Bring the book up to date first: what is held and committed depends on it.
-                open_orders = matching.match_account(account, now, store=False)
+                open_orders = matching.match_account(
+                    account, now, store=False, open_orders=open_orders
+                )
                 rules.check_submission(account, asset, request, now, open_orders)
                 placed = matching.match_placed(account, _create_order(account, request, now), now)
         except IntegrityError:
@@ -578,19 +588,44 @@ def process_open_orders(now: datetime | None = None) -> int:
     return count
 
 
+_OPEN = sorted(types.OPEN_STATUSES)
+
+
 @functools.cache
-def _locked_account_sql() -> tuple[str, str]:
-    """_locked_account's lock of the account row and its read of the account joined to its
-    positions, built once (the ORM took longer to build them than the database to run them)."""
-    account, position, quoted = SimAccount._meta, SimPosition._meta, rows.quoted
+def _locked_account_sql(with_open_orders: bool) -> tuple[str, str]:
+    """_locked_book's lock of the account row, and its read: the account joined to its
+    positions, then (with_open_orders) its open orders, oldest first, in rows of their own
+    (the account's and positions' columns NULL in them, theirs NULL in the others; a last
+    column puts them after). Built once: the ORM took longer to build them than the
+    database to run them."""
+    account, position, order = SimAccount._meta, SimPosition._meta, SimOrder._meta
+    quoted = rows.quoted
+    shapes = [rows.shape(model) for model in (SimAccount, SimPosition, SimOrder)]
     accounts = f"{quoted(account.db_table)} a"
     by_id = f"WHERE a.{quoted(account.get_field('account_id').column)} = %s"
     lock = f"SELECT a.{quoted(account.pk.column)} FROM {accounts} {by_id} FOR UPDATE"  # noqa: S608
+
+    def nulls(shape: rows.Shape) -> str:
+        return ", ".join(["NULL"] * shape.width)
+
     read = (
-        f"SELECT {rows.shape(SimAccount).columns('a')}, {rows.shape(SimPosition).columns('p')}"  # noqa: S608
+        f"SELECT {shapes[0].columns('a')}, {shapes[1].columns('p')}, {nulls(shapes[2])}, 0"  # noqa: S608
         f" FROM {accounts} LEFT JOIN {quoted(position.db_table)} p"
         f" ON p.{quoted(position.get_field('account').column)} = a.{quoted(account.pk.column)}"
         f" {by_id}"
+    )
+    if not with_open_orders:
+        return lock, read
+    before_orders = shapes[0].width + shapes[1].width  # ORDER BY's positions count from 1
+    created_at = before_orders + shapes[2].attnames.index("created_at") + 1
+    part = before_orders + shapes[2].width + 1
+    statuses = ", ".join(["%s"] * len(_OPEN))
+    read += (
+        f" UNION ALL SELECT {nulls(shapes[0])}, {nulls(shapes[1])}, {shapes[2].columns('o')}, 1"  # noqa: S608
+        f" FROM {quoted(order.db_table)} o JOIN {accounts}"
+        f" ON o.{quoted(order.get_field('account').column)} = a.{quoted(account.pk.column)}"
+        f" {by_id} AND o.{quoted(order.get_field('status').column)} IN ({statuses})"
+        f" ORDER BY {part}, {created_at}"
     )
     return lock, read
 

@@ -381,13 +381,22 @@ def _workable(order: SimOrder) -> bool:
     return order.status in types.OPEN_STATUSES and order.status != "held"
 
 
-def match_account(account: SimAccount, now: datetime, *, store: bool = True) -> list[SimOrder]:
+def match_account(
+    account: SimAccount,
+    now: datetime,
+    *,
+    store: bool = True,
+    open_orders: list[SimOrder] | None = None,
+) -> list[SimOrder]:
     """Bring every open order of a (locked) account up to `now`; returns those still open.
+    `open_orders`: the account's, oldest first, as read with its lock (else read here).
 
     The account row (its cash after fills, `matched_at`) is stored unless `store` is False:
     then the caller stores it with its own changes (match_placed)."""
-    found = rows.instances(_open_orders_sql(), [account.pk, *_OPEN], SimOrder)
-    orders = [order for (order,) in found]
+    if open_orders is None:
+        found = rows.instances(_open_orders_sql(), [account.pk, *_OPEN], SimOrder)
+        open_orders = [order for (order,) in found]
+    orders = open_orders
     if not orders:
         # Nothing to bring up to date, nor to remember: an order placed later works from its
         # own active_at, which is later than any matched_at this could write.
