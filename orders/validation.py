@@ -53,7 +53,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
-from tradedesk import cache_scripts
+from tradedesk import rediscache
 from tradedesk.broker import Broker, calendar, types
 from tradedesk.broker.errors import OrderRejected
 from tradedesk.symbols import SYMBOL_RE
@@ -295,16 +295,16 @@ def _move_mark(broker_account: BrokerAccount, mark_us: int, state: AccountState 
     # The mark is kept well past the cache's lifetime: a look in flight now is stored after it.
     mark_seconds = settings.VALIDATION_CACHE_SECONDS + 60
     mark_key, state_key = _changed_key(broker_account), _account_key(broker_account)
-    redis = cache_scripts.redis_cache()
+    redis = rediscache.redis_cache()
     if redis is not None:
-        cache_scripts.run(
+        rediscache.run(
             redis,
             _MARK_SCRIPT,
             [mark_key, state_key],
             [
                 mark_us,
                 redis.get_backend_timeout(mark_seconds),
-                b"" if state is None else cache_scripts.serialized(redis, state),
+                b"" if state is None else rediscache.serialized(redis, state),
                 redis.get_backend_timeout(settings.VALIDATION_CACHE_SECONDS),
             ],
         )

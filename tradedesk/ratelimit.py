@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
-from . import cache_scripts
+from . import rediscache
 
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
@@ -95,9 +95,9 @@ return used
 
 def _count(store: BaseCache, cache_key: str, timeout: int) -> int:
     """Count one in `cache_key`'s counter (opened for `timeout` s); the count so far."""
-    redis = cache_scripts.redis_cache(store)
+    redis = rediscache.redis_cache(store)
     if redis is not None:
-        return cache_scripts.run(redis, _COUNT_SCRIPT, [cache_key], [timeout])
+        return rediscache.run(redis, _COUNT_SCRIPT, [cache_key], [timeout])
     store.add(cache_key, 0, timeout)
     try:
         return store.incr(cache_key)
