@@ -216,7 +216,7 @@ def _gate(
     if refusal is not None:
         raise OrderInvalid(Verdict(errors=[refusal]))
     throttles.limit(counted or user, command)
-    prefetch(broker, broker_account, order_input.symbol)
+    prefetched = prefetch(broker, broker_account, order_input.symbol)
     with transaction.atomic():
         _lock_accounts(user, broker_account)
         verdict = validate_order(
@@ -226,6 +226,7 @@ def _gate(
             broker_account=broker_account,
             replacing=replacing,
             halts=halts,
+            prefetched=prefetched,
         )
         if not verdict.valid:
             raise OrderInvalid(verdict)

@@ -38,9 +38,10 @@ verdict to give, and the caller answers 503/429.
 
 from __future__ import annotations
 
-import contextlib
+import math
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -52,6 +53,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
+from tradedesk import rediscache
 from tradedesk.broker import Broker, calendar, types
 from tradedesk.broker.errors import OrderRejected
 from tradedesk.symbols import SYMBOL_RE
@@ -201,36 +203,60 @@ def _cached(key: str, load: Callable[[], object]) -> object:
 @dataclass(frozen=True)
 class AccountState:
     """The broker's account and positions (signed quantities, short < 0, by symbol), and
-    when the broker was asked (`as_of`, epoch seconds, taken before the call)."""
+    when the broker was asked (`as_of_us`, epoch microseconds, taken before the call)."""
 
     account: types.Account
     positions: dict[str, Decimal]
-    as_of: float
+    as_of_us: int
 
 
+# Times in whole microseconds: the cache stores an integer as digits, which a Redis script
+# can compare (a pickled float it cannot). The keys name the new shapes, so neither is read
+# as the other.
 def _account_key(broker_account: BrokerAccount) -> str:
-    return f"validation:account:{broker_account.pk}"
+    return f"validation:account-state:{broker_account.pk}"
 
 
 def _changed_key(broker_account: BrokerAccount) -> str:
-    return f"validation:account-changed:{broker_account.pk}"
+    return f"validation:account-changed-us:{broker_account.pk}"
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _fresh(state: AccountState | None, changed: int | None) -> bool:
+    """Whether `state` is a look that began after the desk's last command on the account
+    (the mark `changed`): one that started before it is stale, even if stored after."""
+    return state is not None and (changed is None or state.as_of_us > changed)
+
+
+def _look(broker: Broker) -> AccountState:
+    as_of_us = _now_us()
+    account, positions = broker.get_account_and_positions()
+    return AccountState(account=account, positions=_signed_positions(positions), as_of_us=as_of_us)
 
 
 def cached_account_state(broker: Broker, broker_account: BrokerAccount) -> AccountState:
     """The account and its positions: one look, cached, but never older than the desk's last
-    command on the account (a look that started before it is stale, even if stored after)."""
+    command on the account."""
     found = cache.get_many([_account_key(broker_account), _changed_key(broker_account)])
-    state, changed = (
-        found.get(_account_key(broker_account)),
-        found.get(_changed_key(broker_account)),
-    )
-    if state is not None and (changed is None or state.as_of > changed):
+    state = found.get(_account_key(broker_account))
+    if _fresh(state, found.get(_changed_key(broker_account))):
         return state
-    as_of = time.time()
-    account, positions = broker.get_account_and_positions()
-    state = AccountState(account=account, positions=_signed_positions(positions), as_of=as_of)
+    state = _look(broker)
     cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
     return state
+
+
+def current_account_state(
+    broker: Broker, broker_account: BrokerAccount, looked: AccountState
+) -> AccountState:
+    """`looked` (read a moment ago, by prefetch) while no command on the account came after
+    it began (one read, of the mark); else as cached_account_state."""
+    if _fresh(looked, cache.get(_changed_key(broker_account))):
+        return looked
+    return cached_account_state(broker, broker_account)
 
 
 def _signed_positions(positions: list[types.Position]) -> dict[str, Decimal]:
@@ -240,35 +266,59 @@ def _signed_positions(positions: list[types.Position]) -> dict[str, Decimal]:
     }
 
 
-# The mark (`changed`) only moves forward: its writers take turns on the account (a lock
-# in the cache, as the cache has no compare-and-set).
-_MARK_LOCK_SECONDS = 2
-_MARK_LOCK_WAIT = 0.5
+# The mark (`changed`) only moves forward. The cache has no compare-and-set: on Redis a
+# script reads, compares and writes in one step; the other cache the desk runs on is the
+# local-memory one, which lives in its process, so its writers taking turns on a lock of the
+# process is enough.
+_MARK_LOCK = threading.Lock()
+# KEYS: the mark, the look. ARGV: the new mark, its expiry, the look as the cache stores it
+# ('' when forgetting: a pickle is never empty), its expiry (0: not kept, as cache.set).
+_MARK_SCRIPT = """
+local stored = redis.call('GET', KEYS[1])
+local ahead = (tonumber(stored) or -1) >= tonumber(ARGV[1])
+local forget = ARGV[3] == ''
+if ahead and not forget then return 0 end
+redis.call('SET', KEYS[1], ahead and stored or ARGV[1], 'EX', ARGV[2])
+if forget or tonumber(ARGV[4]) == 0 then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+end
+return 1
+"""
 
 
-@contextlib.contextmanager
-def _marking(broker_account: BrokerAccount) -> Iterator[float | None]:
-    """Hold the account's mark lock (given up on after _MARK_LOCK_WAIT: then the writer
-    goes ahead as before there was one); yields the mark as it stands."""
-    key = f"validation:account-marking:{broker_account.pk}"
-    deadline = time.monotonic() + _MARK_LOCK_WAIT
-    while not cache.add(key, 1, _MARK_LOCK_SECONDS) and time.monotonic() < deadline:
-        time.sleep(0.001)
-    try:
-        yield cache.get(_changed_key(broker_account))
-    finally:
-        cache.delete(key)  # held for a few cache calls, far below its expiry
-
-
-def _marked(broker_account: BrokerAccount, mark: float, state: AccountState | None) -> None:
-    """Set the mark, and the look that goes with it (None: no look, the cached one dropped),
-    in one cache call each."""
+def _move_mark(broker_account: BrokerAccount, mark_us: int, state: AccountState | None) -> None:
+    """Set the mark to `mark_us` with the look that goes with it (`state`), unless the mark
+    stands there or later already: then nothing is stored. Without a look (None), the cached
+    one is dropped either way, and a mark already later keeps its place."""
     # The mark is kept well past the cache's lifetime: a look in flight now is stored after it.
-    cache.set(_changed_key(broker_account), mark, settings.VALIDATION_CACHE_SECONDS + 60)
-    if state is None:
-        cache.delete(_account_key(broker_account))
-    else:
-        cache.set(_account_key(broker_account), state, settings.VALIDATION_CACHE_SECONDS)
+    mark_seconds = settings.VALIDATION_CACHE_SECONDS + 60
+    mark_key, state_key = _changed_key(broker_account), _account_key(broker_account)
+    redis = rediscache.redis_cache()
+    if redis is not None:
+        rediscache.run(
+            redis,
+            _MARK_SCRIPT,
+            [mark_key, state_key],
+            [
+                mark_us,
+                redis.get_backend_timeout(mark_seconds),
+                b"" if state is None else rediscache.serialized(redis, state),
+                redis.get_backend_timeout(settings.VALIDATION_CACHE_SECONDS),
+            ],
+        )
+        return
+    with _MARK_LOCK:
+        stored = cache.get(mark_key)
+        ahead = stored is not None and stored >= mark_us
+        if ahead and state is not None:
+            return
+        cache.set(mark_key, stored if ahead else mark_us, mark_seconds)
+        if state is None:
+            cache.delete(state_key)
+        else:
+            cache.set(state_key, state, settings.VALIDATION_CACHE_SECONDS)
 
 
 def remember_account_state(
@@ -281,14 +331,12 @@ def remember_account_state(
     s, once committed): keep that as the look (the next check needs no broker call), and,
     like forget_account_state, make looks that started before it stale. A mark already past
     `as_of` (another command, or a forget, came after) keeps its place: nothing is stored."""
-    with _marking(broker_account) as changed:
-        if changed is not None and changed >= as_of:
-            return
-        # Newer than the mark it sets: a look counts only if it began after one.
-        state = AccountState(
-            account=account, positions=_signed_positions(positions), as_of=as_of + 1e-6
-        )
-        _marked(broker_account, as_of, state)
+    mark_us = math.ceil(as_of * 1_000_000)  # rounded up: a look at the same instant is stale
+    # Newer than the mark it sets: a look counts only if it began after one.
+    state = AccountState(
+        account=account, positions=_signed_positions(positions), as_of_us=mark_us + 1
+    )
+    _move_mark(broker_account, mark_us, state)
 
 
 def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
@@ -302,35 +350,69 @@ def account_changed(broker: Broker, broker_account: BrokerAccount) -> None:
 
 def forget_account_state(broker_account: BrokerAccount) -> None:
     """An order changed the account at the broker: looks that started before now are stale."""
-    with _marking(broker_account) as changed:
-        _marked(broker_account, max(time.time(), changed or 0), None)
+    _move_mark(broker_account, _now_us(), None)
 
 
-def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> None:
-    """Warm the broker look-ups a check needs, so the gate's lock waits on no broker call."""
-    cached_account_state(broker, broker_account)
-    if SYMBOL_RE.fullmatch(symbol):
-        cached_asset(broker, symbol)
-        cached_quote(broker, symbol)
+@dataclass(frozen=True)
+class Prefetched:
+    """One check's broker look-ups, read before the caller's lock: the account (checked
+    against its mark again once the check has read the desk's orders), the asset (None: the
+    broker knows no such symbol) and the quote (None: none). For a symbol that is no ticker
+    (refused before either is needed) both are None."""
+
+    account_state: AccountState
+    asset: types.Asset | None
+    quote: types.Quote | None
+
+
+def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> Prefetched:
+    """The broker look-ups a check needs, so the gate's lock waits on no broker call: one
+    cache read for all of them; the ones missing (or stale) asked of the broker and stored
+    in one cache call."""
+    state_key, changed_key = _account_key(broker_account), _changed_key(broker_account)
+    asset_key, quote_key = _asset_key(broker, symbol), _quote_key(broker, symbol)
+    ticker = SYMBOL_RE.fullmatch(symbol) is not None
+    found = cache.get_many([state_key, changed_key, *((asset_key, quote_key) if ticker else ())])
+    loaded: dict[str, object] = {}
+    state = found.get(state_key)
+    if not _fresh(state, found.get(changed_key)):
+        state = loaded[state_key] = _look(broker)
+    if ticker and asset_key not in found:
+        loaded[asset_key] = _asset_at(broker, symbol)
+    if ticker and quote_key not in found:
+        loaded[quote_key] = _quote_at(broker, symbol)
+    if loaded:
+        cache.set_many(loaded, settings.VALIDATION_CACHE_SECONDS)
+    values = {**found, **loaded}
+    return Prefetched(account_state=state, asset=values.get(asset_key), quote=values.get(quote_key))
+
+
+def _asset_key(broker: Broker, symbol: str) -> str:
+    return f"validation:asset:{broker.provider}:{symbol}"
+
+
+def _asset_at(broker: Broker, symbol: str) -> types.Asset | None:
+    try:
+        return broker.get_asset(symbol)
+    except OrderRejected:
+        return None
 
 
 def cached_asset(broker: Broker, symbol: str) -> types.Asset | None:
     """The asset, or None when the broker knows no such symbol."""
+    return _cached(_asset_key(broker, symbol), lambda: _asset_at(broker, symbol))
 
-    def load() -> types.Asset | None:
-        try:
-            return broker.get_asset(symbol)
-        except OrderRejected:
-            return None
 
-    return _cached(f"validation:asset:{broker.provider}:{symbol}", load)
+def _quote_key(broker: Broker, symbol: str) -> str:
+    return f"validation:quote:{broker.provider}:{symbol}"
+
+
+def _quote_at(broker: Broker, symbol: str) -> types.Quote | None:
+    return broker.get_latest_quotes([symbol]).get(symbol)
 
 
 def cached_quote(broker: Broker, symbol: str) -> types.Quote | None:
-    def load() -> types.Quote | None:
-        return broker.get_latest_quotes([symbol]).get(symbol)
-
-    return _cached(f"validation:quote:{broker.provider}:{symbol}", load)
+    return _cached(_quote_key(broker, symbol), lambda: _quote_at(broker, symbol))
 
 
 # --- helpers -----------------------------------------------------------------
@@ -376,6 +458,7 @@ class _Check:
     # The open order a replace would replace: judged without it (its legs and parent too).
     replacing: Order | None = None
     halts: list[TradingHalt] | None = None
+    prefetched: Prefetched | None = None
     verdict: Verdict = field(default_factory=Verdict)
     asset: types.Asset | None = None
 
@@ -406,6 +489,8 @@ class _Check:
 
     @cached_property
     def quote(self) -> types.Quote | None:
+        if self.prefetched is not None:
+            return self.prefetched.quote
         return cached_quote(self.broker, self.order.symbol)
 
     @property
@@ -422,6 +507,10 @@ class _Check:
         # account read after it (a command's account change is kept or forgotten before its
         # answer is recorded), so no order escapes both and none is missed.
         _ = self.book
+        if self.prefetched is not None:
+            return current_account_state(
+                self.broker, self.broker_account, self.prefetched.account_state
+            )
         return cached_account_state(self.broker, self.broker_account)
 
     @property
@@ -608,7 +697,11 @@ def _symbol(check: _Check) -> None:
     symbol = check.order.symbol
     if not SYMBOL_RE.fullmatch(symbol):
         check.error("invalid_symbol", "symbol", "Use a ticker like AAPL or BRK.B.")
-    asset = cached_asset(check.broker, symbol)
+    asset = (
+        check.prefetched.asset
+        if check.prefetched is not None
+        else cached_asset(check.broker, symbol)
+    )
     if asset is None:
         check.error("unknown_symbol", "symbol", f"{symbol} is not a known asset.")
     if not asset.tradable or asset.status != "active":
@@ -1073,10 +1166,12 @@ def validate_order(
     now: datetime | None = None,
     replacing: Order | None = None,
     halts: list[TradingHalt] | None = None,
+    prefetched: Prefetched | None = None,
 ) -> Verdict:
     """Judge `order` in the gate's order: kill switch, shape, desk limits, buying power,
     wash trade, warnings. With `replacing`, `order` is what that open order would become.
-    `halts` are the active kill switches when the caller has read them already."""
+    `halts` are the active kill switches when the caller has read them already, `prefetched`
+    the broker look-ups (prefetch for `order`'s symbol): not read from the cache again."""
     check = _Check(
         order=order,
         broker=broker,
@@ -1085,6 +1180,7 @@ def validate_order(
         now=now or timezone.now(),
         replacing=replacing,
         halts=halts,
+        prefetched=prefetched,
     )
     try:
         _halted(check)

@@ -4,8 +4,9 @@ A rule's limit lives in the service that owns the rule, so every door (API, page
 gateway, task) meets the same counter: the API answers RateLimitExceeded with 429 and
 Retry-After, a page with a form error saying when to retry.
 
-Fixed windows: `cache.add` opens a window's counter, `cache.incr` counts in it (both atomic in
-Redis and in the local-memory cache), so N simultaneous requests get exactly `count` through.
+Fixed windows: a window's counter is opened with its expiry and counted in atomically, so N
+simultaneous requests get exactly `count` through: on Redis by one script (INCR, and EXPIRE
+when it opened the counter: one round trip), elsewhere by `cache.add` then `cache.incr`.
 A burst across a window's edge may see up to twice the rate, which is acceptable for limits
 whose job is to stop floods, not to meter.
 """
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
+
+from . import rediscache
 
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
@@ -76,16 +79,31 @@ def hit(scope: str, key: str, rate: str | Rate | None, *, store: BaseCache | Non
     rate = _as_rate(rate)
     if rate is None:
         return
-    store = store or cache
     cache_key, retry_after = _window(scope, key, rate, time.time())
-    store.add(cache_key, 0, rate.seconds + 1)
-    try:
-        used = store.incr(cache_key)
-    except ValueError:  # expired between add and incr: this request opens the window
-        store.add(cache_key, 1, rate.seconds + 1)
-        used = 1
+    used = _count(store or cache, cache_key, rate.seconds + 1)
     if used > rate.count:
         raise RateLimitExceeded(scope, retry_after)
+
+
+# The counter and its expiry in one step: no counter is ever left without one.
+_COUNT_SCRIPT = """
+local used = redis.call('INCR', KEYS[1])
+if used == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return used
+"""
+
+
+def _count(store: BaseCache, cache_key: str, timeout: int) -> int:
+    """Count one in `cache_key`'s counter (opened for `timeout` s); the count so far."""
+    redis = rediscache.redis_cache(store)
+    if redis is not None:
+        return rediscache.run(redis, _COUNT_SCRIPT, [cache_key], [timeout])
+    store.add(cache_key, 0, timeout)
+    try:
+        return store.incr(cache_key)
+    except ValueError:  # expired between add and incr: this request opens the window
+        store.add(cache_key, 1, timeout)
+        return 1
 
 
 def check(scope: str, key: str, rate: str | Rate | None) -> None:

@@ -229,7 +229,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "tradedesk.rediscache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "tradedesk",
         }

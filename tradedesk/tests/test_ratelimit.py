@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
+import redis.connection
+from django.conf import settings
 from django.core.cache import cache
 
+from conftest import require_service
 from tradedesk import ratelimit
 from tradedesk.ratelimit import Rate, RateLimitExceeded
 
@@ -85,3 +89,50 @@ def test_simultaneous_requests_get_exactly_the_count_through():
     for thread in threads:
         thread.join()
     assert len(passed) == 5
+
+
+def test_a_window_counts_until_its_end_and_the_next_one_starts_at_one(monkeypatch):
+    clock = [7 * 86400.0 + 10]  # 10 s into a minute
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: clock[0]))
+    ratelimit.hit("place", "user:3", "2/min")
+    clock[0] += 49
+    ratelimit.hit("place", "user:3", "2/min")
+    with pytest.raises(RateLimitExceeded) as refused:
+        ratelimit.hit("place", "user:3", "2/min")
+    assert refused.value.retry_after == 1  # 59 s into the minute
+
+    clock[0] += 1  # the next minute
+    ratelimit.hit("place", "user:3", "2/min")
+    ratelimit.hit("place", "user:3", "2/min")
+    with pytest.raises(RateLimitExceeded) as refused:
+        ratelimit.hit("place", "user:3", "2/min")
+    assert refused.value.retry_after == 60
+
+
+@pytest.mark.services
+def test_on_redis_a_hit_is_one_round_trip_and_its_counter_expires_after_the_window(
+    monkeypatch,
+):
+    require_service("Redis (REDIS_URL)", bool(settings.REDIS_URL))
+    rate = Rate(2, 60)
+    ratelimit.hit("warm", "up", rate)  # the script is loaded on its first run
+    sent = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(connection, *args, **kwargs):
+        sent.append(1)
+        return send(connection, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    ratelimit.hit("place", "user:4", rate)
+    assert len(sent) == 1
+
+    key = ratelimit._window("place", "user:4", rate, ratelimit.time.time())[0]
+    client = cache._cache.get_client(write=True)
+    opened = client.ttl(cache.make_key(key))
+    assert 60 <= opened <= 61  # the window's length and a second
+    ratelimit.hit("place", "user:4", rate)
+    with pytest.raises(RateLimitExceeded):
+        ratelimit.hit("place", "user:4", rate)
+    assert cache.get(key) == 3  # as the cache reads it (check() does)
+    assert client.ttl(cache.make_key(key)) <= opened  # later hits do not push the expiry

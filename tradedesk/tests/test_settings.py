@@ -135,7 +135,7 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis(tmp_path):
     assert values["ENGINE"] == "django.db.backends.postgresql"
     assert values["NAME"] == "tradedesk"
     assert values["CHANNEL_BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert values["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["CACHE_BACKEND"] == "tradedesk.rediscache.RedisCache"  # Django's, kept clients
     assert values["CELERY_BROKER_URL"] == redis_url
     assert values["SIM_ALWAYS_OPEN"] is False
     assert values["MAX_ORDER_QUANTITY"] == "250.5"
