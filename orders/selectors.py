@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -148,12 +150,13 @@ def _book_sql() -> str:
     terminal = ", ".join(_literal(status) for status in sorted(types.TERMINAL_STATUSES))
     table, accounts = quote(order.db_table), quote(BrokerAccount._meta.db_table)
     return (
-        f"SELECT {columns}, (SELECT COUNT(*) FROM {table} p"  # noqa: S608 (our identifiers)
+        f"SELECT {columns}, t.placed, t.last_id"  # noqa: S608 (our identifiers)
+        f" FROM {accounts} b CROSS JOIN (SELECT COUNT(*) AS placed, MAX(p.id) AS last_id"
+        f" FROM {table} p"
         f" WHERE {column('user', 'p')} = %s AND {column('created_at', 'p')} >= %s"
         f" AND {column('parent', 'p')} IS NULL"
-        f" AND NOT ({column('placed_via', 'p')} = {_literal('sync')}))"
-        f" AS placed_today"
-        f" FROM {accounts} b LEFT JOIN (SELECT * FROM {table} o{_open_orders_index()}"
+        f" AND NOT ({column('placed_via', 'p')} = {_literal('sync')}) AND p.id > %s) t"
+        f" LEFT JOIN (SELECT * FROM {table} o{_open_orders_index()}"
         f" WHERE {column('broker_account')} = %s"
         f" AND NOT ({column('status')} IN ({terminal}))"
         f" AND ({column('symbol')} = %s OR {column('broker_order_id')} = '')) o ON 1 = 1"
@@ -161,8 +164,43 @@ def _book_sql() -> str:
     )
 
 
+UNREAD = object()  # a PlacedCount the caller did not read: read it here
+
+
+@dataclass(frozen=True)
+class PlacedCount:
+    """How many orders a user placed through the desk on the day that began at `since`, up
+    to and including order `last_id`; read when `taken_at` (epoch s)."""
+
+    since: datetime
+    count: int
+    last_id: int
+    taken_at: float
+
+
+# A read counts only the orders after the user's last PlacedCount, so the 5,000th order of a
+# day reads what the 10th does; a new one is kept once that many more have been counted.
+PLACED_COUNT_EVERY = 50
+# The orders after a PlacedCount were created at most this long before it was taken (their
+# clocks may differ from the one that took it by that much).
+_PLACED_CLOCK_MARGIN = timedelta(seconds=60)
+
+
+def placed_count_key(user_id: int) -> str:
+    return f"orders:placed-count:{user_id}"
+
+
+def forget_placed_count(user_id: int) -> None:
+    """An order of the user was deleted: a kept count may include it."""
+    cache.delete(placed_count_key(user_id))
+
+
 def exposure_and_placed_today(
-    broker_account: BrokerAccount, symbol: str, user: User, since: datetime
+    broker_account: BrokerAccount,
+    symbol: str,
+    user: User,
+    since: datetime,
+    placed: PlacedCount | object | None = UNREAD,
 ) -> tuple[list[Order], int]:
     """The account's orders that can still trade in `symbol` and its unconfirmed open orders
     in any symbol (a status the desk doesn't know counts as open), oldest first, as the desk
@@ -173,14 +211,37 @@ def exposure_and_placed_today(
 
     One read: the account's row with those orders joined (none: one row of NULLs) and the
     count beside, each served by a partial index (order_open_account_symbol,
-    order_user_placed) that holds no filled order."""
-    since = connection.ops.adapt_datetimefield_value(since)
-    params = [user.pk, since, broker_account.pk, symbol, broker_account.pk]
+    order_user_placed) that holds no filled order. The count starts from the user's kept
+    PlacedCount (`placed`: as the caller read it from the cache, else read here) and counts
+    only the orders after it: every order of the user placed through the desk is recorded
+    under the gate's lock on the user's accounts and committed before the next is judged, so
+    none can appear later with an id below one already counted."""
+    if placed is UNREAD:
+        placed = cache.get(placed_count_key(user.pk))
+    if not isinstance(placed, PlacedCount) or placed.since != since:
+        placed = None
+    taken_at = time.time()
+    after = since
+    if placed is not None:
+        after = max(since, datetime.fromtimestamp(placed.taken_at, UTC) - _PLACED_CLOCK_MARGIN)
+    params = [
+        user.pk,
+        connection.ops.adapt_datetimefield_value(after),
+        placed.last_id if placed else 0,
+        broker_account.pk,
+        symbol,
+        broker_account.pk,
+    ]
     found = rows.fetch(_book_sql(), params)
     # Loaded by a shape built once (a raw queryset built its converters for every read);
     # the NULL row of no orders loads as None.
     orders = [order for row in found if (order := rows.shape(Order).load(row)) is not None]
-    return orders, found[0][-1] if found else 0
+    counted, last_id = (found[0][-2], found[0][-1]) if found else (0, None)
+    total = counted + (placed.count if placed else 0)
+    if last_id is not None and (placed is None or counted >= PLACED_COUNT_EVERY):
+        kept = PlacedCount(since=since, count=total, last_id=last_id, taken_at=taken_at)
+        cache.set(placed_count_key(user.pk), kept, 2 * 24 * 3600)
+    return orders, total
 
 
 def unconfirmed_orders(broker_account: BrokerAccount | None = None) -> QuerySet[Order]:

@@ -216,7 +216,7 @@ def _gate(
     if refusal is not None:
         raise OrderInvalid(Verdict(errors=[refusal]))
     throttles.limit(counted or user, command)
-    prefetched = prefetch(broker, broker_account, order_input.symbol)
+    prefetched = prefetch(broker, broker_account, order_input.symbol, user)
     with transaction.atomic():
         _lock_accounts(user, broker_account)
         verdict = validate_order(
@@ -326,7 +326,7 @@ def _submit(
         snapshot = broker.submit_order(request)
         account_changed(broker, order.broker_account)
     except RateLimited:
-        order.delete()  # the broker refused before acting: nothing was placed
+        _unrecord(order)  # the broker refused before acting: nothing was placed
         raise
     except OrderRejected as exc:
         with transaction.atomic():
@@ -426,6 +426,13 @@ def _by_client_order_id_sql() -> str:
         f"SELECT {rows.shape(Order).columns('o')} FROM {quoted(Order._meta.db_table)} o"  # noqa: S608
         f" WHERE o.{quoted('broker_account_id')} = %s AND o.{quoted('client_order_id')} = %s"
     )
+
+
+def _unrecord(order: Order) -> None:
+    """Take back an order recorded pending that the broker never acted on; a kept count of
+    the user's orders today may hold it (selectors.PlacedCount)."""
+    order.delete()
+    selectors.forget_placed_count(order.user_id)
 
 
 def _by_client_order_id(broker_account: BrokerAccount, client_order_id: str) -> Order | None:
@@ -623,10 +630,10 @@ def replace_order(
     try:
         snapshot = broker.replace_order(order.broker_order_id, request)
     except (NotCancelable, OrderNotFound) as exc:
-        pending.delete()
+        _unrecord(pending)
         raise _refused(order, broker, exc, "not_replaceable") from exc
     except (OrderRejected, RateLimited):
-        pending.delete()  # refused before acting: nothing was replaced
+        _unrecord(pending)  # refused before acting: nothing was replaced
         raise
     except BrokerUnavailable as exc:
         # The broker may have replaced it: keep the pending row for the reconciler.

@@ -363,16 +363,29 @@ class Prefetched:
     account_state: AccountState
     asset: types.Asset | None
     quote: types.Quote | None
+    # The user's kept count of the day's orders (selectors.PlacedCount, None: none kept),
+    # read in the same cache call; absent when prefetch was not told the user.
+    placed_count: object = selectors.UNREAD
 
 
-def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> Prefetched:
+def prefetch(
+    broker: Broker, broker_account: BrokerAccount, symbol: str, user: User | None = None
+) -> Prefetched:
     """The broker look-ups a check needs, so the gate's lock waits on no broker call: one
-    cache read for all of them; the ones missing (or stale) asked of the broker and stored
-    in one cache call."""
+    cache read for all of them (and `user`'s kept count of the day's orders); the ones
+    missing (or stale) asked of the broker and stored in one cache call."""
     state_key, changed_key = _account_key(broker_account), _changed_key(broker_account)
     asset_key, quote_key = _asset_key(broker, symbol), _quote_key(broker, symbol)
+    placed_key = selectors.placed_count_key(user.pk) if user is not None else None
     ticker = SYMBOL_RE.fullmatch(symbol) is not None
-    found = cache.get_many([state_key, changed_key, *((asset_key, quote_key) if ticker else ())])
+    found = cache.get_many(
+        [
+            state_key,
+            changed_key,
+            *((asset_key, quote_key) if ticker else ()),
+            *((placed_key,) if placed_key else ()),
+        ]
+    )
     loaded: dict[str, object] = {}
     state = found.get(state_key)
     if not _fresh(state, found.get(changed_key)):
@@ -384,7 +397,12 @@ def prefetch(broker: Broker, broker_account: BrokerAccount, symbol: str) -> Pref
     if loaded:
         cache.set_many(loaded, settings.VALIDATION_CACHE_SECONDS)
     values = {**found, **loaded}
-    return Prefetched(account_state=state, asset=values.get(asset_key), quote=values.get(quote_key))
+    return Prefetched(
+        account_state=state,
+        asset=values.get(asset_key),
+        quote=values.get(quote_key),
+        placed_count=found.get(placed_key) if placed_key else selectors.UNREAD,
+    )
 
 
 def _asset_key(broker: Broker, symbol: str) -> str:
@@ -546,7 +564,11 @@ class _Check:
         placed today (one read)."""
         today = self.now.astimezone(calendar.market_zone()).date()
         return selectors.exposure_and_placed_today(
-            self.broker_account, self.order.symbol, self.user, day_trades.day_start(today)
+            self.broker_account,
+            self.order.symbol,
+            self.user,
+            day_trades.day_start(today),
+            self.prefetched.placed_count if self.prefetched is not None else selectors.UNREAD,
         )
 
     @cached_property

@@ -51,6 +51,7 @@ def _state(account) -> validation.AccountState | None:
 def test_a_market_order_makes_no_more_than_its_redis_round_trips(place, monkeypatch):
     require_service("Redis (REDIS_URL)", bool(settings.REDIS_URL))
     assert place().status_code == 201  # the scripts are loaded, the look-ups cached
+    assert place().status_code == 201  # the day's count kept (once, then every 50 orders)
     sent: list[bytes] = []
     send = redis.connection.AbstractConnection.send_packed_command
 
