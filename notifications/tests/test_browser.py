@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from conftest import PASSWORD, browser_page, log_in
 from market.tests.stream.processes import (
@@ -116,7 +117,8 @@ def test_without_the_stream_a_new_notification_still_toasts(page, trader):
     # The first poll marks what is there already.
     with page.expect_response(lambda response: "/api/v1/notifications/" in response.url):
         page.goto("/accounts/notifications/")
-    assert page.locator("#live-state").inner_text() == "● Updating every few seconds"
+    # The page writes its state once it has handled that answer: wait for it, not just it.
+    expect(page.locator("#live-state")).to_have_text("● Updating every few seconds")
     Notification.objects.create(user=trader, kind="rejected", title="Rejected: buy 1 MSFT")
 
     toast = page.locator(".toast.rejected")
