@@ -235,7 +235,8 @@ def exposure_and_placed_today(
     found = rows.fetch(_book_sql(), params)
     # Loaded by a shape built once (a raw queryset built its converters for every read);
     # the NULL row of no orders loads as None.
-    orders = [order for row in found if (order := rows.shape(Order).load(row)) is not None]
+    shape = rows.shape(Order)
+    orders = [order for row in found if (order := shape.load(row)) is not None]
     counted, last_id = (found[0][-2], found[0][-1]) if found else (0, None)
     total = counted + (placed.count if placed else 0)
     if last_id is not None and (placed is None or counted >= PLACED_COUNT_EVERY):

@@ -168,10 +168,10 @@ def _lost_if_overdue(order: Order, now: datetime) -> Order:
 
 @functools.cache
 def _lock_accounts_sql() -> str:
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     return (
         f"SELECT {quoted('id')} FROM {quoted(BrokerAccount._meta.db_table)}"  # noqa: S608
-        f" WHERE {quoted('user_id')} = %s OR {quoted('id')} = %s ORDER BY {quoted('id')}{lock}"
+        f" WHERE {quoted('user_id')} = %s OR {quoted('id')} = %s ORDER BY {quoted('id')}"
+        " FOR UPDATE"
     )
 
 
@@ -179,9 +179,11 @@ def _lock_accounts(user: User, broker_account: BrokerAccount) -> None:
     """The gate's lock: the user's broker-account rows (pk order, so two gates never wait on
     each other crosswise), held until the caller's transaction ends. Per account it keeps
     the account's limits; over all of the user's, MAX_DAILY_TRADES (counted per user).
-    SQLite has no row locks: its IMMEDIATE transactions (settings) serialize writers.
-    Written as SQL once: the ORM took longer to build the statement than to run it."""
-    rows.fetch(_lock_accounts_sql(), [user.pk, broker_account.pk])
+    SQLite has no row locks: its IMMEDIATE transactions (settings) serialize writers, so
+    there is nothing to read. Written as SQL once: the ORM took longer to build the statement
+    than to run it."""
+    if connection.features.has_select_for_update:
+        rows.fetch(_lock_accounts_sql(), [user.pk, broker_account.pk])
 
 
 @counted_refusals
